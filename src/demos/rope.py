@@ -1,0 +1,92 @@
+"""Rotary position embeddings (RoPE) in the split-halves convention of transformers.
+
+RoPE turns a position into a rotation: channel pair ``(i, i + d/2)`` of a query or key
+vector at position ``m`` is rotated by the angle ``m * theta_i`` with
+``theta_i = base ** (-2i / d)``. The dot product of a rotated query and key then depends
+only on the distance between their positions [su2021roformer]. Meta's original Llama code
+rotates *adjacent* pairs ``(2i, 2i + 1)``; transformers permutes the q/k projection rows
+when it converts checkpoints and rotates *halves* instead. We follow transformers.
+
+Axes:
+    b  batch
+    h  heads (query heads or key/value heads: RoPE treats them alike)
+    t  positions
+    d  head dimension (even); the d/2 frequencies are indexed by i
+
+References:
+    su2021roformer  RoFormer: Enhanced Transformer with Rotary Position Embedding, Eq. (34).
+
+Reference implementation:
+    transformers==5.23.0, models/llama/modeling_llama.py::LlamaRotaryEmbedding,
+    ::rotate_half and ::apply_rotary_pos_emb
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def rope_inv_freq(head_dim: int, base: float = 10000.0, device: torch.device | None = None) -> torch.Tensor:
+    """The d/2 angular frequencies ``theta_i = base ** (-2i / d)``, float32, shape ``(d/2,)``."""
+    if not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
+        raise ValueError(f"head_dim ({head_dim!r}) must be a positive even integer")
+    if not base > 1.0:
+        raise ValueError(f"base ({base!r}) must be greater than 1")
+    i2 = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device)  # (d/2,): 0, 2, 4, ...
+    return 1.0 / (base ** (i2 / head_dim))
+
+
+def rope_cos_sin(
+    positions: torch.Tensor,
+    head_dim: int,
+    base: float = 10000.0,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosines and sines of the rotation angles for integer ``positions``.
+
+    Args:
+        positions: integer positions, shape ``(t,)`` or ``(b, t)``.
+        head_dim: ``d``, the size of each head (even).
+        base: the RoPE base (Llama 2: 10000; Llama 3: 500000).
+        dtype: dtype of the returned tables. Angles are always computed in float32, as in
+            transformers, because ``m * theta_i`` loses precision in half precision at large ``m``.
+
+    Returns:
+        ``(cos, sin)``, each of shape ``positions.shape + (d,)``: the d/2 angles repeated twice,
+        once for each half of the head.
+    """
+    if positions.dtype.is_floating_point or positions.dtype == torch.bool:
+        raise ValueError(f"positions must be an integer tensor, got dtype {positions.dtype}")
+    inv_freq = rope_inv_freq(head_dim, base, device=positions.device)  # (d/2,)
+    angles = positions[..., None].float() * inv_freq  # (..., t, d/2): m * theta_i
+    angles = torch.cat((angles, angles), dim=-1)  # (..., t, d): same angle for channel i and i + d/2
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``(x1, x2) -> (-x2, x1)`` on the two halves of the last axis: a 90-degree turn of each pair."""
+    x1, x2 = x.chunk(2, dim=-1)  # (..., d/2) each
+    return torch.cat((-x2, x1), dim=-1)  # (..., d)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate queries or keys by their positions' angles.
+
+    Args:
+        x: ``(b, h, t, d)`` queries or keys.
+        cos, sin: from :func:`rope_cos_sin`, shape ``(t, d)`` (shared by the batch) or ``(b, t, d)``.
+
+    Returns:
+        ``x * cos + rotate_half(x) * sin``, shape ``(b, h, t, d)``; in 2-D coordinates, each pair
+        ``(x_i, x_{i+d/2})`` becomes ``(x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin)``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (b, h, t, d), got {tuple(x.shape)}")
+    if cos.shape != sin.shape or cos.dim() not in (2, 3) or cos.shape[-2:] != x.shape[-2:]:
+        raise ValueError(
+            f"cos and sin must both have shape (t, d) or (b, t, d) with (t, d) = {tuple(x.shape[-2:])}, "
+            f"got {tuple(cos.shape)} and {tuple(sin.shape)}"
+        )
+    if cos.dim() == 3:
+        cos, sin = cos[:, None], sin[:, None]  # (b, 1, t, d): broadcast over heads
+    return x * cos + rotate_half(x) * sin

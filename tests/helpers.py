@@ -1,0 +1,50 @@
+"""Builders for tiny random transformers models (nothing downloaded, eager attention)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+def randomize_(module: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
+    """Give every weight a visible random value (HF's init is tiny, which would make parity too easy).
+
+    Norm weights stay near one, as after training, so activations keep a sensible scale.
+    """
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0.0, std)
+    return module
+
+
+def tiny_llama_config(num_key_value_heads: int = 2, **overrides) -> LlamaConfig:
+    fields = dict(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=56,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=num_key_value_heads,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        attn_implementation="eager",
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    fields.update(overrides)
+    return LlamaConfig(**fields)
+
+
+def tiny_llama(num_key_value_heads: int = 2, device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides):
+    """A randomly initialised ``LlamaForCausalLM`` with visible (not near-zero) weights."""
+    model = LlamaForCausalLM(tiny_llama_config(num_key_value_heads, **overrides))
+    randomize_(model)
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def grads_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad for n, p in model.named_parameters()}

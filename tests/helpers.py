@@ -5,19 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-
-def randomize_(module: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
-    """Give every weight a visible random value (HF's init is tiny, which would make parity too easy).
-
-    Norm weights stay near one, as after training, so activations keep a sensible scale.
-    """
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "norm" in name:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
-                p.normal_(0.0, std)
-    return module
+from demos.book import randomize_weights_ as randomize_
 
 
 def tiny_llama_config(num_key_value_heads: int = 2, **overrides) -> LlamaConfig:

@@ -1,0 +1,66 @@
+"""Small helpers the chapters share: show a function's source, report a parity comparison.
+
+Kept here so that every chapter shows code the same way, and the code itself lives in one
+place (the module it comes from) rather than being copied into the notebook.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def show_source(obj: Callable[..., Any] | type) -> Any:
+    """Display the source of a function or class from ``demos`` as a highlighted code block.
+
+    Returns an IPython ``Markdown`` object (rendered by Jupyter, Colab and Jupyter Book alike).
+    """
+    from IPython.display import Markdown
+
+    return Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```")
+
+
+def randomize_weights_(module: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
+    """Give every weight a visible random value, in place; returns ``module``.
+
+    transformers initialises weights with std 0.02, which makes every output tiny and any
+    comparison too easy to pass. Norm weights stay near one, as after training.
+    """
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0.0, std)
+    return module
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``max |a - b|`` as a Python float, computed in float64."""
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    return (a.detach().double() - b.detach().double()).abs().max().item()
+
+
+def parity_report(pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], tolerance: float = 1e-5) -> str:
+    """One line per compared quantity: ``max |ours - transformers|`` and whether it is within ``tolerance``.
+
+    Args:
+        pairs: name -> (ours, reference).
+        tolerance: the bar each difference must stay under.
+
+    Returns:
+        The report as text (chapters print it), ending with ``PARITY OK`` or ``PARITY FAILED``.
+    """
+    lines, worst = [], 0.0
+    width = max(len(name) for name in pairs)
+    for name, (ours, ref) in pairs.items():
+        diff = max_abs_diff(ours, ref)
+        worst = max(worst, diff)
+        lines.append(f"{name:<{width}}  max |ours - transformers| = {diff:.3e}")
+    verdict = "PARITY OK" if worst <= tolerance else "PARITY FAILED"
+    lines.append(f"{verdict}: largest difference {worst:.3e} (tolerance {tolerance:.0e})")
+    return "\n".join(lines)

@@ -18,8 +18,11 @@ be held to 1e-5 absolute, since fp32's own spacing there is ~1.5e-5. So "1e-5" r
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import platform
+import subprocess
+from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -44,9 +47,16 @@ class Setting:
     grad_rtol: float
 
     def close(self, actual: torch.Tensor, expected: torch.Tensor, grad: bool = False, msg: str = "") -> None:
-        """``assert_close`` with this setting's tolerances, ``atol`` scaled by the tensor's largest magnitude if > 1."""
+        """``assert_close`` with this setting's tolerances, ``atol`` scaled by the tensor's largest magnitude if > 1.
+
+        Each comparison's error is also recorded (see ``PARITY_RESULTS`` below).
+        """
         atol, rtol = (self.grad_atol, self.grad_rtol) if grad else (self.atol, self.rtol)
-        atol = atol * max(1.0, expected.detach().abs().max().item())
+        scale = max(1.0, expected.detach().abs().max().item())
+        atol = atol * scale
+        if actual.shape == expected.shape:
+            err = (actual.detach().double() - expected.detach().double()).abs().max().item()
+            RECORDER.add(err, err / scale, grad)
         torch.testing.assert_close(
             actual, expected, atol=atol, rtol=rtol, msg=(lambda m: f"{msg}: {m}") if msg else None
         )
@@ -61,8 +71,87 @@ SETTINGS = {
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed(request: pytest.FixtureRequest) -> None:
     torch.manual_seed(0)
+    RECORDER.current = request.node.nodeid
+
+
+# ---- parity results file --------------------------------------------------------------------------
+# With PARITY_RESULTS=path set, the session writes every parity comparison's measured error and each
+# test's outcome to that JSON file (scripts/gpu_parity.sh uses this on a GPU machine). Errors are
+# max |ours - reference| ("abs") and the same divided by max(1, max |reference|) ("scaled"), the
+# quantity the tolerances above bound.
+
+
+@dataclass
+class Recorder:
+    current: str = ""
+    errors: dict[str, dict[str, float]] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    def add(self, err: float, scaled: float, grad: bool) -> None:
+        kind = "grad" if grad else "out"
+        rec = self.errors.setdefault(self.current, {})
+        rec[f"{kind}_abs"] = max(rec.get(f"{kind}_abs", 0.0), err)
+        rec[f"{kind}_scaled"] = max(rec.get(f"{kind}_scaled", 0.0), scaled)
+
+
+RECORDER = Recorder()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        RECORDER.outcomes[report.nodeid] = report.outcome
+
+
+def _environment() -> dict:
+    import transformers
+
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda_runtime"] = torch.version.cuda
+        try:
+            smi = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+            env["driver"] = subprocess.run(smi, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as error:
+            env["driver"] = f"unknown ({error})"
+    return env
+
+
+def _summarise() -> list[dict]:
+    """One row per (test function, setting): how many passed, and the largest errors measured."""
+    rows: dict[tuple[str, str], dict] = {}
+    for nodeid, outcome in RECORDER.outcomes.items():
+        file_func, _, params = nodeid.partition("[")
+        setting = next((s for s in SETTINGS if s in params), "-")
+        row = rows.setdefault(
+            (file_func, setting),
+            {"test": file_func, "setting": setting, "passed": 0, "failed": 0, "skipped": 0},
+        )
+        row[outcome] = row.get(outcome, 0) + 1
+        for key, value in RECORDER.errors.get(nodeid, {}).items():
+            row[f"max_{key}"] = max(row.get(f"max_{key}", 0.0), value)
+    for row in rows.values():
+        s = SETTINGS.get(row["setting"])
+        if s is not None:
+            row["tolerance"] = {"atol": s.atol, "rtol": s.rtol, "grad_atol": s.grad_atol, "grad_rtol": s.grad_rtol}
+    return sorted(rows.values(), key=lambda r: (r["test"], r["setting"]))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = os.environ.get("PARITY_RESULTS")
+    if not path:
+        return
+    counts = {k: sum(v == k for v in RECORDER.outcomes.values()) for k in ("passed", "failed", "skipped")}
+    result = {"environment": _environment(), "exit_status": int(exitstatus), "counts": counts, "rows": _summarise()}
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
 
 
 @pytest.fixture(params=list(SETTINGS), ids=list(SETTINGS))

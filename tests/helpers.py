@@ -29,9 +29,21 @@ def tiny_llama_config(num_key_value_heads: int = 2, **overrides) -> LlamaConfig:
 
 def tiny_llama(num_key_value_heads: int = 2, device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides):
     """A randomly initialised ``LlamaForCausalLM`` with visible (not near-zero) weights."""
-    model = LlamaForCausalLM(tiny_llama_config(num_key_value_heads, **overrides))
-    randomize_(model)
-    return model.to(device=device, dtype=dtype).eval()
+    model = randomize_(LlamaForCausalLM(tiny_llama_config(num_key_value_heads, **overrides)))
+    return cast_parameters(model, device, dtype).eval()
+
+
+def cast_parameters(model: torch.nn.Module, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """Move to ``device`` and cast the *parameters* to ``dtype``, keeping float buffers in fp32.
+
+    This is what ``from_pretrained(..., dtype=torch.bfloat16)`` gives: RoPE's ``inv_freq`` buffer stays
+    fp32. A plain ``model.to(torch.bfloat16)`` would round it to bf16 and make the reference, not our
+    code, the less accurate side of the comparison.
+    """
+    model.to(device)
+    for p in model.parameters():
+        p.data = p.data.to(dtype)
+    return model
 
 
 def grads_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from demos.attention import (
     sliding_window_mask,
 )
 from demos.rope import rope_cos_sin
-from helpers import randomize_, tiny_llama_config
+from helpers import cast_parameters, randomize_, tiny_llama_config
 
 H, D = 4, 8  # query heads and head size of the small random tensors below
 
@@ -139,7 +139,7 @@ def test_gqa_equals_mha_with_repeated_kv_weights(fp32_setting):
 @pytest.mark.parametrize("window", [None, 3])
 def test_layer_matches_llama_attention(setting, g, t, window):
     config = tiny_llama_config(num_key_value_heads=g)
-    hf = randomize_(LlamaAttention(config, layer_idx=0)).to(setting.device, setting.dtype)
+    hf = cast_parameters(randomize_(LlamaAttention(config, layer_idx=0)), setting.device, setting.dtype)
     ours = GroupedQueryAttention.from_hf(hf)
     if window is not None:  # Llama has no window: give HF's eager attention the sliding-window mask instead
         ours = GroupedQueryAttention(dataclasses.replace(ours.config, sliding_window=window))

@@ -14,9 +14,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "book").rglob("*.ipynb"))
+CHAPTER_PART = "Model families"  # every page in this part of _toc.yml is a model chapter with a parity cell
+
+
+def chapters() -> list[Path]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    part = next(p for p in toc["parts"] if p["caption"] == CHAPTER_PART)
+    return [ROOT / f"{entry['file']}.ipynb" for entry in part["chapters"]]
+
+
 NOTEBOOK_BUDGET_S = 60  # hard limit per notebook on a 2-core CPU; the target is 20 s
 
 
@@ -69,8 +79,13 @@ def test_book_builds_and_every_page_is_clean(built_book):
         assert "PARITY FAILED" not in html, f"{page.name}: a parity cell is over its tolerance"
 
 
+def test_chapters_are_notebooks():
+    missing = [p.name for p in chapters() if not p.exists()]
+    assert not missing, f"model chapters must be .ipynb (Colab opens only notebooks): {missing}"
+
+
 @pytest.mark.book
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", chapters(), ids=lambda p: p.name)
 def test_parity_cell_within_tolerance(built_book, path):
     html = (built_book / "html" / "book" / f"{path.stem}.html").read_text()
     diffs = [float(x) for x in re.findall(r"max \|ours - transformers\| = ([0-9.e+-]+)", html)]

@@ -19,3 +19,36 @@ def test_parity_report_passes_and_fails_at_the_tolerance():
 def test_max_abs_diff_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="shapes differ"):
         max_abs_diff(torch.zeros(2), torch.zeros(3))
+
+
+def test_parity_results_markdown_lists_each_parity_row():
+    from demos.book import parity_results_markdown
+
+    results = {
+        "environment": {
+            "python": "3.12",
+            "torch": "2.x",
+            "transformers": "5.x",
+            "gpu": "GPU-X",
+            "driver": "1",
+            "cuda_runtime": "13",
+        },
+        "counts": {"passed": 3, "failed": 1, "skipped": 0},
+        "rows": [
+            {
+                "test": "tests/t.py::test_a",
+                "setting": "cuda-fp32",
+                "passed": 2,
+                "failed": 1,
+                "skipped": 0,
+                "max_out_abs": 2.5e-6,
+                "max_out_scaled": 1e-6,
+                "tolerance": {"atol": 1e-5, "grad_atol": 1e-5},
+            },
+            {"test": "tests/t.py::test_bad_input", "setting": "-", "passed": 1, "failed": 0, "skipped": 0},
+        ],
+    }
+    text = parity_results_markdown(results)
+    assert "GPU-X" in text and "3 passed, 1 failed" in text
+    assert "| `test_a` | cuda-fp32 | 2/3 | 2.5e-06 | 1.0e-06 | – | – | 1e-05 / 1e-05 |" in text
+    assert "test_bad_input" not in text

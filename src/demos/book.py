@@ -64,3 +64,40 @@ def parity_report(pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], tolerance
     verdict = "PARITY OK" if worst <= tolerance else "PARITY FAILED"
     lines.append(f"{verdict}: largest difference {worst:.3e} (tolerance {tolerance:.0e})")
     return "\n".join(lines)
+
+
+def parity_results_markdown(results: dict) -> str:
+    """Render a parity results file (written by the tests with ``PARITY_RESULTS`` set) as Markdown.
+
+    One row per parity test and setting: tests passed, and the largest errors measured, both as
+    ``max |ours - reference|`` and scaled by ``max(1, max |reference|)``, next to the tolerance.
+    """
+    env, counts = results["environment"], results["counts"]
+    where = env.get("gpu", "CPU only")
+    lines = [
+        f"**Machine:** {where}"
+        + (f", driver {env['driver']}, CUDA {env['cuda_runtime']}" if "driver" in env else "")
+        + f"; Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}.",
+        "",
+        f"**Tests:** {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped.",
+        "",
+        "| test | setting | passed | outputs: max abs | outputs: scaled | gradients: max abs | gradients: scaled "
+        "| tolerance (out / grad) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def fmt(row: dict, key: str) -> str:
+        return f"{row[key]:.1e}" if key in row else "–"
+
+    for row in results["rows"]:
+        if "max_out_abs" not in row:  # not a parity comparison (a property or bad-input test)
+            continue
+        tol = row.get("tolerance", {})
+        tol_text = f"{tol['atol']:.0e} / {tol['grad_atol']:.0e}" if tol else "–"
+        total = row["passed"] + row["failed"]
+        lines.append(
+            f"| `{row['test'].split('::')[-1]}` | {row['setting']} | {row['passed']}/{total} "
+            f"| {fmt(row, 'max_out_abs')} | {fmt(row, 'max_out_scaled')} "
+            f"| {fmt(row, 'max_grad_abs')} | {fmt(row, 'max_grad_scaled')} | {tol_text} |"
+        )
+    return "\n".join(lines)

@@ -32,8 +32,10 @@ def rope_inv_freq(head_dim: int, base: float = 10000.0, device: torch.device | N
         raise ValueError(f"head_dim ({head_dim!r}) must be a positive even integer")
     if not base > 1.0:
         raise ValueError(f"base ({base!r}) must be greater than 1")
-    i2 = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device)  # (d/2,): 0, 2, 4, ...
-    return 1.0 / (base ** (i2 / head_dim))
+    # Computed on the CPU, then moved: transformers builds this buffer on the CPU too, and a GPU's pow
+    # can differ from the CPU's by one ulp, which at position 4096 moves an angle by ~1e-4 rad.
+    i2 = torch.arange(0, head_dim, 2, dtype=torch.float32)  # (d/2,): 0, 2, 4, ...
+    return (1.0 / (base ** (i2 / head_dim))).to(device)
 
 
 def rope_cos_sin(

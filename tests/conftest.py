@@ -46,7 +46,9 @@ class Setting:
     grad_atol: float
     grad_rtol: float
 
-    def close(self, actual: torch.Tensor, expected: torch.Tensor, grad: bool = False, msg: str = "") -> None:
+    def close(
+        self, actual: torch.Tensor, expected: torch.Tensor, grad: bool = False, msg: str = ""
+    ) -> None:
         """``assert_close`` with this setting's tolerances, ``atol`` scaled by the tensor's largest magnitude if > 1.
 
         Each comparison's error is also recorded (see ``PARITY_RESULTS`` below).
@@ -118,7 +120,9 @@ def _environment() -> dict:
         env["cuda_runtime"] = torch.version.cuda
         try:
             smi = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
-            env["driver"] = subprocess.run(smi, capture_output=True, text=True, timeout=30).stdout.strip()
+            env["driver"] = subprocess.run(
+                smi, capture_output=True, text=True, timeout=30
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError) as error:
             env["driver"] = f"unknown ({error})"
     return env
@@ -140,7 +144,12 @@ def _summarise() -> list[dict]:
     for row in rows.values():
         s = SETTINGS.get(row["setting"])
         if s is not None:
-            row["tolerance"] = {"atol": s.atol, "rtol": s.rtol, "grad_atol": s.grad_atol, "grad_rtol": s.grad_rtol}
+            row["tolerance"] = {
+                "atol": s.atol,
+                "rtol": s.rtol,
+                "grad_atol": s.grad_atol,
+                "grad_rtol": s.grad_rtol,
+            }
     return sorted(rows.values(), key=lambda r: (r["test"], r["setting"]))
 
 
@@ -148,8 +157,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = os.environ.get("PARITY_RESULTS")
     if not path:
         return
-    counts = {k: sum(v == k for v in RECORDER.outcomes.values()) for k in ("passed", "failed", "skipped")}
-    result = {"environment": _environment(), "exit_status": int(exitstatus), "counts": counts, "rows": _summarise()}
+    counts = {
+        k: sum(v == k for v in RECORDER.outcomes.values()) for k in ("passed", "failed", "skipped")
+    }
+    result = {
+        "environment": _environment(),
+        "exit_status": int(exitstatus),
+        "counts": counts,
+        "rows": _summarise(),
+    }
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
 

@@ -27,7 +27,12 @@ def tiny_llama_config(num_key_value_heads: int = 2, **overrides) -> LlamaConfig:
     return LlamaConfig(**fields)
 
 
-def tiny_llama(num_key_value_heads: int = 2, device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides):
+def tiny_llama(
+    num_key_value_heads: int = 2,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    **overrides,
+):
     """A randomly initialised ``LlamaForCausalLM`` with visible (not near-zero) weights."""
     model = randomize_(LlamaForCausalLM(tiny_llama_config(num_key_value_heads, **overrides)))
     return cast_parameters(model, device, dtype).eval()

@@ -9,7 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from transformers.masking_utils import causal_mask_function, sliding_window_causal_mask_function
-from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding, eager_attention_forward
+from transformers.models.llama.modeling_llama import (
+    LlamaAttention,
+    LlamaRotaryEmbedding,
+    eager_attention_forward,
+)
 from transformers.models.llama.modeling_llama import repeat_kv as hf_repeat_kv
 
 from demos.attention import (
@@ -43,7 +47,10 @@ def test_causal_mask_matches_transformers(t, s):
 @pytest.mark.parametrize("window", [1, 2, 3, 8, 64])
 @pytest.mark.parametrize("t,s", [(1, 1), (7, 7), (1, 11), (4, 11), (16, 16)])
 def test_sliding_window_mask_matches_transformers(t, s, window):
-    assert torch.equal(sliding_window_mask(t, s, window), hf_mask(sliding_window_causal_mask_function(window), t, s))
+    assert torch.equal(
+        sliding_window_mask(t, s, window),
+        hf_mask(sliding_window_causal_mask_function(window), t, s),
+    )
 
 
 def test_sliding_window_mask_sees_exactly_window_keys():
@@ -69,7 +76,9 @@ def hf_eager(q, k, v, mask: torch.Tensor | None):
     module = types.SimpleNamespace(num_key_value_groups=q.shape[1] // k.shape[1], training=False)
     additive = None
     if mask is not None:
-        additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, torch.finfo(q.dtype).min)
+        additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
+            ~mask, torch.finfo(q.dtype).min
+        )
     out, _ = eager_attention_forward(module, q, k, v, additive, scaling=q.shape[-1] ** -0.5)
     return out.transpose(1, 2)  # HF returns (b, t, h, d)
 
@@ -79,7 +88,11 @@ def hf_eager(q, k, v, mask: torch.Tensor | None):
 @pytest.mark.parametrize("window", [None, 1, 3, 100])
 def test_attention_matches_transformers_eager(setting, g, t, s, window):
     q, k, v = qkv(g, t, s, setting)
-    mask = causal_mask(t, s, q.device) if window is None else sliding_window_mask(t, s, window, q.device)
+    mask = (
+        causal_mask(t, s, q.device)
+        if window is None
+        else sliding_window_mask(t, s, window, q.device)
+    )
     ours = attention(q, k, v, window=window)
     ref = hf_eager(q, k, v, mask[None, None])
     setting.close(ours, ref)
@@ -93,7 +106,9 @@ def test_attention_matches_transformers_eager(setting, g, t, s, window):
 @pytest.mark.parametrize("g", [H, 2, 1])
 def test_attention_matches_torch_sdpa(fp32_setting, g):
     q, k, v = qkv(g, 6, 6, fp32_setting)
-    ref = F.scaled_dot_product_attention(q, repeat_kv(k, H // g), repeat_kv(v, H // g), is_causal=True)
+    ref = F.scaled_dot_product_attention(
+        q, repeat_kv(k, H // g), repeat_kv(v, H // g), is_causal=True
+    )
     fp32_setting.close(attention(q, k, v), ref)
     ref = F.scaled_dot_product_attention(q, repeat_kv(k, H // g), repeat_kv(v, H // g))
     fp32_setting.close(attention(q, k, v, causal=False), ref)
@@ -127,7 +142,9 @@ def test_gqa_equals_mha_with_repeated_kv_weights(fp32_setting):
         mha.q_proj.weight.copy_(gqa.q_proj.weight)
         mha.o_proj.weight.copy_(gqa.o_proj.weight)
         for name in ("k_proj", "v_proj"):
-            w = getattr(gqa, name).weight.view(2, 1, d, 32).expand(2, 2, d, 32).reshape(4 * d, 32)  # head j -> j // 2
+            w = (
+                getattr(gqa, name).weight.view(2, 1, d, 32).expand(2, 2, d, 32).reshape(4 * d, 32)
+            )  # head j -> j // 2
             getattr(mha, name).weight.copy_(w)
     x = torch.randn(2, 6, 32)
     cos_sin = rope_cos_sin(torch.arange(6), d)
@@ -139,9 +156,13 @@ def test_gqa_equals_mha_with_repeated_kv_weights(fp32_setting):
 @pytest.mark.parametrize("window", [None, 3])
 def test_layer_matches_llama_attention(setting, g, t, window):
     config = tiny_llama_config(num_key_value_heads=g)
-    hf = cast_parameters(randomize_(LlamaAttention(config, layer_idx=0)), setting.device, setting.dtype)
+    hf = cast_parameters(
+        randomize_(LlamaAttention(config, layer_idx=0)), setting.device, setting.dtype
+    )
     ours = GroupedQueryAttention.from_hf(hf)
-    if window is not None:  # Llama has no window: give HF's eager attention the sliding-window mask instead
+    if (
+        window is not None
+    ):  # Llama has no window: give HF's eager attention the sliding-window mask instead
         ours = GroupedQueryAttention(dataclasses.replace(ours.config, sliding_window=window))
         ours.load_state_dict(hf.state_dict())
         ours.to(setting.device, setting.dtype)
@@ -149,8 +170,14 @@ def test_layer_matches_llama_attention(setting, g, t, window):
     x_hf, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
     positions = torch.arange(t, device=setting.device)
     hf_cos_sin = LlamaRotaryEmbedding(config).to(setting.device)(x, positions[None])
-    mask = causal_mask(t, t, x.device) if window is None else sliding_window_mask(t, t, window, x.device)
-    additive = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(~mask, torch.finfo(x.dtype).min)
+    mask = (
+        causal_mask(t, t, x.device)
+        if window is None
+        else sliding_window_mask(t, t, window, x.device)
+    )
+    additive = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(
+        ~mask, torch.finfo(x.dtype).min
+    )
     ref, _ = hf(x_hf, position_embeddings=hf_cos_sin, attention_mask=additive[None, None])
     out = ours(x_ours, rope_cos_sin(positions, config.head_dim, dtype=setting.dtype))
     setting.close(out, ref)
@@ -167,12 +194,16 @@ def test_layer_matches_llama_attention(setting, g, t, window):
 @pytest.mark.parametrize("g", [4, 1])
 @pytest.mark.parametrize("window", [None, 3])
 def test_cached_decoding_equals_full_forward(fp32_setting, g, window):
-    layer = randomize_(GroupedQueryAttention(AttentionConfig(32, 4, num_key_value_heads=g, sliding_window=window)))
+    layer = randomize_(
+        GroupedQueryAttention(AttentionConfig(32, 4, num_key_value_heads=g, sliding_window=window))
+    )
     x = torch.randn(2, 9, 32)
     cos, sin = rope_cos_sin(torch.arange(9), 8)
     full = layer(x, (cos, sin))
     cache = KVCache()
-    steps = [layer(x[:, :4], (cos[:4], sin[:4]), cache)]  # a 4-token prompt, then one token at a time
+    steps = [
+        layer(x[:, :4], (cos[:4], sin[:4]), cache)
+    ]  # a 4-token prompt, then one token at a time
     steps += [layer(x[:, i : i + 1], (cos[i : i + 1], sin[i : i + 1]), cache) for i in range(4, 9)]
     assert len(cache) == 9
     fp32_setting.close(torch.cat(steps, dim=1), full)
@@ -191,8 +222,16 @@ def test_kv_cache_bytes_per_token_llama2_70b():
 @pytest.mark.parametrize(
     "q_shape,k_shape,match",
     [
-        ((2, 4, 3, 8), (2, 3, 3, 8), r"query heads h \(4\) must be divisible by key/value heads g \(3\)"),
-        ((2, 4, 5, 8), (2, 2, 3, 8), r"key length s \(3\) must be at least the query length t \(5\)"),
+        (
+            (2, 4, 3, 8),
+            (2, 3, 3, 8),
+            r"query heads h \(4\) must be divisible by key/value heads g \(3\)",
+        ),
+        (
+            (2, 4, 5, 8),
+            (2, 2, 3, 8),
+            r"key length s \(3\) must be at least the query length t \(5\)",
+        ),
         ((2, 4, 3, 8), (1, 2, 3, 8), r"batch sizes differ"),
         ((2, 4, 3, 8), (2, 2, 3, 16), r"head_dim differs"),
         ((2, 4, 8), (2, 2, 3, 8), r"q must have 4 dims"),

@@ -10,7 +10,9 @@ from demos.book import max_abs_diff, parity_report
 
 def test_parity_report_passes_and_fails_at_the_tolerance():
     a = torch.zeros(3)
-    assert parity_report({"x": (a, a + 1e-6)}, tolerance=1e-5).endswith("(tolerance 1e-05)")
+    assert parity_report({"x": (a, a + 1e-6)}, tolerance=1e-5).endswith(
+        "over 1 comparisons (tolerance 1e-05)"
+    )
     assert "PARITY OK" in parity_report({"x": (a, a + 1e-6)}, tolerance=1e-5)
     report = parity_report({"x": (a, a), "y": (a, a + 1e-3)}, tolerance=1e-5)
     assert "PARITY FAILED" in report and "1.000e-03" in report
@@ -45,10 +47,32 @@ def test_parity_results_markdown_lists_each_parity_row():
                 "max_out_scaled": 1e-6,
                 "tolerance": {"atol": 1e-5, "grad_atol": 1e-5},
             },
-            {"test": "tests/t.py::test_bad_input", "setting": "-", "passed": 1, "failed": 0, "skipped": 0},
+            {
+                "test": "tests/t.py::test_bad_input",
+                "setting": "-",
+                "passed": 1,
+                "failed": 0,
+                "skipped": 0,
+            },
         ],
     }
     text = parity_results_markdown(results)
     assert "GPU-X" in text and "3 passed, 1 failed" in text
     assert "| `test_a` | cuda-fp32 | 2/3 | 2.5e-06 | 1.0e-06 | – | – | 1e-05 / 1e-05 |" in text
     assert "test_bad_input" not in text
+
+
+def _documented(x):
+    """A docstring that show_source leaves out."""
+    return x + 1
+
+
+def test_show_source_drops_the_docstring_and_dedents():
+    from demos.book import show_source
+    from demos.decoder import RMSNorm
+
+    text = show_source(_documented).data
+    assert "A docstring" not in text and "return x + 1" in text
+    assert "A docstring" in show_source(_documented, docstring=True).data
+    method = show_source(RMSNorm.forward).data
+    assert method.startswith("```python\ndef forward(")

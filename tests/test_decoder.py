@@ -64,7 +64,9 @@ def test_greedy_generate_equals_transformers(fp32_device_setting, g):
     hf = tiny_llama(g, setting.device, setting.dtype)
     ours = DecoderLM.from_hf(hf)
     prompt = token_ids(6, device=setting.device)
-    ref = hf.generate(prompt, max_new_tokens=12, do_sample=False, attention_mask=torch.ones_like(prompt))
+    ref = hf.generate(
+        prompt, max_new_tokens=12, do_sample=False, attention_mask=torch.ones_like(prompt)
+    )
     out = ours.generate(prompt, max_new_tokens=12)
     assert out.shape == (2, 18)
     assert torch.equal(out, ref)
@@ -75,7 +77,11 @@ def test_from_hf_reads_every_field():
         tiny_llama_config(num_key_value_heads=1, rms_norm_eps=1e-6, tie_word_embeddings=True)
     )
     assert (config.num_attention_heads, config.num_key_value_heads, config.head_dim) == (4, 1, 8)
-    assert (config.rms_norm_eps, config.rope_theta, config.tie_word_embeddings) == (1e-6, 10000.0, True)
+    assert (config.rms_norm_eps, config.rope_theta, config.tie_word_embeddings) == (
+        1e-6,
+        10000.0,
+        True,
+    )
 
 
 # ---- bad input ----
@@ -83,7 +89,9 @@ def test_from_hf_reads_every_field():
 
 def test_out_of_range_token_raises():
     ours = DecoderLM.from_hf(tiny_llama(2))
-    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 97\), got values from 0 to 97"):
+    with pytest.raises(
+        ValueError, match=r"token ids must lie in \[0, 97\), got values from 0 to 97"
+    ):
         ours(torch.tensor([[0, 97]]))
     with pytest.raises(ValueError, match="integer tensor"):
         ours(torch.tensor([[0.0, 1.0]]))
@@ -100,7 +108,10 @@ def test_unsupported_rope_scaling_raises():
 
 
 def test_bad_decoder_config_raises():
-    with pytest.raises(ValueError, match=r"num_attention_heads \(6\) must be divisible by num_key_value_heads \(4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"num_attention_heads \(6\) must be divisible by num_key_value_heads \(4\)",
+    ):
         DecoderConfig(
             vocab_size=10,
             hidden_size=48,
@@ -110,7 +121,13 @@ def test_bad_decoder_config_raises():
             num_key_value_heads=4,
         )
     with pytest.raises(ValueError, match=r"num_hidden_layers \(0\)"):
-        DecoderConfig(vocab_size=10, hidden_size=48, intermediate_size=8, num_hidden_layers=0, num_attention_heads=6)
+        DecoderConfig(
+            vocab_size=10,
+            hidden_size=48,
+            intermediate_size=8,
+            num_hidden_layers=0,
+            num_attention_heads=6,
+        )
 
 
 def test_wrong_cache_length_raises():

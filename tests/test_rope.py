@@ -14,11 +14,17 @@ from helpers import tiny_llama_config
 @pytest.mark.parametrize("base", [10000.0, 500000.0])
 def test_cos_sin_match_llama_rotary_embedding(setting, head_dim, base):
     config = tiny_llama_config(
-        hidden_size=4 * head_dim, head_dim=head_dim, rope_parameters={"rope_type": "default", "rope_theta": base}
+        hidden_size=4 * head_dim,
+        head_dim=head_dim,
+        rope_parameters={"rope_type": "default", "rope_theta": base},
     )
     rotary = LlamaRotaryEmbedding(config).to(setting.device)
-    positions = torch.tensor([[0, 1, 2, 3, 1000, 4095], [5, 6, 7, 8, 9, 10]], device=setting.device)  # (b, t)
-    x = torch.empty(0, device=setting.device, dtype=setting.dtype)  # only its dtype and device are read
+    positions = torch.tensor(
+        [[0, 1, 2, 3, 1000, 4095], [5, 6, 7, 8, 9, 10]], device=setting.device
+    )  # (b, t)
+    x = torch.empty(
+        0, device=setting.device, dtype=setting.dtype
+    )  # only its dtype and device are read
     hf_cos, hf_sin = rotary(x, positions)
     cos, sin = rope_cos_sin(positions, head_dim, base, dtype=setting.dtype)
     setting.close(cos, hf_cos)
@@ -41,14 +47,19 @@ def test_apply_rope_matches_apply_rotary_pos_emb(setting, t):
 
 def test_rotation_keeps_norm_and_scores_depend_only_on_distance():
     d = 32
-    q, k = torch.randn(1, 1, 1, d, dtype=torch.float64), torch.randn(1, 1, 1, d, dtype=torch.float64)
+    q, k = (
+        torch.randn(1, 1, 1, d, dtype=torch.float64),
+        torch.randn(1, 1, 1, d, dtype=torch.float64),
+    )
 
     def rotated(x, m):
         cos, sin = rope_cos_sin(torch.tensor([m]), d, dtype=torch.float64)
         return apply_rope(x, cos, sin)
 
     torch.testing.assert_close(rotated(q, 37).norm(), q.norm())
-    score = [(rotated(q, m + 5) * rotated(k, m)).sum() for m in (0, 11, 200)]  # distance 5 each time
+    score = [
+        (rotated(q, m + 5) * rotated(k, m)).sum() for m in (0, 11, 200)
+    ]  # distance 5 each time
     # angles are computed in fp32 (as in transformers), so positions near 200 carry ~1e-5 angle error
     torch.testing.assert_close(score[1], score[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(score[2], score[0], atol=1e-5, rtol=1e-5)

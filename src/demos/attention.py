@@ -77,7 +77,9 @@ def causal_mask(t: int, s: int, device: torch.device | None = None) -> torch.Ten
     return k_pos <= q_pos  # (t, s)
 
 
-def sliding_window_mask(t: int, s: int, window: int, device: torch.device | None = None) -> torch.Tensor:
+def sliding_window_mask(
+    t: int, s: int, window: int, device: torch.device | None = None
+) -> torch.Tensor:
     """Causal mask that also hides keys more than ``window - 1`` positions back.
 
     Each query sees at most the ``window`` most recent keys, itself included: key ``j`` is
@@ -93,9 +95,13 @@ def sliding_window_mask(t: int, s: int, window: int, device: torch.device | None
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.dim() != 4:
-            raise ValueError(f"{name} must have 4 dims (b, heads, length, d), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have 4 dims (b, heads, length, d), got shape {tuple(x.shape)}"
+            )
     if k.shape != v.shape:
-        raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+        raise ValueError(
+            f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}"
+        )
     (b, h, t, d), (bk, g, s, dk) = q.shape, k.shape
     if b != bk:
         raise ValueError(f"batch sizes differ: q has {b}, k and v have {bk}")
@@ -125,7 +131,11 @@ def attention_weights(
     k = repeat_kv(k, h // g)  # (b, h, s, d)
     scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (b, h, t, s): Q K^T / sqrt(d), Eq. (1)
     if causal:
-        mask = causal_mask(t, s, q.device) if window is None else sliding_window_mask(t, s, window, q.device)
+        mask = (
+            causal_mask(t, s, q.device)
+            if window is None
+            else sliding_window_mask(t, s, window, q.device)
+        )
         scores = scores.masked_fill(~mask, float("-inf"))  # (b, h, t, s)
     return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # softmax in fp32, as HF
 
@@ -241,9 +251,16 @@ class GroupedQueryAttention(nn.Module):
     def __init__(self, config: AttentionConfig) -> None:
         super().__init__()
         self.config = config
-        c, h, g, d = config.hidden_size, config.num_attention_heads, config.num_key_value_heads, config.head_dim
+        c, h, g, d = (
+            config.hidden_size,
+            config.num_attention_heads,
+            config.num_key_value_heads,
+            config.head_dim,
+        )
         self.q_proj = nn.Linear(c, h * d, bias=config.attention_bias)
-        self.k_proj = nn.Linear(c, g * d, bias=config.attention_bias)  # NEW vs MHA: g * d outputs, not h * d
+        self.k_proj = nn.Linear(
+            c, g * d, bias=config.attention_bias
+        )  # NEW vs MHA: g * d outputs, not h * d
         self.v_proj = nn.Linear(c, g * d, bias=config.attention_bias)
         self.o_proj = nn.Linear(h * d, c, bias=config.attention_bias)
 
@@ -262,7 +279,9 @@ class GroupedQueryAttention(nn.Module):
             ``(b, t, c)``.
         """
         if x.dim() != 3 or x.shape[-1] != self.config.hidden_size:
-            raise ValueError(f"x must have shape (b, t, {self.config.hidden_size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (b, t, {self.config.hidden_size}), got {tuple(x.shape)}"
+            )
         b, t, _ = x.shape
         d = self.config.head_dim
         q = self.q_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, h, t, d)

@@ -6,21 +6,39 @@ place (the module it comes from) rather than being copied into the notebook.
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 
-def show_source(obj: Callable[..., Any] | type) -> Any:
-    """Display the source of a function or class from ``demos`` as a highlighted code block.
+def show_source(obj: Callable[..., Any] | type, docstring: bool = False) -> Any:
+    """Display the source of a function, method or class from ``demos`` as a highlighted code block.
 
+    The docstring is left out unless ``docstring=True``: the chapter's prose explains what it says.
     Returns an IPython ``Markdown`` object (rendered by Jupyter, Colab and Jupyter Book alike).
     """
     from IPython.display import Markdown
 
-    return Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```")
+    source = textwrap.dedent(inspect.getsource(obj))
+    if not docstring:
+        source = _strip_docstring(source)
+    return Markdown(f"```python\n{source.rstrip()}\n```")
+
+
+def _strip_docstring(source: str) -> str:
+    """Remove the docstring of the (single) function or class defined in ``source``."""
+    node = ast.parse(source).body[0]
+    first = node.body[0] if getattr(node, "body", None) else None
+    is_doc = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
+    if not (is_doc and isinstance(first.value.value, str)) or len(node.body) == 1:
+        return source
+    lines = source.splitlines()
+    del lines[first.lineno - 1 : first.end_lineno]
+    return "\n".join(lines)
 
 
 def randomize_weights_(module: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
@@ -45,24 +63,30 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.detach().double() - b.detach().double()).abs().max().item()
 
 
-def parity_report(pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], tolerance: float = 1e-5) -> str:
-    """One line per compared quantity: ``max |ours - transformers|`` and whether it is within ``tolerance``.
+def parity_report(
+    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], tolerance: float = 1e-5
+) -> str:
+    """One line per compared quantity with ``max |ours - transformers|``, then a verdict.
 
     Args:
         pairs: name -> (ours, reference).
-        tolerance: the bar each difference must stay under.
+        tolerance: the bar every difference must stay under.
 
     Returns:
-        The report as text (chapters print it), ending with ``PARITY OK`` or ``PARITY FAILED``.
+        The report as text (chapters print it). Its last line reads
+        ``PARITY OK: max |ours - transformers| = <largest> over <n> comparisons (tolerance <tol>)``,
+        with ``PARITY FAILED`` instead when the largest difference exceeds ``tolerance``.
     """
-    lines, worst = [], 0.0
-    width = max(len(name) for name in pairs)
+    lines, worst = ["max |ours - transformers|   compared"], 0.0
     for name, (ours, ref) in pairs.items():
         diff = max_abs_diff(ours, ref)
         worst = max(worst, diff)
-        lines.append(f"{name:<{width}}  max |ours - transformers| = {diff:.3e}")
+        lines.append(f"{diff:>25.3e}   {name}")
     verdict = "PARITY OK" if worst <= tolerance else "PARITY FAILED"
-    lines.append(f"{verdict}: largest difference {worst:.3e} (tolerance {tolerance:.0e})")
+    lines.append(
+        f"{verdict}: max |ours - transformers| = {worst:.3e} over {len(pairs)} comparisons "
+        f"(tolerance {tolerance:.0e})"
+    )
     return "\n".join(lines)
 
 

@@ -82,7 +82,9 @@ class DecoderConfig:
         if rope_type != "default":
             raise ValueError(f"rope_type {rope_type!r} is not supported here: only 'default' RoPE")
         if getattr(hf_config, "hidden_act", "silu") != "silu":
-            raise ValueError(f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' for a SwiGLU MLP")
+            raise ValueError(
+                f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' for a SwiGLU MLP"
+            )
         return cls(
             vocab_size=hf_config.vocab_size,
             hidden_size=hf_config.hidden_size,
@@ -139,7 +141,10 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
     def forward(
-        self, x: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor], cache: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), position_embeddings, cache)  # (b, t, c)
         return x + self.mlp(self.post_attention_layernorm(x))  # (b, t, c)
@@ -157,11 +162,15 @@ class DecoderModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
         if caches is not None and len(caches) != len(self.layers):
-            raise ValueError(f"caches must hold one KVCache per layer ({len(self.layers)}), got {len(caches)}")
+            raise ValueError(
+                f"caches must hold one KVCache per layer ({len(self.layers)}), got {len(caches)}"
+            )
         past = 0 if caches is None else len(caches[0])
         x = self.embed_tokens(input_ids)  # (b, t, c)
         positions = torch.arange(past, past + input_ids.shape[1], device=input_ids.device)  # (t,)
-        cos_sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, dtype=x.dtype)  # 2 x (t, d)
+        cos_sin = rope_cos_sin(
+            positions, self.config.head_dim, self.config.rope_theta, dtype=x.dtype
+        )  # 2 x (t, d)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos_sin, None if caches is None else caches[i])  # (b, t, c)
         return self.norm(x)  # (b, t, c)
@@ -195,10 +204,14 @@ class DecoderLM(nn.Module):
                 f"input_ids must be an integer tensor of shape (b, t), got {input_ids.dtype} {tuple(input_ids.shape)}"
             )
         if input_ids.numel() == 0:
-            raise ValueError(f"input_ids must hold at least one token, got shape {tuple(input_ids.shape)}")
+            raise ValueError(
+                f"input_ids must hold at least one token, got shape {tuple(input_ids.shape)}"
+            )
         lo, hi = int(input_ids.min()), int(input_ids.max())
         if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got values from {lo} to {hi}")
+            raise ValueError(
+                f"token ids must lie in [0, {self.config.vocab_size}), got values from {lo} to {hi}"
+            )
         return self.lm_head(self.model(input_ids, caches))  # (b, t, v)
 
     @torch.no_grad()

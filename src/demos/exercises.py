@@ -30,7 +30,9 @@ class Check:
         return str(self)
 
 
-def first_mismatch(got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> str | None:
+def first_mismatch(
+    got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float
+) -> str | None:
     """Describe the first element where ``got`` and ``expected`` differ, or None if they agree."""
     bad = ~torch.isclose(got, expected, atol=atol, rtol=rtol)
     if not bad.any():
@@ -58,11 +60,16 @@ def check_tensor_function(
     cases, hints = list(cases), list(hints)
     for args in cases:
         expected = reference(*args)
-        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
+        shapes = ", ".join(
+            str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args
+        )
         try:
             got = fn(*args)
         except Exception as error:  # the learner's code: report, don't crash the notebook
-            return Check(False, f"Calling it with arguments of shape {shapes} raised {type(error).__name__}: {error}")
+            return Check(
+                False,
+                f"Calling it with arguments of shape {shapes} raised {type(error).__name__}: {error}",
+            )
         if not isinstance(got, torch.Tensor):
             return Check(
                 False,
@@ -107,7 +114,12 @@ def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Check:
 def check_kv_cache_bytes(fn: Callable[..., int]) -> Check:
     """Check a learner's ``kv_cache_bytes(num_hidden_layers, num_key_value_heads, head_dim, seq_len, batch,
     bytes_per_value)``: the bytes of keys and values cached for ``batch`` sequences of ``seq_len`` tokens."""
-    cases = [(32, 32, 128, 4096, 1, 2), (80, 8, 128, 4096, 1, 2), (40, 40, 128, 1000, 8, 1), (2, 1, 8, 3, 5, 4)]
+    cases = [
+        (32, 32, 128, 4096, 1, 2),
+        (80, 8, 128, 4096, 1, 2),
+        (40, 40, 128, 1000, 8, 1),
+        (2, 1, 8, 3, 5, 4),
+    ]
     for layers, g, d, seq_len, batch, nbytes in cases:
         expected = kv_cache_bytes_per_token(layers, g, d, nbytes) * seq_len * batch
         try:

@@ -26,7 +26,9 @@ from __future__ import annotations
 import torch
 
 
-def rope_inv_freq(head_dim: int, base: float = 10000.0, device: torch.device | None = None) -> torch.Tensor:
+def rope_inv_freq(
+    head_dim: int, base: float = 10000.0, device: torch.device | None = None
+) -> torch.Tensor:
     """The d/2 angular frequencies ``theta_i = base ** (-2i / d)``, float32, shape ``(d/2,)``."""
     if not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
         raise ValueError(f"head_dim ({head_dim!r}) must be a positive even integer")
@@ -49,7 +51,7 @@ def rope_cos_sin(
     Args:
         positions: integer positions, shape ``(t,)`` or ``(b, t)``.
         head_dim: ``d``, the size of each head (even).
-        base: the RoPE base (Llama 2: 10000; Llama 3: 500000).
+        base: the RoPE base (Llama 2: 10000).
         dtype: dtype of the returned tables. Angles are always computed in float32, as in
             transformers, because ``m * theta_i`` loses precision in half precision at large ``m``.
 
@@ -61,7 +63,9 @@ def rope_cos_sin(
         raise ValueError(f"positions must be an integer tensor, got dtype {positions.dtype}")
     inv_freq = rope_inv_freq(head_dim, base, device=positions.device)  # (d/2,)
     angles = positions[..., None].float() * inv_freq  # (..., t, d/2): m * theta_i
-    angles = torch.cat((angles, angles), dim=-1)  # (..., t, d): same angle for channel i and i + d/2
+    angles = torch.cat(
+        (angles, angles), dim=-1
+    )  # (..., t, d): same angle for channel i and i + d/2
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 

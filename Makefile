@@ -1,11 +1,12 @@
 # Two commands do all set-up on a fresh machine (see README.md):
 #   make book   install everything into .venv, then build the HTML book, executing every notebook
-#   make test   install everything into .venv (if not yet), then lint and run the test suite
+#   make test   install everything (Python packages into .venv, Debian's chromium for the browser
+#               tests) if not yet there, then lint and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test clean
+.PHONY: book test chromium clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +16,17 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
+# The browser tests drive Debian's chromium (Playwright's own browser download does not work offline).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 book: $(VENV)/.installed
 	$(BIN)/jupyter-book build . -W --keep-going
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/sync_setup_cells.py --check
 	$(BIN)/python -m pytest
 
 clean:

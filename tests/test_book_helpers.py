@@ -38,13 +38,13 @@ def test_parity_results_markdown_lists_each_parity_row():
         "counts": {"passed": 3, "failed": 1, "skipped": 0},
         "rows": [
             {
-                "test": "tests/t.py::test_a",
+                "test": "tests/test_attention.py::test_a",
                 "setting": "cuda-fp32",
                 "passed": 2,
                 "failed": 1,
                 "skipped": 0,
                 "max_out_abs": 2.5e-6,
-                "max_out_scaled": 1e-6,
+                "max_out_rel": 1e-6,
                 "tolerance": {"atol": 1e-5, "grad_atol": 1e-5},
             },
             {
@@ -58,7 +58,10 @@ def test_parity_results_markdown_lists_each_parity_row():
     }
     text = parity_results_markdown(results)
     assert "GPU-X" in text and "3 passed, 1 failed" in text
-    assert "| `test_a` | cuda-fp32 | 2/3 | 2.5e-06 | 1.0e-06 | – | – | 1e-05 / 1e-05 |" in text
+    assert "| attention: `a` | cuda-fp32 | 2/3 | 2.5e-06 / 1.0e-06 | – |" in text
+    assert (
+        "models/llama/modeling_llama.py::LlamaAttention" in text
+    )  # read from demos.attention's docstring
     assert "test_bad_input" not in text
 
 

@@ -10,6 +10,7 @@ import ast
 import inspect
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -90,11 +91,25 @@ def parity_report(
     return "\n".join(lines)
 
 
+def reference_of(module: str) -> str:
+    """The "Reference implementation:" entry of ``demos.<module>``'s docstring, on one line ("" if none)."""
+    import importlib
+
+    try:
+        doc = importlib.import_module(f"demos.{module}").__doc__ or ""
+    except ImportError:
+        return ""
+    _, found, rest = doc.partition("Reference implementation:")
+    return " ".join(rest.strip().split("\n\n")[0].split()) if found else ""
+
+
 def parity_results_markdown(results: dict) -> str:
     """Render a parity results file (written by the tests with ``PARITY_RESULTS`` set) as Markdown.
 
-    One row per parity test and setting: tests passed, and the largest errors measured, both as
-    ``max |ours - reference|`` and scaled by ``max(1, max |reference|)``, next to the tolerance.
+    One row per parity test and setting: tests passed, and the largest errors measured:
+    ``max |ours - reference|`` ("abs"), the same over ``max |reference|`` ("rel"), and over
+    ``max(1, max |reference|)`` ("scaled"), the quantity the tolerance bounds. The reference is read
+    from the docstring of the module the test file mirrors (``tests/test_X.py`` -> ``demos.X``).
     """
     env, counts = results["environment"], results["counts"]
     where = env.get("gpu", "CPU only")
@@ -105,23 +120,48 @@ def parity_results_markdown(results: dict) -> str:
         "",
         f"**Tests:** {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped.",
         "",
-        "| test | setting | passed | outputs: max abs | outputs: scaled | gradients: max abs | gradients: scaled "
-        "| tolerance (out / grad) |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| component: test | setting | passed | outputs abs / rel | gradients abs / rel |",
+        "|---|---|---:|---:|---:|",
     ]
 
-    def fmt(row: dict, key: str) -> str:
-        return f"{row[key]:.1e}" if key in row else "–"
+    def fmt(row: dict, kind: str) -> str:
+        if f"max_{kind}_abs" not in row:
+            return "–"
+        return f"{row[f'max_{kind}_abs']:.1e} / {row.get(f'max_{kind}_rel', float('nan')):.1e}"
 
+    references: dict[str, str] = {}
     for row in results["rows"]:
         if "max_out_abs" not in row:  # not a parity comparison (a property or bad-input test)
             continue
-        tol = row.get("tolerance", {})
-        tol_text = f"{tol['atol']:.0e} / {tol['grad_atol']:.0e}" if tol else "–"
+        test_file, _, test = row["test"].partition("::")
+        module = Path(test_file).stem.removeprefix("test_")
+        references.setdefault(module, reference_of(module))
         total = row["passed"] + row["failed"]
         lines.append(
-            f"| `{row['test'].split('::')[-1]}` | {row['setting']} | {row['passed']}/{total} "
-            f"| {fmt(row, 'max_out_abs')} | {fmt(row, 'max_out_scaled')} "
-            f"| {fmt(row, 'max_grad_abs')} | {fmt(row, 'max_grad_scaled')} | {tol_text} |"
+            f"| {module}: `{test.removeprefix('test_')}` | {row['setting']} | {row['passed']}/{total} "
+            f"| {fmt(row, 'out')} | {fmt(row, 'grad')} |"
         )
+    lines += ["", "**References compared against** (from each module's docstring):", ""]
+    lines += [
+        f"- `demos.{m}`: {ref or 'see the test file'}" for m, ref in sorted(references.items())
+    ]
     return "\n".join(lines)
+
+
+def report_budget() -> Any:
+    """Show this notebook's CPU time and peak memory so far, measured by its own kernel process.
+
+    Every chapter ends with this cell; the book build runs it, so each page shows what it cost to
+    execute on the machine that built it (``tests/test_book.py`` holds each notebook to a budget).
+    """
+    import resource
+    import time
+
+    from IPython.display import Markdown
+
+    cpu_s = time.process_time()  # user + system CPU seconds of this kernel, all threads
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return Markdown(
+        f"*Cost of this page when the book was built: {cpu_s:.1f} s of CPU time, "
+        f"peak memory {peak_mib:,.0f} MiB.*"
+    )

@@ -1,0 +1,68 @@
+"""Small fixes to the HTML build, so a page loads cleanly with no network and no console errors.
+
+1. MathJax 3 is served from the built book instead of a CDN, so math renders offline.
+
+The MathJax files come from the PyPI package ``django-static-mathjax`` (pinned in requirements.txt;
+it has no dependencies and ships MathJax's ``es5`` build). Only the combined TeX-to-CHTML component
+and its web fonts are copied into ``_static/mathjax``.
+
+2. Each inline or linked script is emitted once per page. sphinx-thebe 0.3.1 registers its
+   configuration script on every ``env-before-read-docs`` event, which Jupyter Book fires twice, and a
+   page with the duplicate raises "Identifier 'THEBE_JS_URL' has already been declared".
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+
+COMPONENT = "tex-chtml.js"  # TeX input, CommonHTML output, with the AMS extensions the book uses
+
+
+def _es5_dir() -> Path:
+    import mathjax  # the django-static-mathjax package
+
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def _set_path(app: Sphinx) -> None:
+    if app.builder.format == "html":
+        app.config.mathjax_path = f"mathjax/{COMPONENT}"  # relative to _static
+
+
+def _copy_files(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    src, dest = _es5_dir(), Path(app.outdir) / "_static" / "mathjax"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / COMPONENT, dest / COMPONENT)
+    fonts = Path("output") / "chtml" / "fonts" / "woff-v2"
+    shutil.copytree(src / fonts, dest / fonts, dirs_exist_ok=True)
+
+
+def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    scripts, seen = context.get("script_files"), set()
+    if not scripts:
+        return
+    unique = []
+    for script in scripts:
+        # an inline script may come with filename None or "": the same script either way
+        key = (
+            str(getattr(script, "filename", script) or ""),
+            repr(getattr(script, "attributes", None)),
+        )
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect(
+        "html-page-context", _dedupe_scripts, priority=900
+    )  # after the handlers that add scripts
+    app.connect("builder-inited", _set_path)
+    app.connect("build-finished", _copy_files)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,133 @@
+"""Write the first and last cells of every notebook in book/ from one template.
+
+    python scripts/sync_setup_cells.py          # rewrite the notebooks in place
+    python scripts/sync_setup_cells.py --check  # exit 1 if any notebook is out of date
+
+First code cell (the Colab setup cell): installs what the notebook imports, only when it is
+missing: the book's package `demos` from the repository URL in `_config.yml` (one place to
+change it), and each other third-party module at the version pinned in `requirements.txt`.
+Last cell: prints the page's measured CPU time and peak memory (``demos.book.report_budget``),
+hidden from the rendered page's input.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP_MARK = "# Setup for Colab or any fresh environment"
+BUDGET_SOURCE = "from demos.book import report_budget\n\nreport_budget()"
+DIST_NAMES = {"yaml": "PyYAML", "sklearn": "scikit-learn", "lm_eval": "lm-eval", "PIL": "pillow"}
+NOT_PIP = {"demos", "IPython"}  # demos comes from the repository; IPython is the kernel itself
+
+
+def repository_url() -> str:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+
+
+def pinned() -> dict[str, str]:
+    """Distribution name (lower case) -> requirement line, from requirements.txt."""
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            pins[line.split("==")[0].strip().lower()] = line
+    return pins
+
+
+def third_party_imports(nb: nbformat.NotebookNode) -> list[str]:
+    """Top-level modules imported by the notebook's code cells, minus the standard library."""
+    modules = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell.source.startswith(SETUP_MARK):
+            continue
+        source = "\n".join(
+            line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
+        )
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    return sorted(m for m in modules if m not in sys.stdlib_module_names and m not in NOT_PIP)
+
+
+def setup_source(nb: nbformat.NotebookNode) -> str:
+    pins = pinned()
+    needs = ['    "demos": f"llm-field-guide-demos @ git+{REPO}",']
+    for module in third_party_imports(nb):
+        dist = DIST_NAMES.get(module, module.replace("_", "-"))
+        requirement = pins.get(dist.lower())
+        if requirement is None:
+            raise SystemExit(f"{module} is imported but {dist} is not pinned in requirements.txt")
+        needs.append(f'    "{module}": "{requirement}",')
+    return "\n".join(
+        [
+            f"{SETUP_MARK}: installs what this page imports, only if it is missing.",
+            "# Written by scripts/sync_setup_cells.py from _config.yml (repository.url) and requirements.txt.",
+            "import importlib.util",
+            "import subprocess",
+            "import sys",
+            "",
+            f'REPO = "{repository_url()}"',
+            "NEEDS = {  # importable module -> what pip installs when it is missing",
+            *needs,
+            "}",
+            "missing = [req for module, req in NEEDS.items() if importlib.util.find_spec(module) is None]",
+            "if missing:",
+            '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)',
+        ]
+    )
+
+
+def synced(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with its setup cell right after the title cell (the first code cell) and its budget cell last."""
+    cells = [
+        c
+        for c in nb.cells
+        if not (
+            c.cell_type == "code" and (c.source.startswith(SETUP_MARK) or c.source == BUDGET_SOURCE)
+        )
+    ]
+    # an old hand-written setup cell (before this script) is replaced too
+    cells = [c for c in cells if not (c.cell_type == "code" and 'find_spec("demos")' in c.source)]
+    setup = nbformat.v4.new_code_cell(setup_source(nb), metadata={"tags": ["hide-input"]})
+    budget = nbformat.v4.new_code_cell(BUDGET_SOURCE, metadata={"tags": ["remove-input"]})
+    at = 1 if cells and cells[0].cell_type == "markdown" else 0  # right after the title cell
+    out = nbformat.from_dict(dict(nb))
+    out.cells = cells[:at] + [setup] + cells[at:] + [budget]
+    for cell in out.cells:
+        cell.pop("id", None)  # ids are optional in nbformat 4.4; leaving them out keeps diffs small
+    out.nbformat_minor = 4
+    return out
+
+
+def comparable(nb: nbformat.NotebookNode) -> list[tuple[str, str, list]]:
+    return [
+        (c.cell_type, c.source, sorted(c.get("metadata", {}).get("tags", []))) for c in nb.cells
+    ]
+
+
+def main() -> int:
+    check = "--check" in sys.argv
+    stale = []
+    for path in sorted((ROOT / "book").rglob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        new = synced(nb)
+        if comparable(new) != comparable(nb):
+            stale.append(path.relative_to(ROOT))
+            if not check:
+                nbformat.write(new, path)
+    verb = "out of date" if check else "rewritten"
+    for path in stale:
+        print(f"{path}: {verb}")
+    return 1 if (check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -138,11 +138,15 @@ def banded_attention(
     offset = k.shape[2] - t  # position of the first query among the kept keys
     n = -(-t // block)  # ceil(t / block)
     w = block + window - 1
-    front = window - 1 - offset  # pad keys in front so query block j sees padded keys [j*block, j*block + w)
+    front = (
+        window - 1 - offset
+    )  # pad keys in front so query block j sees padded keys [j*block, j*block + w)
     back = n * block - t
     k = F.pad(k, (0, 0, front, back))  # (b, g, front + s' + back, d)
     v = F.pad(v, (0, 0, front, back))
-    k_blocks = k.unfold(2, w, block).transpose(-1, -2)  # (b, g, n, w, d): overlapping views, no copy
+    k_blocks = k.unfold(2, w, block).transpose(
+        -1, -2
+    )  # (b, g, n, w, d): overlapping views, no copy
     v_blocks = v.unfold(2, w, block).transpose(-1, -2)  # (b, g, n, w, d)
     q = F.pad(q, (0, 0, 0, back)).view(b, g, r, n, block, d)  # (b, g, r, n, block, d)
     scores = torch.einsum("bgrnqd,bgnkd->bgrnqk", q, k_blocks) * scale  # (b, g, r, n, block, w)

@@ -53,3 +53,47 @@ def cast_parameters(model: torch.nn.Module, device: str, dtype: torch.dtype) -> 
 
 def grads_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad for n, p in model.named_parameters()}
+
+
+def tiny_mistral_config(num_key_value_heads: int = 2, sliding_window: int | None = 4, **overrides):
+    """A tiny ``MistralConfig``: Llama's shape plus a sliding window of ``sliding_window`` keys."""
+    from transformers import MistralConfig
+
+    fields = tiny_llama_config(num_key_value_heads).to_dict()
+    fields = {
+        k: fields[k]
+        for k in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+            "rms_norm_eps",
+        )
+    }
+    fields.update(
+        sliding_window=sliding_window,
+        attn_implementation="eager",
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    fields.update(overrides)
+    return MistralConfig(**fields)
+
+
+def tiny_mistral(
+    num_key_value_heads: int = 2,
+    sliding_window: int | None = 4,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    **overrides,
+):
+    """A randomly initialised ``MistralForCausalLM`` with visible weights."""
+    from transformers import MistralForCausalLM
+
+    config = tiny_mistral_config(num_key_value_heads, sliding_window, **overrides)
+    model = randomize_(MistralForCausalLM(config))
+    return cast_parameters(model, device, dtype).eval()

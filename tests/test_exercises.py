@@ -46,3 +46,45 @@ def test_kv_cache_checker_explains_a_missing_factor_two():
 def test_kv_cache_checker_explains_a_doubled_factor():
     result = check_kv_cache_bytes(lambda *args: kv_bytes(*args) * 2)
     assert not result.ok and "2x too large" in result.message
+
+
+# ---- Mistral: the sliding-window mask ----
+
+
+def test_sliding_window_mask_checker_accepts_a_correct_answer():
+    from demos.exercises import check_sliding_window_mask
+
+    def mask(t, s, window):
+        q = torch.arange(s - t, s)[:, None]
+        k = torch.arange(s)[None, :]
+        return (k <= q) & (k > q - window)
+
+    assert check_sliding_window_mask(mask).ok
+
+
+def test_sliding_window_mask_checker_names_the_off_by_one():
+    from demos.exercises import check_sliding_window_mask
+
+    def mask(t, s, window):  # window + 1 keys, the paper's wording
+        q = torch.arange(s - t, s)[:, None]
+        k = torch.arange(s)[None, :]
+        return (k <= q) & (k >= q - window)
+
+    result = check_sliding_window_mask(mask)
+    assert not result.ok and "window + 1 keys" in result.message
+
+
+def test_sliding_window_mask_checker_explains_other_mistakes():
+    from demos.exercises import check_sliding_window_mask
+
+    def from_zero(t, s, window):  # queries placed at positions 0..t-1 instead of s-t..s-1
+        q = torch.arange(t)[:, None]
+        k = torch.arange(s)[None, :]
+        return (k <= q) & (k > q - window)
+
+    result = check_sliding_window_mask(from_zero)
+    assert not result.ok and "last* t positions" in result.message
+    result = check_sliding_window_mask(lambda t, s, w: torch.ones(t, s, dtype=torch.bool))
+    assert not result.ok and "should be hidden" in result.message
+    assert "expected shape" in check_sliding_window_mask(lambda t, s, w: torch.ones(2, 2)).message
+    assert "ZeroDivisionError" in check_sliding_window_mask(lambda t, s, w: 1 / 0).message

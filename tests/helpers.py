@@ -53,3 +53,30 @@ def cast_parameters(model: torch.nn.Module, device: str, dtype: torch.dtype) -> 
 
 def grads_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad for n, p in model.named_parameters()}
+
+
+def tiny_mamba_config(**overrides):
+    """A tiny transformers ``MambaConfig``; no special tokens, so ``generate`` never stops early."""
+    from transformers import MambaConfig
+
+    fields = dict(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        state_size=8,
+        expand=2,
+        conv_kernel=4,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    fields.update(overrides)
+    return MambaConfig(**fields)
+
+
+def tiny_mamba(device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides):
+    """A randomly initialised ``MambaForCausalLM`` with visible (not near-zero) weights."""
+    from transformers import MambaForCausalLM
+
+    model = randomize_(MambaForCausalLM(tiny_mamba_config(**overrides)))
+    return cast_parameters(model, device, dtype).eval()

@@ -255,8 +255,8 @@ class MambaMixer(nn.Module):
             config.time_step_rank,
         )
         self.config = config
-        self.in_proj = nn.Linear(c, 2 * e, bias=config.use_bias)  # x and the gate z
         self.conv1d = nn.Conv1d(e, e, config.conv_kernel, groups=e, bias=config.use_conv_bias)
+        self.in_proj = nn.Linear(c, 2 * e, bias=config.use_bias)  # x and the gate z
         self.x_proj = nn.Linear(e, r + 2 * n, bias=False)  # s_Delta (low rank), s_B, s_C
         self.dt_proj = nn.Linear(r, e, bias=True)  # its bias is Delta's parameter
         self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1.0)).repeat(e, 1))  # (e, n)

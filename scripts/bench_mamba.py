@@ -48,7 +48,8 @@ def main() -> None:
     b, e, n = opts.batch, opts.channels, opts.state
     print(
         f"b={b} e={e} n={n}, fp32, CPU: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
+        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f} (other jobs on the machine slow every column)"
     )
     header = (
         f"{'l':>5} | {'sequential':>10} | {'parallel':>9} | {'transformers':>12} | "

@@ -155,9 +155,8 @@ def selective_scan_parallel(
         chunk_size = math.ceil(math.sqrt(seqlen))
     _check_positive_int("chunk_size", chunk_size)
     T = min(chunk_size, seqlen)
-    pad = (
-        -seqlen % T
-    )  # padded steps have delta = 0, so A_bar = 1 and B_bar u = 0: they change nothing
+    # Pad to a multiple of T with delta = 0: there A_bar = 1 and B_bar u = 0, so nothing changes.
+    pad = -seqlen % T
 
     def chunked(t: torch.Tensor, pattern: str) -> torch.Tensor:  # (..., l) -> t-first, chunked
         return rearrange(F.pad(t.float(), (0, pad)), pattern, t=T)

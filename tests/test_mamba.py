@@ -136,6 +136,22 @@ def test_scan_matches_transformers_fallback(setting, form, options, length, last
         setting.close(g, g_ref, grad=True, msg=f"d/d{name}")
 
 
+@pytest.mark.parametrize("form", list(SCANS))
+def test_scan_matches_mamba_ssm_cuda_kernel(fp32_device_setting, form):
+    """Against the official CUDA kernel, where a GPU and the ``mamba_ssm`` package are present."""
+    setting = fp32_device_setting
+    if setting.device != "cuda":
+        pytest.skip("the mamba_ssm kernel runs on CUDA only")
+    ops = pytest.importorskip("mamba_ssm.ops.selective_scan_interface")
+    x = scan_inputs(2, 8, 16, 300, OPTIONS[-1], "cuda", torch.float32)
+    ours, state = SCANS[form](**x, delta_softplus=True, return_last_state=True)
+    ref, ref_state = ops.selective_scan_fn(
+        x["u"], x["delta"], x["A"], x["B"], x["C"], x["D"], x["z"], x["delta_bias"], True, True
+    )
+    setting.close(ours, ref)
+    setting.close(state, ref_state.float())
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3, 16, 64, 1000])
 def test_parallel_equals_sequential_for_any_chunk_size(chunk_size):
     """Both compute in fp32 (as the reference does, whatever the input dtype): equal up to fp32 rounding."""

@@ -161,26 +161,26 @@ def selective_scan_parallel(
     def chunked(t: torch.Tensor, pattern: str) -> torch.Tensor:  # (..., l) -> t-first, chunked
         return rearrange(F.pad(t.float(), (0, pad)), pattern, t=T)
 
-    dt = chunked(delta, "b e (c t) -> t b e c 1")
-    # The discretisation of selective_scan, laid out (t, b, e, c, n) so that step t is contiguous.
-    deltaA = torch.exp(dt * rearrange(A.float(), "e n -> e 1 n"))  # (t, b, e, c, n)
-    deltaB_u = chunked(delta * u.float(), "b e (c t) -> t b e c 1") * chunked(
-        B, "b n (c t) -> t b 1 c n"
-    )
-    x, xs = torch.zeros_like(deltaB_u[0]), []  # (b, e, c, n)
+    dt = chunked(delta, "b e (c t) -> t b c e 1")
+    # The discretisation of selective_scan, laid out (t, b, c, e, n) so that step t is contiguous.
+    deltaA = torch.exp(dt * A.float())  # (t, b, c, e, n)
+    deltaB_u = chunked(delta * u.float(), "b e (c t) -> t b c e 1") * chunked(
+        B, "b n (c t) -> t b c 1 n"
+    )  # (t, b, c, e, n)
+    x, xs = torch.zeros_like(deltaB_u[0]), []  # (b, c, e, n)
     for t in range(T):  # (1) every chunk at once, each started from x = 0
-        x = torch.addcmul(deltaB_u[t], deltaA[t], x)  # (b, e, c, n): deltaA x + deltaB_u, one op
+        x = torch.addcmul(deltaB_u[t], deltaA[t], x)  # (b, c, e, n): deltaA x + deltaB_u, one op
         xs.append(x)
     # Product of A_bar from the chunk's start to t: exp(A * sum of delta), as A is the same at every t.
-    decay = torch.exp(dt.cumsum(dim=0) * rearrange(A.float(), "e n -> e 1 n"))  # (t, b, e, c, n)
-    entering, starts = torch.zeros_like(x[:, :, 0]), []  # (b, e, n)
-    for chunk in range(x.shape[2]):  # (2) carry the state from chunk to chunk
+    decay = torch.exp(dt.cumsum(dim=0) * A.float())  # (t, b, c, e, n)
+    entering, starts = torch.zeros_like(x[:, 0]), []  # (b, e, n)
+    for chunk in range(x.shape[1]):  # (2) carry the state from chunk to chunk
         starts.append(entering)
-        entering = decay[-1, :, :, chunk] * entering + x[:, :, chunk]  # (b, e, n)
-    x = torch.addcmul(torch.stack(xs), decay, torch.stack(starts, dim=2))  # (t, b, e, c, n): (3)
-    y = (x * chunked(C, "b n (c t) -> t b 1 c n")).sum(-1)  # (t, b, e, c): Eq. (2b), all t at once
-    y = rearrange(y, "t b e c -> b e (c t)")[:, :, :seqlen]  # (b, e, l)
-    return _finish(y, u, D, z, x[-1, :, :, -1], return_last_state)
+        entering = torch.addcmul(x[:, chunk], decay[-1, :, chunk], entering)  # (b, e, n)
+    x = torch.addcmul(torch.stack(xs), decay, torch.stack(starts, dim=1))  # (t, b, c, e, n): (3)
+    y = x @ chunked(C, "b n (c t) -> t b c n 1")  # (t, b, c, e, 1): Eq. (2b), all t at once
+    y = rearrange(y, "t b c e 1 -> b e (c t)")[:, :, :seqlen]  # (b, e, l)
+    return _finish(y, u, D, z, x[-1, :, -1], return_last_state)
 
 
 # ---- the Mamba block and a tiny language model ----------------------------------------------------

@@ -97,3 +97,30 @@ def tiny_mistral(
     config = tiny_mistral_config(num_key_value_heads, sliding_window, **overrides)
     model = randomize_(MistralForCausalLM(config))
     return cast_parameters(model, device, dtype).eval()
+
+
+def tiny_mamba_config(**overrides):
+    """A tiny transformers ``MambaConfig``; no special tokens, so ``generate`` never stops early."""
+    from transformers import MambaConfig
+
+    fields = dict(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        state_size=8,
+        expand=2,
+        conv_kernel=4,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    fields.update(overrides)
+    return MambaConfig(**fields)
+
+
+def tiny_mamba(device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides):
+    """A randomly initialised ``MambaForCausalLM`` with visible (not near-zero) weights."""
+    from transformers import MambaForCausalLM
+
+    model = randomize_(MambaForCausalLM(tiny_mamba_config(**overrides)))
+    return cast_parameters(model, device, dtype).eval()

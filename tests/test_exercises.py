@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from demos.exercises import check_kv_cache_bytes, check_repeat_kv
+from demos.exercises import check_kv_cache_bytes, check_repeat_kv, check_ssm_step
 
 
 def test_repeat_kv_checker_accepts_a_correct_answer():
@@ -88,3 +88,37 @@ def test_sliding_window_mask_checker_explains_other_mistakes():
     assert not result.ok and "should be hidden" in result.message
     assert "expected shape" in check_sliding_window_mask(lambda t, s, w: torch.ones(2, 2)).message
     assert "ZeroDivisionError" in check_sliding_window_mask(lambda t, s, w: 1 / 0).message
+
+
+# ---- Mamba: one step of the selective SSM ----
+
+
+def test_ssm_step_checker_accepts_a_correct_answer():
+    def step(x, u, delta, A, B, C):  # written independently of the reference: einsum form
+        x_new = torch.exp(torch.einsum("be,en->ben", delta, A)) * x + torch.einsum(
+            "be,bn->ben", delta * u, B
+        )
+        return x_new, torch.einsum("ben,bn->be", x_new, C)
+
+    result = check_ssm_step(step)
+    assert result.ok, result.message
+
+
+def test_ssm_step_checker_names_the_common_mistakes():
+    from demos.exercises import _ssm_step_euler_A, _ssm_step_no_delta_on_B, _ssm_step_old_state
+
+    for wrong, words in [
+        (_ssm_step_euler_A, "Euler"),
+        (_ssm_step_old_state, "before this token's update"),
+        (_ssm_step_no_delta_on_B, "without the step size"),
+    ]:
+        result = check_ssm_step(wrong)
+        assert not result.ok and words in result.message, result.message
+
+
+def test_ssm_step_checker_reports_shapes_errors_and_plain_wrong_values():
+    assert "expected (x_new, y)" in check_ssm_step(lambda *a: a[0]).message
+    assert "expected shape (1, 2)" in check_ssm_step(lambda x, *a: (x, x)).message
+    assert "ZeroDivisionError" in check_ssm_step(lambda *a: 1 / 0).message
+    result = check_ssm_step(lambda x, u, *a: (x, u))
+    assert not result.ok and "Likely cause" not in result.message

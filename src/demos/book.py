@@ -165,3 +165,17 @@ def report_budget() -> Any:
         f"*Cost of this page when the book was built: {cpu_s:.1f} s of CPU time, "
         f"peak memory {peak_mib:,.0f} MiB.*"
     )
+
+
+def show_recorded(path: str | Path, command: str) -> Any:
+    """Show a results file a script wrote (a benchmark, a long run) as a text block, with its command.
+
+    Chapters quote such results this way rather than retyping them, so the page always shows what the
+    committed file says; rerun ``command`` to refresh the file.
+    """
+    from IPython.display import Markdown
+
+    text = Path(path).read_text().rstrip()
+    return Markdown(
+        f"Recorded with `{command}` (file `{Path(path).name}`):\n\n```text\n{text}\n```"
+    )

@@ -318,7 +318,9 @@ class FalconLM(nn.Module):
                 f"got {input_ids.dtype} {tuple(input_ids.shape)}"
             )
         if input_ids.numel() == 0:
-            raise ValueError(f"input_ids must hold at least one token, got {tuple(input_ids.shape)}")
+            raise ValueError(
+                f"input_ids must hold at least one token, got {tuple(input_ids.shape)}"
+            )
         lo, hi = int(input_ids.min()), int(input_ids.max())
         if lo < 0 or hi >= self.config.vocab_size:
             raise ValueError(

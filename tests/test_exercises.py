@@ -46,3 +46,31 @@ def test_kv_cache_checker_explains_a_missing_factor_two():
 def test_kv_cache_checker_explains_a_doubled_factor():
     result = check_kv_cache_bytes(lambda *args: kv_bytes(*args) * 2)
     assert not result.ok and "2x too large" in result.message
+
+
+def test_split_fused_qkv_checker_accepts_a_correct_answer():
+    from demos.exercises import check_split_fused_qkv
+
+    def split(fused, h, g, d):
+        b, t, _ = fused.shape
+        x = fused.view(b, t, g, h // g + 2, d)
+        q = x[:, :, :, : h // g].reshape(b, t, h, d).transpose(1, 2)
+        return q, x[:, :, :, -2].transpose(1, 2), x[:, :, :, -1].transpose(1, 2)
+
+    assert check_split_fused_qkv(split).ok
+
+
+def test_split_fused_qkv_checker_names_the_block_layout_mistake():
+    from demos.exercises import _split_qkv_blocks, check_split_fused_qkv
+
+    result = check_split_fused_qkv(_split_qkv_blocks)
+    assert not result.ok and "group by group" in result.message
+
+
+def test_split_fused_qkv_checker_reports_shapes_and_errors():
+    from demos.exercises import check_split_fused_qkv
+
+    assert "expected (q, k, v)" in check_split_fused_qkv(lambda f, h, g, d: f).message
+    assert "ZeroDivisionError" in check_split_fused_qkv(lambda f, h, g, d: 1 / 0).message
+    result = check_split_fused_qkv(lambda f, h, g, d: (f, f, f))
+    assert not result.ok and "has shape" in result.message

@@ -124,3 +124,49 @@ def tiny_mamba(device: str = "cpu", dtype: torch.dtype = torch.float32, **overri
 
     model = randomize_(MambaForCausalLM(tiny_mamba_config(**overrides)))
     return cast_parameters(model, device, dtype).eval()
+
+
+def tiny_falcon_config(new_decoder_architecture: bool = False, num_kv_heads: int = 2, **overrides):
+    """A tiny ``FalconConfig``: Falcon-7B style (multi-query) by default, Falcon-40B style if
+    ``new_decoder_architecture`` (``num_kv_heads`` key/value groups, two LayerNorms)."""
+    from transformers import FalconConfig
+
+    fields = dict(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_kv_heads=num_kv_heads,
+        multi_query=True,
+        new_decoder_architecture=new_decoder_architecture,
+        max_position_embeddings=256,
+        attn_implementation="eager",
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    fields.update(overrides)
+    return FalconConfig(**fields)
+
+
+def tiny_falcon(
+    new_decoder_architecture: bool = False,
+    num_kv_heads: int = 2,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    **overrides,
+):
+    """A randomly initialised ``FalconForCausalLM`` with visible weights.
+
+    Falcon's LayerNorms are named ``ln_*``/``*_layernorm``; they get weights near one and small
+    biases, as after training (``randomize_`` only recognises names containing "norm").
+    """
+    from transformers import FalconForCausalLM
+
+    config = tiny_falcon_config(new_decoder_architecture, num_kv_heads, **overrides)
+    model = randomize_(FalconForCausalLM(config))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".ln_" in name or "layernorm" in name:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(p))
+    return cast_parameters(model, device, dtype).eval()

@@ -122,3 +122,31 @@ def test_ssm_step_checker_reports_shapes_errors_and_plain_wrong_values():
     assert "ZeroDivisionError" in check_ssm_step(lambda *a: 1 / 0).message
     result = check_ssm_step(lambda x, u, *a: (x, u))
     assert not result.ok and "Likely cause" not in result.message
+
+
+def test_split_fused_qkv_checker_accepts_a_correct_answer():
+    from demos.exercises import check_split_fused_qkv
+
+    def split(fused, h, g, d):
+        b, t, _ = fused.shape
+        x = fused.view(b, t, g, h // g + 2, d)
+        q = x[:, :, :, : h // g].reshape(b, t, h, d).transpose(1, 2)
+        return q, x[:, :, :, -2].transpose(1, 2), x[:, :, :, -1].transpose(1, 2)
+
+    assert check_split_fused_qkv(split).ok
+
+
+def test_split_fused_qkv_checker_names_the_block_layout_mistake():
+    from demos.exercises import _split_qkv_blocks, check_split_fused_qkv
+
+    result = check_split_fused_qkv(_split_qkv_blocks)
+    assert not result.ok and "group by group" in result.message
+
+
+def test_split_fused_qkv_checker_reports_shapes_and_errors():
+    from demos.exercises import check_split_fused_qkv
+
+    assert "expected (q, k, v)" in check_split_fused_qkv(lambda f, h, g, d: f).message
+    assert "ZeroDivisionError" in check_split_fused_qkv(lambda f, h, g, d: 1 / 0).message
+    result = check_split_fused_qkv(lambda f, h, g, d: (f, f, f))
+    assert not result.ok and "has shape" in result.message

@@ -272,14 +272,17 @@ def facts_card(family: str) -> str:
     rows = [
         f"| {label} | " + " | ".join(_cell(s, n) for s in sizes) + " |" for label, n in CARD_ROWS
     ]
-    notes = sorted(
-        {
-            f"{s.name}, {k}: {v}" if len(sizes) > 1 else f"{k}: {v}"
-            for s in sizes
-            for k, v in s.notes.items()
-            if not k.startswith("_")
-        }
-    )
+    labels = {name: label for label, name in CARD_ROWS}
+    by_note: dict[tuple[str, str], list[str]] = {}
+    for s in sizes:
+        for k, v in s.notes.items():
+            if not k.startswith("_") or k == "_all":
+                by_note.setdefault((k, v), []).append(s.name)
+    notes = []
+    for (k, v), names in by_note.items():
+        label = "All fields" if k == "_all" else labels[k]
+        where = "" if len(names) == len(sizes) else ", ".join(names) + ", "
+        notes.append(f"{where}{label.lower() if where else label}: {v}")
     out = "\n".join([head, rule, *rows])
     if notes:
         out += "\n\n" + "\n".join(f"- *{n}*" for n in notes)
@@ -302,6 +305,57 @@ def overview_rows() -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+_LLAMA_LIKE = ("llama", "mistral", "qwen2", "gemma", "phi3", "phi")
+
+
+def hf_config(size: ModelSize) -> Any:
+    """The transformers config of ``size``, built from the registry's fields (config.json names).
+
+    ``size.hf`` adds the config.json fields the registry has no column for (and may override one,
+    as Orca 2's vocabulary). ``ValueError`` for a size without a transformers architecture.
+    """
+    from transformers import AutoConfig
+
+    if not size.hf or "_test" in size.notes:
+        raise ValueError(f"{size.name} has no transformers architecture: {size.notes.get('_test')}")
+    kwargs = {
+        "vocab_size": size.vocab_size,
+        "hidden_size": size.hidden_size,
+        "num_hidden_layers": size.layers,
+        **size.hf,
+    }
+    model_type = kwargs.pop("model_type")
+    if model_type != "mamba":
+        kwargs["num_attention_heads"] = size.heads
+    if model_type in _LLAMA_LIKE:
+        kwargs.update(num_key_value_heads=size.kv_heads, intermediate_size=size.intermediate_size)
+    if model_type == "gemma":
+        kwargs["head_dim"] = size.head_dim
+    if model_type in ("gpt_neox", "persimmon"):
+        kwargs["intermediate_size"] = size.intermediate_size
+    if model_type == "falcon":
+        kwargs["ffn_hidden_size"] = size.intermediate_size
+    return AutoConfig.for_model(model_type, **kwargs)
+
+
+def meta_model(size: ModelSize) -> Any:
+    """The full-size transformers model of ``size`` on the meta device: shapes, no memory."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(hf_config(size))
+
+
+def counted_parameters(size: ModelSize) -> int | None:
+    """Parameters of the meta-device model of ``size``; ``None`` without a transformers class."""
+    try:
+        model = meta_model(size)
+    except ValueError:
+        return None
+    return sum(p.numel() for p in model.parameters())
 
 
 def field_names() -> tuple[str, ...]:

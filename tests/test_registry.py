@@ -43,6 +43,16 @@ def bib_keys() -> set[str]:
     return set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.M))
 
 
+_MODELS: dict[str, torch.nn.Module] = {}
+
+
+def built(size: ModelSize) -> torch.nn.Module:
+    """The meta-device model of ``size``, built once per test session (shapes only, no memory)."""
+    if size.name not in _MODELS:
+        _MODELS[size.name] = meta_model(size)
+    return _MODELS[size.name]
+
+
 def buildable() -> list[ModelSize]:
     return [s for s in load_registry() if s.hf and "_test" not in s.notes]
 
@@ -150,7 +160,8 @@ def test_rounds_to_is_half_a_unit_of_the_last_digit():
 
 @pytest.mark.parametrize("size", buildable(), ids=lambda s: s.name)
 def test_parameter_count_of_the_meta_model_rounds_to_the_published_figure(size):
-    count = counted_parameters(size)
+    count = sum(p.numel() for p in built(size).parameters())
+    assert count == counted_parameters(size)  # the helper the book uses counts the same
     if "parameters" in size.notes:  # a documented mismatch: it must still be one
         assert not rounds_to(count, size.parameters), (
             f"{size.name}: {count:,} now rounds to {size.parameters}; drop the note"
@@ -179,7 +190,7 @@ def _kv_width(model: torch.nn.Module, size: ModelSize) -> int | None:
 
 @pytest.mark.parametrize("size", [s for s in buildable() if s.kv_heads], ids=lambda s: s.name)
 def test_kv_cache_bytes_per_token_matches_the_built_key_projection(size):
-    width = _kv_width(meta_model(size), size)
+    width = _kv_width(built(size), size)
     assert width is not None, f"{size.name}: no key projection found"
     assert width == size.kv_heads * size.head_dim
     expected = 2 * size.layers * width * 2  # keys and values, every layer, 2 bytes each
@@ -234,3 +245,10 @@ def test_weights_bytes_follows_bits_per_weight():
     assert weights_bytes(n, "int8") == n
     assert weights_bytes(n, "nf4") == n / 2
     assert weights_bytes(n, "fp32") == 2 * weights_bytes(n, "bf16")
+
+
+def test_a_citation_must_name_a_field_and_a_key():
+    with pytest.raises(ValueError, match="must map a field"):
+        ModelSize(**_valid(cite={**_valid()["cite"], "colour": "touvron2023llama2"}))
+    with pytest.raises(ValueError, match="must map a field"):
+        ModelSize(**_valid(cite={**_valid()["cite"], "layers": {"nested": "x"}}))

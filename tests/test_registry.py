@@ -252,3 +252,9 @@ def test_a_citation_must_name_a_field_and_a_key():
         ModelSize(**_valid(cite={**_valid()["cite"], "colour": "touvron2023llama2"}))
     with pytest.raises(ValueError, match="must map a field"):
         ModelSize(**_valid(cite={**_valid()["cite"], "layers": {"nested": "x"}}))
+
+
+def test_yaml_with_a_repeated_key_is_refused():
+    with pytest.raises(ValueError, match="repeat"):
+        registry.parse_yaml("a: {notes: {x: 1}, notes: {y: 2}}")
+    assert registry.parse_yaml("a: {notes: {x: 1}}") == {"a": {"notes": {"x": 1}}}

@@ -193,11 +193,29 @@ def _build(family: dict, size: dict) -> ModelSize:
     )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(
+                f"registry.yaml line {node.start_mark.line + 1}: keys {repeated} repeat"
+            )
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse registry YAML, refusing repeated keys."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 @lru_cache(maxsize=1)
 def load_registry() -> tuple[ModelSize, ...]:
     """Every size of every family, in the order of ``registry.yaml``; validated on load."""
     text = resources.files("demos").joinpath("registry.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = parse_yaml(text)
     sizes = tuple(_build(fam, size) for fam in data["families"] for size in fam["sizes"])
     names = [s.name for s in sizes]
     if len(set(names)) != len(names):

@@ -108,7 +108,9 @@ def dpo_loss(
     if not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing ({label_smoothing!r}) must be in [0, 0.5)")
     if label_smoothing and loss_type != "sigmoid":
-        raise ValueError(f"label_smoothing ({label_smoothing!r}) applies to loss_type='sigmoid' only")
+        raise ValueError(
+            f"label_smoothing ({label_smoothing!r}) applies to loss_type='sigmoid' only"
+        )
 
     chosen_logratios = chosen_logps - ref_chosen_logps  # log pi/pi_ref (y_w)
     rejected_logratios = rejected_logps - ref_rejected_logps  # log pi/pi_ref (y_l)
@@ -151,7 +153,9 @@ def orpo_loss(
     _check_beta(beta)
     if (chosen_logps > 0).any() or (rejected_logps > 0).any():
         raise ValueError("log-probabilities must be <= 0")
-    dtype = torch.promote_types(chosen_logps.dtype, torch.float32)  # bf16 -> fp32, as TRL; fp64 stays
+    dtype = torch.promote_types(
+        chosen_logps.dtype, torch.float32
+    )  # bf16 -> fp32, as TRL; fp64 stays
     chosen_logps, rejected_logps = chosen_logps.to(dtype), rejected_logps.to(dtype)
     log_odds_ratio = (chosen_logps - rejected_logps) - (
         log1mexp(chosen_logps) - log1mexp(rejected_logps)

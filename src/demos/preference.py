@@ -80,7 +80,7 @@ def dpo_loss(
     loss_type: str = "sigmoid",
     label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-pair DPO loss and the implicit rewards: four ``(b,)`` tensors -> ``(losses, chosen_rewards, rejected_rewards)``.
+    """Per-pair DPO loss and implicit rewards: four ``(b,)`` tensors -> ``(losses, chosen_r, rejected_r)``.
 
     With ``h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l))``:
 

@@ -1,0 +1,87 @@
+"""TRL's own DPO loss on one batch, for the parity tests and the chapter's parity cell (offline).
+
+``DPOTrainer`` needs a tokenizer and a text dataset. We build both locally: a word-level tokenizer over
+made-up words ``w0 w1 ...`` (the ``tokenizers`` library, nothing downloaded) and a few prompt/chosen/
+rejected triples of such words. The trainer tokenizes and collates them as it would real data; we take
+its first batch and ask it for its loss, then compute ours from the same models' logits.
+
+Reference implementation: trl==1.16.0, trainer/dpo_trainer.py::DPOTrainer.compute_loss, ::DataCollatorForPreference
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import torch
+
+
+def tiny_word_tokenizer(num_words: int) -> Any:
+    """A ``PreTrainedTokenizerFast`` with ids 0 ``<pad>``, 1 ``</s>``, then words ``w0 .. w{n-1}``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1} | {f"w{i}": i + 2 for i in range(num_words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>")
+
+
+def tiny_preference_rows(num_words: int, num_pairs: int = 4, seed: int = 0) -> list[dict[str, str]]:
+    """Prompt/chosen/rejected texts of random words, with prompts and completions of varied lengths."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def words(n: int) -> str:
+        return " ".join(f"w{i}" for i in torch.randint(0, num_words, (n,), generator=gen).tolist())
+
+    return [
+        {
+            "prompt": words(3 + i % 3),
+            "chosen": " " + words(2 + i % 4),
+            "rejected": " " + words(5 - i % 3),
+        }
+        for i in range(num_pairs)
+    ]
+
+
+def trl_dpo_loss_on_one_batch(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module,
+    loss_type: str = "sigmoid",
+    beta: float = 0.1,
+    num_pairs: int = 4,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Build ``trl.DPOTrainer`` on a tiny preference dataset and return (its loss on the first batch, that batch).
+
+    ``policy`` and ``reference`` are causal LMs with ``vocab_size >= num_words + 2``; the batch holds the
+    chosen sequences first, then the rejected ones, with ``input_ids``, ``attention_mask`` and
+    ``completion_mask`` (1 on completion tokens, EOS included). The loss keeps its graph, so gradients
+    can be compared too.
+    """
+    import datasets
+    from trl import DPOConfig, DPOTrainer
+
+    datasets.disable_progress_bars()
+    num_words = policy.config.vocab_size - 2
+    tokenizer = tiny_word_tokenizer(num_words)
+    dataset = datasets.Dataset.from_list(tiny_preference_rows(num_words, num_pairs))
+    with tempfile.TemporaryDirectory() as out:
+        args = DPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=num_pairs,
+            beta=beta,
+            loss_type=[loss_type],
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+        )
+        trainer = DPOTrainer(
+            model=policy,
+            ref_model=reference,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+        )
+        batch = next(iter(trainer.get_train_dataloader()))
+        loss = trainer.compute_loss(trainer.model, batch)
+    return loss, batch

@@ -36,9 +36,9 @@ for name in ("mamba_ssm", "causal_conv1d"):
 print("demos.mamba:", "present" if importlib.util.find_spec("demos.mamba") else "absent (no Mamba parity to run yet)")
 PY
 
-# Every test except the book build and the browser tests (neither jupyter-book nor chromium is needed there). The `setting`
+# Every test except the book tooling (build, browser, page helpers: jupyter-book, chromium and IPython are not needed there). The `setting`
 # fixture adds cuda-fp32 and cuda-bf16 to each parity test when CUDA is present.
-PARITY_RESULTS="$results" python3 -m pytest tests --ignore=tests/test_book.py -m "not book" -q -p no:cacheprovider -rfE
+PARITY_RESULTS="$results" python3 -m pytest tests --ignore=tests/test_book.py --ignore=tests/test_book_helpers.py -m "not book" -q -p no:cacheprovider -rfE
 status=$?
 echo "gpu_parity: pytest exit status $status, $(( $(date +%s) - start )) s, results in $results"
 exit $status

@@ -219,6 +219,14 @@ class AttentionConfig:
         )
 
 
+def load_hf_weights(module: nn.Module, hf_module: nn.Module) -> nn.Module:
+    """Copy ``hf_module``'s weights into ``module`` (same parameter names) and move ``module`` to the
+    reference's device and dtype. Returns ``module``; every ``from_hf`` in this package ends here."""
+    module.load_state_dict(hf_module.state_dict())
+    p = next(hf_module.parameters())
+    return module.to(device=p.device, dtype=p.dtype)
+
+
 class KVCache:
     """Keys and values of one attention layer, grown by one step per decoding call.
 
@@ -298,10 +306,7 @@ class GroupedQueryAttention(nn.Module):
     @classmethod
     def from_hf(cls, hf_attention: nn.Module) -> GroupedQueryAttention:
         """Build from a transformers attention layer (``LlamaAttention``, ``MistralAttention``) and copy its weights."""
-        layer = cls(AttentionConfig.from_hf(hf_attention.config))
-        layer.load_state_dict(hf_attention.state_dict())
-        p = next(hf_attention.parameters())
-        return layer.to(device=p.device, dtype=p.dtype)
+        return load_hf_weights(cls(AttentionConfig.from_hf(hf_attention.config)), hf_attention)
 
 
 def kv_cache_bytes_per_token(

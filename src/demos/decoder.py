@@ -33,8 +33,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demos.attention import AttentionConfig, GroupedQueryAttention, KVCache, _check_positive_int
+from demos.attention import (
+    AttentionConfig,
+    GroupedQueryAttention,
+    KVCache,
+    _check_positive_int,
+    load_hf_weights,
+)
 from demos.rope import rope_cos_sin
+
+
+def check_token_ids(input_ids: torch.Tensor, vocab_size: int, shape: str = "(b, t)") -> None:
+    """``ValueError`` unless ``input_ids`` is a non-empty integer tensor of ``shape``, ids in ``[0, vocab_size)``."""
+    dims = len(
+        [axis for axis in shape.strip("()").split(",") if axis.strip()]
+    )  # "(b, t)" -> 2, "(b,)" -> 1
+    if input_ids.dim() != dims or input_ids.dtype not in (torch.int32, torch.int64):
+        raise ValueError(
+            f"input_ids must be an integer tensor of shape {shape}, got {input_ids.dtype} {tuple(input_ids.shape)}"
+        )
+    if input_ids.numel() == 0:
+        raise ValueError(
+            f"input_ids must hold at least one token, got shape {tuple(input_ids.shape)}"
+        )
+    lo, hi = int(input_ids.min()), int(input_ids.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"token ids must lie in [0, {vocab_size}), got values from {lo} to {hi}")
 
 
 @dataclass(frozen=True)
@@ -199,19 +223,7 @@ class DecoderLM(nn.Module):
         Returns:
             ``(b, t, v)`` logits for the token after each position.
         """
-        if input_ids.dim() != 2 or input_ids.dtype not in (torch.int32, torch.int64):
-            raise ValueError(
-                f"input_ids must be an integer tensor of shape (b, t), got {input_ids.dtype} {tuple(input_ids.shape)}"
-            )
-        if input_ids.numel() == 0:
-            raise ValueError(
-                f"input_ids must hold at least one token, got shape {tuple(input_ids.shape)}"
-            )
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(
-                f"token ids must lie in [0, {self.config.vocab_size}), got values from {lo} to {hi}"
-            )
+        check_token_ids(input_ids, self.config.vocab_size)
         return self.lm_head(self.model(input_ids, caches))  # (b, t, v)
 
     @torch.no_grad()
@@ -234,10 +246,7 @@ class DecoderLM(nn.Module):
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> DecoderLM:
         """Build from a transformers ``LlamaForCausalLM`` and copy its weights (same names, no renaming)."""
-        model = cls(DecoderConfig.from_hf(hf_model.config))
-        model.load_state_dict(hf_model.state_dict())
-        p = next(hf_model.parameters())
-        return model.to(device=p.device, dtype=p.dtype)
+        return load_hf_weights(cls(DecoderConfig.from_hf(hf_model.config)), hf_model)
 
 
 def count_parameters(model: nn.Module) -> int:

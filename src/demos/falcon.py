@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demos.attention import KVCache, _check_positive_int, attention
-from demos.decoder import DecoderLM
+from demos.attention import KVCache, _check_positive_int, attention, load_hf_weights
+from demos.decoder import DecoderLM, check_token_ids
 from demos.rope import apply_rope, rope_cos_sin
 
 
@@ -214,10 +214,7 @@ class FalconAttention(nn.Module):
     @classmethod
     def from_hf(cls, hf_attention: nn.Module) -> FalconAttention:
         """Build from a transformers ``FalconAttention`` and copy its weights."""
-        layer = cls(FalconDecoderConfig.from_hf(hf_attention.config))
-        layer.load_state_dict(hf_attention.state_dict())
-        p = next(hf_attention.parameters())
-        return layer.to(device=p.device, dtype=p.dtype)
+        return load_hf_weights(cls(FalconDecoderConfig.from_hf(hf_attention.config)), hf_attention)
 
 
 class FalconMLP(nn.Module):
@@ -312,20 +309,7 @@ class FalconLM(nn.Module):
         Returns:
             ``(b, t, v)`` logits.
         """
-        if input_ids.dim() != 2 or input_ids.dtype not in (torch.int32, torch.int64):
-            raise ValueError(
-                "input_ids must be an integer tensor of shape (b, t), "
-                f"got {input_ids.dtype} {tuple(input_ids.shape)}"
-            )
-        if input_ids.numel() == 0:
-            raise ValueError(
-                f"input_ids must hold at least one token, got {tuple(input_ids.shape)}"
-            )
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(
-                f"token ids must lie in [0, {self.config.vocab_size}), got values from {lo} to {hi}"
-            )
+        check_token_ids(input_ids, self.config.vocab_size)
         return self.lm_head(self.transformer(input_ids, caches))  # (b, t, v)
 
     # The same greedy loop as the Llama decoder: it needs only new_cache() and forward().
@@ -334,7 +318,4 @@ class FalconLM(nn.Module):
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> FalconLM:
         """Build from a transformers ``FalconForCausalLM`` and copy its weights (same names)."""
-        model = cls(FalconDecoderConfig.from_hf(hf_model.config))
-        model.load_state_dict(hf_model.state_dict())
-        p = next(hf_model.parameters())
-        return model.to(device=p.device, dtype=p.dtype)
+        return load_hf_weights(cls(FalconDecoderConfig.from_hf(hf_model.config)), hf_model)

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import nn
 
-from demos.attention import _check_positive_int
-from demos.decoder import RMSNorm
+from demos.attention import _check_positive_int, load_hf_weights
+from demos.decoder import RMSNorm, check_token_ids
 
 # ---- the selective scan ----------------------------------------------------------------------------
 
@@ -346,20 +346,6 @@ class MambaLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.backbone.embeddings.weight
 
-    def _check_ids(self, input_ids: torch.Tensor, dims: int) -> None:
-        shape = "(b, l)" if dims == 2 else "(b,)"
-        if input_ids.dim() != dims or input_ids.dtype not in (torch.int32, torch.int64):
-            raise ValueError(
-                f"input_ids must be an integer tensor of shape {shape}, got {input_ids.dtype} {tuple(input_ids.shape)}"
-            )
-        if input_ids.numel() == 0:
-            raise ValueError(
-                f"input_ids must hold at least one token, got shape {tuple(input_ids.shape)}"
-            )
-        lo, hi, v = int(input_ids.min()), int(input_ids.max()), self.config.vocab_size
-        if lo < 0 or hi >= v:
-            raise ValueError(f"token ids must lie in [0, {v}), got values from {lo} to {hi}")
-
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
         h = self.backbone.norm_f(h)
         return self.lm_head(h.to(self.lm_head.weight.dtype)).float()  # fp32 logits, as HF
@@ -372,7 +358,7 @@ class MambaLM(nn.Module):
         self, input_ids: torch.Tensor, parallel: bool = True
     ) -> tuple[torch.Tensor, list[MambaState]]:
         """The full forward, also returning each block's state after the last token."""
-        self._check_ids(input_ids, 2)
+        check_token_ids(input_ids, self.config.vocab_size, "(b, l)")
         h, states = self.backbone.embeddings(input_ids), []  # (b, l, c)
         for layer in self.backbone.layers:
             h, state = layer._forward(h, parallel)  # (b, l, c)
@@ -381,7 +367,7 @@ class MambaLM(nn.Module):
 
     def step(self, input_ids: torch.Tensor, states: list[MambaState]) -> torch.Tensor:
         """One token per sequence, (b,) -> (b, v) logits; updates ``states`` (one per block) in place."""
-        self._check_ids(input_ids, 1)
+        check_token_ids(input_ids, self.config.vocab_size, "(b,)")
         if len(states) != len(self.backbone.layers):
             raise ValueError(
                 f"states must hold one MambaState per layer ({len(self.backbone.layers)}), got {len(states)}"
@@ -409,10 +395,7 @@ class MambaLM(nn.Module):
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> MambaLM:
         """Build from a transformers ``MambaForCausalLM`` and copy its weights (same names)."""
-        model = cls(MambaConfig.from_hf(hf_model.config))
-        model.load_state_dict(hf_model.state_dict())
-        p = next(hf_model.parameters())
-        return model.to(device=p.device, dtype=p.dtype)
+        return load_hf_weights(cls(MambaConfig.from_hf(hf_model.config)), hf_model)
 
 
 def state_bytes_per_token(

@@ -150,3 +150,60 @@ def test_split_fused_qkv_checker_reports_shapes_and_errors():
     assert "ZeroDivisionError" in check_split_fused_qkv(lambda f, h, g, d: 1 / 0).message
     result = check_split_fused_qkv(lambda f, h, g, d: (f, f, f))
     assert not result.ok and "has shape" in result.message
+
+
+def test_dpo_loss_checker_accepts_independent_correct_answers():
+    from demos.exercises import check_dpo_loss
+
+    def softplus_form(lw, ll, rw, rl, beta):  # -log sigma(x) = softplus(-x)
+        return torch.nn.functional.softplus(-beta * ((lw - ll) - (rw - rl)))
+
+    def logaddexp_form(lw, ll, rw, rl, beta):  # -log sigma(x) = log(1 + e^-x)
+        x = beta * ((lw - rw) - (ll - rl))
+        return torch.logaddexp(torch.zeros_like(x), -x)
+
+    for fn in (softplus_form, logaddexp_form):
+        result = check_dpo_loss(fn)
+        assert result.ok, result.message
+
+
+def test_dpo_loss_checker_names_the_common_mistakes():
+    from demos import exercises as ex
+
+    for wrong, words in [
+        (ex._dpo_no_reference, "reference model was left out"),
+        (ex._dpo_swapped, "swapped"),
+        (ex._dpo_no_log, "-sigma(beta h)"),
+        (ex._dpo_no_beta, "beta is missing"),
+        (ex._dpo_log_of_sigmoid, "logsigmoid"),
+    ]:
+        result = ex.check_dpo_loss(wrong)
+        assert not result.ok and words in result.message, (wrong.__name__, result.message)
+
+
+def test_dpo_loss_checker_reports_a_mean_and_an_error():
+    from demos.exercises import check_dpo_loss
+
+    mean = check_dpo_loss(lambda lw, ll, rw, rl, beta: (-(lw - ll)).mean())
+    assert not mean.ok and "shape ()" in mean.message
+    assert "ZeroDivisionError" in check_dpo_loss(lambda *a: 1 / 0).message
+
+
+def test_log_odds_checker_accepts_a_correct_answer_and_names_mistakes():
+    from demos import exercises as ex
+
+    def log_odds(logp):  # written here: log P - log(1 - P), with expm1 near 0 and log1p far from it
+        near_zero = logp > -0.5
+        log_1mp = torch.where(
+            near_zero, torch.log(-torch.expm1(logp)), torch.log1p(-torch.exp(logp))
+        )
+        return logp - log_1mp
+
+    assert ex.check_log_odds(log_odds).ok
+    for wrong, words in [
+        (ex._log_odds_naive, "expm1"),
+        (ex._odds_not_log, "take its logarithm"),
+        (ex._log_odds_without_denominator, "also subtract"),
+    ]:
+        result = ex.check_log_odds(wrong)
+        assert not result.ok and words in result.message, (wrong.__name__, result.message)

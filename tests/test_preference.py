@@ -186,3 +186,26 @@ def test_conservative_dpo_label_smoothing():
     plain, _, _ = dpo_loss(chosen, rejected, ref_c, ref_r, 0.1)
     flipped, _, _ = dpo_loss(rejected, chosen, ref_r, ref_c, 0.1)  # labels swapped
     torch.testing.assert_close(smooth, (1 - eps) * plain + eps * flipped)
+
+
+def test_trl_reference_can_be_called_twice_on_the_same_models():
+    """DPOTrainer patches the models it gets; the helper must leave them as they were."""
+    from demos.trl_reference import trl_dpo_loss_on_one_batch
+
+    policy, reference = tiny_llama(2), tiny_llama(2)
+    first, _ = trl_dpo_loss_on_one_batch(policy, reference, "sigmoid", 0.5)
+    second, _ = trl_dpo_loss_on_one_batch(policy, reference, "sigmoid", 0.5)
+    assert "forward" not in policy.__dict__ and "forward" not in reference.__dict__
+    assert first.item() == second.item()
+
+
+def test_trl_reference_model_runs_in_fp32():
+    """With DPOConfig's default bf16=True the reference ran under bf16 autocast and the loss moved by ~5e-3."""
+    from demos.trl_reference import trl_dpo_loss_on_one_batch
+
+    policy, reference = tiny_llama(2), tiny_llama(2)
+    ref_logits = reference(torch.arange(10)[None]).logits
+    trl_loss, batch = trl_dpo_loss_on_one_batch(policy, reference, "sigmoid", 0.5)
+    assert torch.equal(reference(torch.arange(10)[None]).logits, ref_logits)  # ours untouched
+    ours = our_dpo_loss_from_batch(policy, reference, batch, "sigmoid", 0.5)  # plain fp32 forwards
+    assert abs(ours.item() - trl_loss.item()) <= 1e-6

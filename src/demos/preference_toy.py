@@ -110,7 +110,9 @@ def evaluate(
     chosen = ids[: len(ids) // 2]
     prompts = chosen[:, : LENGTH + 1]
     answers = model.generate(prompts, max_new_tokens=LENGTH)[:, LENGTH + 1 :]  # (b, LENGTH)
-    differ = (ids[: len(chosen)] != ids[len(chosen) :]).any(-1)  # palindromes make chosen == rejected
+    differ = (ids[: len(chosen)] != ids[len(chosen) :]).any(
+        -1
+    )  # palindromes make chosen == rejected
     out = {
         "pref_acc": (lw > ll)[differ].float().mean().item(),
         "chosen_logp": lw.mean().item(),
@@ -240,19 +242,34 @@ def run_all(config: ToyConfig | None = None, progress: bool = True) -> dict[str,
     total = config.sft_steps + len(METHODS) * config.pref_steps + one_stage
     start = time.perf_counter()
     runs: dict[str, list[dict[str, float]]] = {}
-    with tqdm(total=total, desc="SFT; DPO, DPO without reference, ORPO; ORPO from base",
-              disable=not progress) as bar:
+    with tqdm(
+        total=total,
+        desc="SFT; DPO, DPO without reference, ORPO; ORPO from base",
+        disable=not progress,
+    ) as bar:
         sft = copy.deepcopy(base)
         runs["sft"] = train_sft(sft, config, gen, eval_pairs, bar)
         sft.requires_grad_(False)  # frozen from here on: DPO's pi_ref
         for method in METHODS:
             runs[method] = train_preference(
-                method, copy.deepcopy(sft).requires_grad_(True), config, gen, eval_pairs,
-                reference=sft, sft=sft, progress=bar,
+                method,
+                copy.deepcopy(sft).requires_grad_(True),
+                config,
+                gen,
+                eval_pairs,
+                reference=sft,
+                sft=sft,
+                progress=bar,
             )
         runs["orpo_from_base"] = train_preference(
-            "orpo", copy.deepcopy(base), config, gen, eval_pairs, steps=one_stage,
-            lr=config.sft_lr, progress=bar,
+            "orpo",
+            copy.deepcopy(base),
+            config,
+            gen,
+            eval_pairs,
+            steps=one_stage,
+            lr=config.sft_lr,
+            progress=bar,
         )
     return {
         "config": asdict(config),

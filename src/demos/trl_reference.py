@@ -57,7 +57,17 @@ def trl_dpo_loss_on_one_batch(
     chosen sequences first, then the rejected ones, with ``input_ids``, ``attention_mask`` and
     ``completion_mask`` (1 on completion tokens, EOS included). The loss keeps its graph, so gradients
     can be compared too.
+
+    Two traps, both handled here. ``DPOConfig`` defaults to ``bf16=True`` (trl 1.16.0), and accelerate then
+    runs the *reference* model's forward under bfloat16 autocast even on the CPU: its log-probs move by
+    ~5e-2 and the loss by ~5e-3. We ask for fp32 (``bf16=False``), so both sides compute the same thing.
+    And the trainer patches the models it is given (``forward`` replaced on the instances, the reference
+    marked as prepared); a later call on the same objects would inherit those patches. So the trainer gets
+    a copy of ``reference``, and ``policy`` (which must stay the caller's object, for its gradients) gets
+    its class's ``forward`` back afterwards: every call starts clean.
     """
+    import copy
+
     import datasets
     from trl import DPOConfig, DPOTrainer
 
@@ -73,15 +83,19 @@ def trl_dpo_loss_on_one_batch(
             loss_type=[loss_type],
             report_to="none",
             use_cpu=True,
+            bf16=False,  # trl's default is True: the reference would run under bf16 autocast
             disable_tqdm=True,
         )
         trainer = DPOTrainer(
             model=policy,
-            ref_model=reference,
+            ref_model=copy.deepcopy(reference),
             args=args,
             train_dataset=dataset,
             processing_class=tokenizer,
         )
         batch = next(iter(trainer.get_train_dataloader()))
         loss = trainer.compute_loss(trainer.model, batch)
+    policy.__dict__.pop(
+        "forward", None
+    )  # undo the instance-level patch: back to the class's forward
     return loss, batch

@@ -17,7 +17,7 @@ Notation (the papers'):
 References:
     rafailov2023dpo  DPO, Eq. (7); rewards r = beta * log(pi / pi_ref), Sec. 5.
     azar2023ipo      IPO, Eq. (17).
-    hong2024orpo     ORPO, Eqs. (4), (6), (7).
+    hong2024orpo     ORPO, Eqs. (4) to (7).
 
 Reference implementation:
     trl==1.16.0, trainer/dpo_trainer.py::DPOTrainer._compute_loss (sigmoid, hinge, ipo);
@@ -139,14 +139,14 @@ def orpo_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ORPO's odds-ratio term per pair and the log-odds ratio: ``(b,), (b,) -> (losses, log_odds_ratio)``.
 
-    The inputs are **length-averaged** log-probabilities ``log P(y|x)`` (Eq. (4) of [hong2024orpo]), so
+    The inputs are **length-averaged** log-probabilities ``log P(y|x)`` (Eqs. (3)-(4) of [hong2024orpo]), so
     ``P <= 1`` and ``odds(y) = P / (1 - P)``. With ``log odds = log P - log(1 - P)``, where
     ``log(1 - P) = log1mexp(log P)`` is computed stably,
 
-        log_odds_ratio = log odds(y_w) - log odds(y_l)            (Eq. (6))
+        log_odds_ratio = log odds(y_w) - log odds(y_l)            (log of Eq. (5))
         losses = -beta * log sigma(log_odds_ratio)  >= 0          (Eq. (7), weighted by beta = lambda)
 
-    The ORPO objective is ``NLL(chosen) + losses.mean()``: no reference model appears anywhere.
+    The ORPO objective is ``NLL(chosen) + losses.mean()`` (Eq. (6)): no reference model appears anywhere.
     TRL's ``odds_ratio_loss`` returns ``beta * log sigma(...)`` (<= 0, the negative of ours) and subtracts it.
     """
     _check_same_shape(chosen_logps=chosen_logps, rejected_logps=rejected_logps)
@@ -159,5 +159,5 @@ def orpo_loss(
     chosen_logps, rejected_logps = chosen_logps.to(dtype), rejected_logps.to(dtype)
     log_odds_ratio = (chosen_logps - rejected_logps) - (
         log1mexp(chosen_logps) - log1mexp(rejected_logps)
-    )  # Eq. (6): log [odds(y_w) / odds(y_l)]
+    )  # log of Eq. (5): log [odds(y_w) / odds(y_l)]
     return -beta * F.logsigmoid(log_odds_ratio), log_odds_ratio

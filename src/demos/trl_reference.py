@@ -1,19 +1,65 @@
-"""TRL's own DPO loss on one batch, for the parity tests and the chapter's parity cell (offline).
+"""TRL's own preference losses, for the parity tests and the chapter's parity cell (offline).
+
+``trl_dpo_loss_on_one_batch`` asks ``DPOTrainer`` for its loss; ``trl_odds_ratio_terms`` and
+``trl_token_logps`` call the functions ORPO's trainer and both trainers use. TRL's import-time and
+deprecation warnings (no ipywidgets for tqdm in a plain kernel, transformers' renamed arguments) are
+silenced here, so that a chapter page shows results rather than warnings.
 
 ``DPOTrainer`` needs a tokenizer and a text dataset. We build both locally: a word-level tokenizer over
 made-up words ``w0 w1 ...`` (the ``tokenizers`` library, nothing downloaded) and a few prompt/chosen/
 rejected triples of such words. The trainer tokenizes and collates them as it would real data; we take
 its first batch and ask it for its loss, then compute ours from the same models' logits.
 
-Reference implementation: trl==1.16.0, trainer/dpo_trainer.py::DPOTrainer.compute_loss, ::DataCollatorForPreference
+Reference implementation: trl==1.16.0, trainer/dpo_trainer.py::DPOTrainer.compute_loss, ::DataCollatorForPreference;
+experimental/orpo/orpo_trainer.py::ORPOTrainer.odds_ratio_loss; trainer/utils.py::selective_log_softmax
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
+import warnings
+from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import torch
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence warnings raised while importing and driving TRL (none of them concerns the numbers)."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # ORPO lives in trl.experimental in 1.16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def trl_token_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """TRL's ``selective_log_softmax``: ``(b, t, v), (b, t) -> (b, t)`` log-prob of each label (>= 0)."""
+    with _quiet():
+        from trl.trainer.utils import selective_log_softmax
+
+        return selective_log_softmax(logits, labels)
+
+
+def trl_odds_ratio_terms(
+    chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """``ORPOTrainer.odds_ratio_loss``'s per-pair terms, ``beta * log sigma(log odds ratio) <= 0``.
+
+    The method only reads ``self.beta`` and ``self.accelerator.device``, so it is called on a stand-in
+    object instead of a trainer (which would need a model, a tokenizer and a dataset).
+    """
+    with _quiet():
+        from trl.experimental.orpo.orpo_trainer import ORPOTrainer
+
+        stand_in = SimpleNamespace(
+            beta=beta, accelerator=SimpleNamespace(device=chosen_logps.device)
+        )
+        terms, *_ = ORPOTrainer.odds_ratio_loss(stand_in, chosen_logps, rejected_logps)
+    return terms
 
 
 def tiny_word_tokenizer(num_words: int) -> Any:
@@ -68,6 +114,13 @@ def trl_dpo_loss_on_one_batch(
     """
     import copy
 
+    with _quiet():
+        return _trl_dpo_loss(
+            policy, reference, loss_type, beta, num_pairs, copy.deepcopy(reference)
+        )
+
+
+def _trl_dpo_loss(policy, reference, loss_type, beta, num_pairs, reference_copy):
     import datasets
     from trl import DPOConfig, DPOTrainer
 
@@ -88,14 +141,12 @@ def trl_dpo_loss_on_one_batch(
         )
         trainer = DPOTrainer(
             model=policy,
-            ref_model=copy.deepcopy(reference),
+            ref_model=reference_copy,
             args=args,
             train_dataset=dataset,
             processing_class=tokenizer,
         )
         batch = next(iter(trainer.get_train_dataloader()))
         loss = trainer.compute_loss(trainer.model, batch)
-    policy.__dict__.pop(
-        "forward", None
-    )  # undo the instance-level patch: back to the class's forward
+    policy.__dict__.pop("forward", None)  # undo the instance-level patch: the class's forward again
     return loss, batch

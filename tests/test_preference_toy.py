@@ -110,3 +110,36 @@ def test_preference_tuning_flips_the_preference(sft_model, method):
     if method == "orpo":  # its NLL term pulls the chosen answer up, so greedy decoding reverses
         assert after["chosen_logp"] > before["chosen_logp"]
         assert after["reversal_rate"] > 0.5
+
+
+def test_run_all_logs_every_run_with_the_columns_the_chapter_plots():
+    from demos.preference_toy import run_all
+
+    result = run_all(
+        ToyConfig(sft_steps=20, pref_steps=10, eval_every=10, eval_pairs=16), progress=False
+    )
+    assert set(result["runs"]) == {"sft", "dpo", "dpo_no_ref", "orpo", "orpo_from_base"}
+    for name, history in result["runs"].items():
+        assert [row["step"] for row in history] == list(range(10, 10 * len(history) + 1, 10))
+        assert {"loss", "pref_acc", "chosen_logp", "rejected_logp", "reversal_rate"} <= set(
+            history[-1]
+        )
+        assert ("kl_from_sft" in history[-1]) == (name in ("dpo", "dpo_no_ref", "orpo"))
+        assert ("margin" in history[-1]) == (name != "sft")
+    assert (
+        len(result["runs"]["orpo_from_base"]) == 3
+    )  # sft_steps + pref_steps, at the SFT learning rate
+
+
+def test_recorded_run_matches_the_current_defaults():
+    """The chapter plots results/preference_run.json: it must come from today's ToyConfig defaults."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    recorded = json.loads(
+        (Path(__file__).resolve().parents[1] / "results" / "preference_run.json").read_text()
+    )
+    assert recorded["config"] == asdict(ToyConfig()), "rerun: python scripts/preference_run.py"
+    assert recorded["final"]["sft"]["pref_acc"] < 0.1  # the SFT model prefers the rejected answer
+    assert recorded["final"]["orpo"]["reversal_rate"] > 0.5

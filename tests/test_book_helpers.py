@@ -79,3 +79,16 @@ def test_show_source_drops_the_docstring_and_dedents():
     assert "A docstring" in show_source(_documented, docstring=True).data
     method = show_source(RMSNorm.forward).data
     assert method.startswith("```python\ndef forward(")
+
+
+def test_show_recorded_shows_the_file_or_explains_its_absence(tmp_path):
+    from demos.book import show_recorded
+
+    results = tmp_path / "bench.txt"
+    results.write_text("t=1k 0.1 s\n")
+    shown = show_recorded(results, "python scripts/bench.py").data
+    assert "t=1k 0.1 s" in shown and "python scripts/bench.py" in shown
+    missing = show_recorded(tmp_path / "absent.txt", "python scripts/bench.py").data
+    assert (
+        "absent.txt" in missing and "not here" in missing and "python scripts/bench.py" in missing
+    )

@@ -175,7 +175,17 @@ def show_recorded(path: str | Path, command: str) -> Any:
     """
     from IPython.display import Markdown
 
-    text = Path(path).read_text().rstrip()
-    return Markdown(
-        f"Recorded with `{command}` (file `{Path(path).name}`):\n\n```text\n{text}\n```"
+    path = Path(path)
+    if not path.exists():  # e.g. in Colab: the notebook runs without a clone of the repository
+        return Markdown(missing_file_note(path, command))
+    text = path.read_text().rstrip()
+    return Markdown(f"Recorded with `{command}` (file `{path.name}`):\n\n```text\n{text}\n```")
+
+
+def missing_file_note(path: str | Path, command: str) -> str:
+    """What a chapter says instead of failing when a committed results file is not next to it (Colab)."""
+    return (
+        f"*The file `{Path(path).name}` is not here: this notebook is running outside a clone of the "
+        f"book's repository (in Colab, for example). The book's web page shows its contents; to measure "
+        f"them yourself, clone the repository and run `{command}`.*"
     )

@@ -170,3 +170,21 @@ def tiny_falcon(
             if ".ln_" in name or "layernorm" in name:
                 p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(p))
     return cast_parameters(model, device, dtype).eval()
+
+
+def tiny_mixtral_config(**overrides):
+    """A tiny transformers ``MixtralConfig``: 5 experts, 2 per token, 3 layers."""
+    from transformers import MixtralConfig
+
+    fields = dict(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=5,
+        num_experts_per_tok=2,
+        attn_implementation="eager",
+    )
+    return MixtralConfig(**(fields | overrides))

@@ -7,21 +7,7 @@ import torch
 from transformers import LlamaConfig, MixtralConfig, MixtralForCausalLM
 
 from demos.moe import moe_parameter_counts
-
-
-def tiny_mixtral_config(**overrides) -> MixtralConfig:
-    fields = dict(
-        vocab_size=50,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_local_experts=5,
-        num_experts_per_tok=2,
-        attn_implementation="eager",
-    )
-    return MixtralConfig(**(fields | overrides))
+from helpers import tiny_mixtral_config
 
 
 @pytest.mark.parametrize("top_k", [1, 2, 5])

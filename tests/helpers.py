@@ -55,6 +55,35 @@ def grads_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad for n, p in model.named_parameters()}
 
 
+def assert_same_grads(ours: torch.nn.Module, reference: torch.nn.Module, setting) -> None:
+    """Same parameter names, and each gradient of ``ours`` equal to the reference's (``setting``'s tolerance)."""
+    ref_grads, our_grads = grads_by_name(reference), grads_by_name(ours)
+    assert set(ref_grads) == set(our_grads)
+    for name, grad in our_grads.items():
+        setting.close(grad, ref_grads[name], grad=True, msg=f"d/d{name}")
+
+
+def assert_same_greedy_tokens(ours, reference, prompt: torch.Tensor, new_tokens: int) -> None:
+    """``ours.generate`` and transformers' greedy ``generate`` produce the same tokens (prompt included)."""
+    ref = reference.generate(
+        prompt, max_new_tokens=new_tokens, do_sample=False, attention_mask=torch.ones_like(prompt)
+    )
+    out = ours.generate(prompt, max_new_tokens=new_tokens)
+    assert out.shape == (prompt.shape[0], prompt.shape[1] + new_tokens)
+    assert torch.equal(out, ref)
+
+
+def assert_lm_parity(ours, reference, ids: torch.Tensor, setting, **forward_kwargs) -> None:
+    """``ours(ids)`` equals the reference's logits, then every gradient of one random linear loss of them."""
+    ref = reference(ids).logits
+    out = ours(ids, **forward_kwargs)
+    setting.close(out, ref)
+    w = torch.randn_like(out)  # a random linear loss: every gradient is non-trivial
+    (ref * w).sum().backward()
+    (out * w).sum().backward()
+    assert_same_grads(ours, reference, setting)
+
+
 def tiny_mistral_config(num_key_value_heads: int = 2, sliding_window: int | None = 4, **overrides):
     """A tiny ``MistralConfig``: Llama's shape plus a sliding window of ``sliding_window`` keys."""
     from transformers import MistralConfig

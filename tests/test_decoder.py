@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from demos.decoder import DecoderConfig, DecoderLM, count_parameters
-from helpers import tiny_llama, tiny_llama_config
+from helpers import assert_lm_parity, assert_same_greedy_tokens, tiny_llama, tiny_llama_config
 
 
 def token_ids(t: int, vocab_size: int = 97, b: int = 2, device: str = "cpu") -> torch.Tensor:
@@ -18,18 +18,7 @@ def token_ids(t: int, vocab_size: int = 97, b: int = 2, device: str = "cpu") -> 
 def test_logits_and_gradients_match_llama(setting, g, t):
     hf = tiny_llama(g, setting.device, setting.dtype)
     ours = DecoderLM.from_hf(hf)
-    ids = token_ids(t, device=setting.device)
-    ref = hf(ids).logits
-    out = ours(ids)
-    setting.close(out, ref)
-    w = torch.randn_like(out)
-    (ref * w).sum().backward()
-    (out * w).sum().backward()
-    hf_params = dict(hf.named_parameters())
-    ours_params = dict(ours.named_parameters())
-    assert set(hf_params) == set(ours_params)
-    for name, p in ours_params.items():
-        setting.close(p.grad, hf_params[name].grad, grad=True, msg=f"d/d{name}")
+    assert_lm_parity(ours, hf, token_ids(t, device=setting.device), setting)
 
 
 def test_tied_embeddings_match_llama(fp32_setting):
@@ -64,12 +53,7 @@ def test_greedy_generate_equals_transformers(fp32_device_setting, g):
     hf = tiny_llama(g, setting.device, setting.dtype)
     ours = DecoderLM.from_hf(hf)
     prompt = token_ids(6, device=setting.device)
-    ref = hf.generate(
-        prompt, max_new_tokens=12, do_sample=False, attention_mask=torch.ones_like(prompt)
-    )
-    out = ours.generate(prompt, max_new_tokens=12)
-    assert out.shape == (2, 18)
-    assert torch.equal(out, ref)
+    assert_same_greedy_tokens(ours, hf, prompt, 12)
 
 
 def test_from_hf_reads_every_field():

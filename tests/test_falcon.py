@@ -10,7 +10,7 @@ from transformers import FalconConfig, FalconForCausalLM
 from demos.attention import kv_cache_bytes_per_token
 from demos.decoder import count_parameters
 from demos.falcon import FalconAttention, FalconDecoderConfig, FalconLM, split_fused_qkv
-from helpers import grads_by_name, tiny_falcon, tiny_falcon_config
+from helpers import assert_lm_parity, assert_same_greedy_tokens, tiny_falcon, tiny_falcon_config
 
 # (new_decoder_architecture, num_kv_heads, extra config): the layouts transformers supports
 ARCHS = {
@@ -91,17 +91,7 @@ def test_attention_layer_matches_transformers(setting, arch, t):
 def test_logits_and_gradients_match_falcon(setting, arch, t):
     hf = build(arch, setting)
     ours = FalconLM.from_hf(hf)
-    ids = token_ids(t, device=setting.device)
-    ref = hf(ids).logits
-    out = ours(ids)
-    setting.close(out, ref)
-    w = torch.randn_like(out)
-    (ref * w).sum().backward()
-    (out * w).sum().backward()
-    hf_grads, our_grads = grads_by_name(hf), grads_by_name(ours)
-    assert set(hf_grads) == set(our_grads)
-    for name, grad in our_grads.items():
-        setting.close(grad, hf_grads[name], grad=True, msg=f"d/d{name}")
+    assert_lm_parity(ours, hf, token_ids(t, device=setting.device), setting)
 
 
 def test_untied_head_and_biases_match_falcon(fp32_setting):
@@ -142,12 +132,7 @@ def test_greedy_generate_equals_transformers(fp32_device_setting, arch):
     hf = build(arch, setting)
     ours = FalconLM.from_hf(hf)
     prompt = token_ids(5, device=setting.device)
-    ref = hf.generate(
-        prompt, max_new_tokens=10, do_sample=False, attention_mask=torch.ones_like(prompt)
-    )
-    out = ours.generate(prompt, max_new_tokens=10)
-    assert out.shape == (2, 15)
-    assert torch.equal(out, ref)
+    assert_same_greedy_tokens(ours, hf, prompt, 10)
 
 
 def test_our_cache_is_h_over_g_times_smaller_than_transformers():

@@ -15,7 +15,14 @@ from demos.mamba import (
     selective_scan,
     selective_scan_parallel,
 )
-from helpers import cast_parameters, tiny_mamba, tiny_mamba_config
+from helpers import (
+    assert_lm_parity,
+    assert_same_grads,
+    assert_same_greedy_tokens,
+    cast_parameters,
+    tiny_mamba,
+    tiny_mamba_config,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -172,14 +179,6 @@ def copy_into(ours: torch.nn.Module, hf: torch.nn.Module, setting) -> torch.nn.M
     return cast_parameters(ours, setting.device, setting.dtype)
 
 
-def assert_same_grads(ours, hf, setting):
-    hf_params = dict(hf.named_parameters())
-    ours_params = dict(ours.named_parameters())
-    assert set(hf_params) == set(ours_params)
-    for name, p in ours_params.items():
-        setting.close(p.grad, hf_params[name].grad, grad=True, msg=f"d/d{name}")
-
-
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "sequential"])
 @pytest.mark.parametrize("length", [1, 7, 40])
 @pytest.mark.parametrize("unit", ["mixer", "block"])
@@ -211,12 +210,7 @@ def test_lm_logits_and_gradients_match_transformers(setting, parallel, length):
     hf = tiny_mamba(setting.device, setting.dtype)
     ours = MambaLM.from_hf(hf)
     ids = torch.randint(0, 97, (2, length), device=setting.device)
-    ref, out = hf(ids).logits, ours(ids, parallel=parallel)
-    setting.close(out, ref)
-    w = torch.randn_like(out)
-    (ref * w).sum().backward()
-    (out * w).sum().backward()
-    assert_same_grads(ours, hf, setting)
+    assert_lm_parity(ours, hf, ids, setting, parallel=parallel)
 
 
 def test_state_dict_keys_and_parameter_count_match_transformers():
@@ -274,12 +268,7 @@ def test_greedy_generate_equals_transformers(fp32_device_setting):
     hf = tiny_mamba(setting.device, setting.dtype)
     ours = MambaLM.from_hf(hf)
     prompt = torch.randint(0, 97, (2, 6), device=setting.device)
-    ref = hf.generate(
-        prompt, max_new_tokens=12, do_sample=False, attention_mask=torch.ones_like(prompt)
-    )
-    out = ours.generate(prompt, max_new_tokens=12)
-    assert out.shape == (2, 18)
-    assert torch.equal(out, ref)
+    assert_same_greedy_tokens(ours, hf, prompt, 12)
 
 
 # ---- bad input ----

@@ -11,7 +11,7 @@ from transformers.masking_utils import create_sliding_window_causal_mask
 from demos.attention import KVCache, attention
 from demos.decoder import DecoderConfig, DecoderLM
 from demos.sliding_window import MistralLM, RollingKVCache, banded_attention
-from helpers import tiny_mistral, tiny_mistral_config
+from helpers import assert_lm_parity, assert_same_greedy_tokens, tiny_mistral, tiny_mistral_config
 
 T = 12  # sequence length of the model tests; windows below are shorter and longer than it
 
@@ -50,18 +50,7 @@ def test_logits_and_gradients_match_mistral(setting, g, window):
     hf = tiny_mistral(g, window, setting.device, setting.dtype)
     ours = MistralLM.from_hf(hf)
     assert ours.config.sliding_window == window
-    ids = token_ids(T, device=setting.device)
-    ref = hf(ids).logits
-    out = ours(ids)
-    setting.close(out, ref)
-    w = torch.randn_like(out)
-    (ref * w).sum().backward()
-    (out * w).sum().backward()
-    hf_params = dict(hf.named_parameters())
-    ours_params = dict(ours.named_parameters())
-    assert set(hf_params) == set(ours_params)
-    for name, p in ours_params.items():
-        setting.close(p.grad, hf_params[name].grad, grad=True, msg=f"d/d{name}")
+    assert_lm_parity(ours, hf, token_ids(T, device=setting.device), setting)
 
 
 def test_the_window_changes_the_output():
@@ -132,10 +121,7 @@ def test_greedy_generate_equals_transformers(fp32_device_setting, g, window):
     hf = tiny_mistral(g, window, setting.device, setting.dtype)
     ours = MistralLM.from_hf(hf)
     prompt = token_ids(6, device=setting.device)
-    ref = hf.generate(
-        prompt, max_new_tokens=15, do_sample=False, attention_mask=torch.ones_like(prompt)
-    )
-    assert torch.equal(ours.generate(prompt, max_new_tokens=15), ref)
+    assert_same_greedy_tokens(ours, hf, prompt, 15)
 
 
 def test_without_a_window_mistral_lm_keeps_a_growing_cache():

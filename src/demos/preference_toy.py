@@ -107,12 +107,10 @@ def evaluate(
     ids, labels = pairs  # (2b, t): chosen rows first
     logits = model(ids)  # (2b, t, v)
     lw, ll = sequence_logps(logits, labels).chunk(2)
-    chosen = ids[: len(ids) // 2]
+    chosen, rejected = ids.chunk(2)
     prompts = chosen[:, : LENGTH + 1]
     answers = model.generate(prompts, max_new_tokens=LENGTH)[:, LENGTH + 1 :]  # (b, LENGTH)
-    differ = (ids[: len(chosen)] != ids[len(chosen) :]).any(
-        -1
-    )  # palindromes make chosen == rejected
+    differ = (chosen != rejected).any(-1)  # palindromic prompts make chosen == rejected
     out = {
         "pref_acc": (lw > ll)[differ].float().mean().item(),
         "chosen_logp": lw.mean().item(),

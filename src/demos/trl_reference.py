@@ -115,38 +115,33 @@ def trl_dpo_loss_on_one_batch(
     import copy
 
     with _quiet():
-        return _trl_dpo_loss(
-            policy, reference, loss_type, beta, num_pairs, copy.deepcopy(reference)
-        )
+        import datasets
+        from trl import DPOConfig, DPOTrainer
 
-
-def _trl_dpo_loss(policy, reference, loss_type, beta, num_pairs, reference_copy):
-    import datasets
-    from trl import DPOConfig, DPOTrainer
-
-    datasets.disable_progress_bars()
-    num_words = policy.config.vocab_size - 2
-    tokenizer = tiny_word_tokenizer(num_words)
-    dataset = datasets.Dataset.from_list(tiny_preference_rows(num_words, num_pairs))
-    with tempfile.TemporaryDirectory() as out:
-        args = DPOConfig(
-            output_dir=out,
-            per_device_train_batch_size=num_pairs,
-            beta=beta,
-            loss_type=[loss_type],
-            report_to="none",
-            use_cpu=True,
-            bf16=False,  # trl's default is True: the reference would run under bf16 autocast
-            disable_tqdm=True,
-        )
-        trainer = DPOTrainer(
-            model=policy,
-            ref_model=reference_copy,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-        )
-        batch = next(iter(trainer.get_train_dataloader()))
-        loss = trainer.compute_loss(trainer.model, batch)
-    policy.__dict__.pop("forward", None)  # undo the instance-level patch: the class's forward again
-    return loss, batch
+        datasets.disable_progress_bars()
+        num_words = policy.config.vocab_size - 2
+        tokenizer = tiny_word_tokenizer(num_words)
+        dataset = datasets.Dataset.from_list(tiny_preference_rows(num_words, num_pairs))
+        with tempfile.TemporaryDirectory() as out:
+            args = DPOConfig(
+                output_dir=out,
+                per_device_train_batch_size=num_pairs,
+                beta=beta,
+                loss_type=[loss_type],
+                report_to="none",
+                use_cpu=True,
+                bf16=False,  # trl's default is True: the reference would run under bf16 autocast
+                disable_tqdm=True,
+            )
+            trainer = DPOTrainer(
+                model=policy,
+                ref_model=copy.deepcopy(reference),
+                args=args,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+            )
+            batch = next(iter(trainer.get_train_dataloader()))
+            loss = trainer.compute_loss(trainer.model, batch)
+        # undo the instance-level patch: the class's forward again
+        policy.__dict__.pop("forward", None)
+        return loss, batch

@@ -18,7 +18,7 @@ import time
 import torch
 from transformers.models.mamba.modeling_mamba import mamba_selective_scan
 
-from demos.mamba import selective_scan, selective_scan_parallel
+from demos.layers.selective_scan import selective_scan, selective_scan_parallel
 
 
 def best_time(fn, args: dict, repeats: int) -> tuple[float, torch.Tensor]:

@@ -25,8 +25,8 @@ import time
 
 import torch
 
-from demos.attention import attention
-from demos.sliding_window import banded_attention
+from demos.layers.attention import attention
+from demos.layers.banded_attention import banded_attention
 
 MiB = 2**20
 

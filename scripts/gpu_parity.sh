@@ -33,7 +33,7 @@ python3 - <<'PY'
 import importlib.util
 for name in ("mamba_ssm", "causal_conv1d"):
     print(f"{name}: {'installed' if importlib.util.find_spec(name) else 'not installed'}")
-print("demos.mamba:", "present" if importlib.util.find_spec("demos.mamba") else "absent (no Mamba parity to run yet)")
+print("demos.models.mamba:", "present" if importlib.util.find_spec("demos.models.mamba") else "absent (no Mamba parity to run yet)")
 PY
 
 # Every test except the book tooling (build, browser, page helpers: jupyter-book, chromium and IPython are not needed there). The `setting`

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from demos.preference_toy import ToyConfig, run_all
+from demos.toys.zephyr import ToyConfig, run_all
 
 
 def main() -> None:

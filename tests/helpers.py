@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from demos.book import randomize_weights_ as randomize_
+from demos.weights import randomize_weights_ as randomize_
 
 
 def tiny_llama_config(num_key_value_heads: int = 2, **overrides) -> LlamaConfig:

@@ -1,9 +1,111 @@
 """From-scratch building blocks of open LLMs, each proven equal to its Hugging Face reference.
 
-Modules:
-    rope       rotary position embeddings (RoPE)
-    attention  grouped-query attention (MHA and MQA as settings), masks, KV cache
-    decoder    a tiny Llama-style decoder-only language model
+Where code goes (the layout rule; the README repeats it):
+
+``demos/layers/``
+    An idea a chapter derives, as pure functions and small modules: RoPE and its scalings
+    (``rope``), attention (``attention``), masks (``masks``), KV caches (``kv_cache``), banded
+    sliding-window attention (``banded_attention``), fused q/k/v layouts (``fused_qkv``), norms
+    (``norms``), MLPs (``mlp``), the selective scan (``selective_scan``), mixture of experts
+    (``moe``); later quantisation, FFT convolution, ...
+``demos/models/<transformers model_type>.py``
+    A model whose weights load from a transformers class (``llama.py`` for ``LlamaForCausalLM``).
+    A new family subclasses the closest model already there and marks each change with
+    ``# NEW vs Llama: ...``, as transformers' modular files do. Classes are named
+    ``<Family>LMConfig``, ``<Family>LM`` and ``<Family>LM<Part>`` (``LlamaLMBlock``), never a
+    transformers class name, so a notebook can import both. A Llama-architecture family with
+    no change of its own needs no file: a registry entry and a conformance-table row.
+``demos/generation.py``
+    One ``generate`` for every language model (greedy or sampled, padded batches).
+``demos/training/``
+    Losses (pure functions of tensors) and training loops; ``trl_reference`` drives TRL offline.
+``demos/eval/``
+    Evaluation: scorers and the metrics of the benchmark chapters.
+``demos/toys/<chapter>.py``
+    A chapter's toy task with its data, shared by the chapter and its script.
+``demos/exercises/<chapter>.py``
+    That chapter's checkers, built on ``demos.exercises.core``.
+``demos/registry/``
+    The model registry (``registry.yaml``, one cited record per released size).
+``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``
+    Shared argument checks (``ValueError`` at the boundary), weight copying, chapter helpers.
+    Shared helpers are public and live in one module; nothing private is imported across modules.
+
+Axis letters, the same in every module: ``b`` batch, ``t`` query length (new tokens), ``s`` key
+length (cached + new), ``h`` query heads, ``g`` key/value heads, ``d`` head dimension, ``c`` hidden
+size, ``f`` MLP width, ``v`` vocabulary; Mamba: ``b l e n`` (batch, length, channels, state).
+
+The public API is re-exported here from one list, :data:`__all__`, and imported lazily (a page that
+needs only the registry does not pay for importing torch): ``from demos import attention, apply_rope``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# public name -> the module that defines it (one list; ``__all__`` is its keys)
+_EXPORTS = {
+    # layers
+    "rope_inv_freq": "demos.layers.rope",
+    "rope_cos_sin": "demos.layers.rope",
+    "rotate_half": "demos.layers.rope",
+    "apply_rope": "demos.layers.rope",
+    "causal_mask": "demos.layers.masks",
+    "sliding_window_mask": "demos.layers.masks",
+    "repeat_kv": "demos.layers.attention",
+    "attention_weights": "demos.layers.attention",
+    "attention": "demos.layers.attention",
+    "AttentionConfig": "demos.layers.attention",
+    "GroupedQueryAttention": "demos.layers.attention",
+    "KVCache": "demos.layers.kv_cache",
+    "RollingKVCache": "demos.layers.kv_cache",
+    "kv_cache_bytes_per_token": "demos.layers.kv_cache",
+    "banded_attention": "demos.layers.banded_attention",
+    "split_fused_qkv": "demos.layers.fused_qkv",
+    "RMSNorm": "demos.layers.norms",
+    "GatedMLP": "demos.layers.mlp",
+    "selective_scan": "demos.layers.selective_scan",
+    "selective_scan_parallel": "demos.layers.selective_scan",
+    "moe_parameter_counts": "demos.layers.moe",
+    # models
+    "LlamaLMConfig": "demos.models.llama",
+    "LlamaLM": "demos.models.llama",
+    "MistralLM": "demos.models.mistral",
+    "FalconLMConfig": "demos.models.falcon",
+    "FalconLM": "demos.models.falcon",
+    "MambaLMConfig": "demos.models.mamba",
+    "MambaLM": "demos.models.mamba",
+    "state_bytes_per_token": "demos.models.mamba",
+    # training
+    "sequence_logps": "demos.training.preference",
+    "dpo_loss": "demos.training.preference",
+    "orpo_loss": "demos.training.preference",
+    "log1mexp": "demos.training.preference",
+    # shared helpers
+    "check_positive_int": "demos.validation",
+    "check_token_ids": "demos.validation",
+    "load_hf_weights": "demos.weights",
+    "randomize_weights_": "demos.weights",
+    "count_parameters": "demos.weights",
+    "show_source": "demos.book",
+    "parity_report": "demos.book",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'demos' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -11,9 +11,10 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def show_source(obj: Callable[..., Any] | type, docstring: bool = False) -> Any:
@@ -40,21 +41,6 @@ def _strip_docstring(source: str) -> str:
     lines = source.splitlines()
     del lines[first.lineno - 1 : first.end_lineno]
     return "\n".join(lines)
-
-
-def randomize_weights_(module: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
-    """Give every weight a visible random value, in place; returns ``module``.
-
-    transformers initialises weights with std 0.02, which makes every output tiny and any
-    comparison too easy to pass. Norm weights stay near one, as after training.
-    """
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "norm" in name:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
-                p.normal_(0.0, std)
-    return module
 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -91,6 +77,13 @@ def parity_report(
     return "\n".join(lines)
 
 
+def module_of_test(test_file: str) -> str:
+    """The module a test file mirrors: ``tests/layers/test_attention.py`` -> ``"layers.attention"``."""
+    parts = Path(test_file).with_suffix("").parts
+    parts = parts[parts.index("tests") + 1 :] if "tests" in parts else parts
+    return ".".join([*parts[:-1], parts[-1].removeprefix("test_")])
+
+
 def reference_of(module: str) -> str:
     """The "Reference implementation:" entry of ``demos.<module>``'s docstring, on one line ("" if none)."""
     import importlib
@@ -109,7 +102,7 @@ def parity_results_markdown(results: dict) -> str:
     One row per parity test and setting: tests passed, and the largest errors measured:
     ``max |ours - reference|`` ("abs"), the same over ``max |reference|`` ("rel"), and over
     ``max(1, max |reference|)`` ("scaled"), the quantity the tolerance bounds. The reference is read
-    from the docstring of the module the test file mirrors (``tests/test_X.py`` -> ``demos.X``).
+    from the docstring of the module the test file mirrors (``tests/layers/test_rope.py`` -> ``demos.layers.rope``).
     """
     env, counts = results["environment"], results["counts"]
     where = env.get("gpu", "CPU only")
@@ -134,7 +127,7 @@ def parity_results_markdown(results: dict) -> str:
         if "max_out_abs" not in row:  # not a parity comparison (a property or bad-input test)
             continue
         test_file, _, test = row["test"].partition("::")
-        module = Path(test_file).stem.removeprefix("test_")
+        module = module_of_test(test_file)
         references.setdefault(module, reference_of(module))
         total = row["passed"] + row["failed"]
         lines.append(
@@ -152,7 +145,7 @@ def report_budget() -> Any:
     """Show this notebook's CPU time and peak memory so far, measured by its own kernel process.
 
     Every chapter ends with this cell; the book build runs it, so each page shows what it cost to
-    execute on the machine that built it (``tests/test_book.py`` holds each notebook to a budget).
+    execute on the machine that built it (``tests/book/test_notebooks.py`` holds each notebook to a budget).
     """
     import resource
     import time

@@ -1,0 +1,222 @@
+"""Grouped-query attention: one module whose settings give multi-head, grouped-query and multi-query attention.
+
+Each of the ``g`` key/value heads is shared by ``h / g`` query heads [ainslie2023gqa].
+``g == h`` is multi-head attention [vaswani2017attention], ``g == 1`` is multi-query
+attention [shazeer2019mqa]. Fewer key/value heads shrink the KV cache that decoding keeps,
+by the factor ``h / g``. An optional sliding window limits each query to the ``W`` most
+recent keys (Mistral). Queries are the *last* ``t`` of the ``s`` key positions, so the same
+code serves a whole prompt (``t == s``) and one decoding step with a KV cache (``t == 1``).
+
+Axes:
+    b  batch
+    t  query length (new tokens)
+    s  key/value length (cached + new tokens), s >= t
+    h  query heads
+    g  key/value heads (h % g == 0); h // g query heads share one key/value head
+    d  head dimension
+    c  hidden size (model width)
+
+References:
+    vaswani2017attention  scaled dot-product attention, Eq. (1).
+    ainslie2023gqa        grouped-query attention, Section 2.2.
+    shazeer2019mqa        multi-query attention.
+
+Reference implementation:
+    transformers==5.23.0, models/llama/modeling_llama.py::LlamaAttention, ::repeat_kv,
+    ::eager_attention_forward; masking_utils.py::causal_mask_function, ::sliding_window_overlay
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from demos.layers.kv_cache import KVCache
+from demos.layers.masks import causal_mask, sliding_window_mask
+from demos.layers.rope import apply_rope
+from demos.validation import check_positive_int, check_qkv, check_window
+from demos.weights import load_hf_weights
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Repeat each key/value head ``n_rep`` times: ``(b, g, s, d) -> (b, g * n_rep, s, d)``.
+
+    Query head ``j`` then lines up with key/value head ``j // n_rep``, which is how the
+    projections of a grouped-query checkpoint are laid out.
+    """
+    check_positive_int("n_rep", n_rep)
+    if n_rep == 1:
+        return x
+    b, g, s, d = x.shape
+    x = x[:, :, None].expand(b, g, n_rep, s, d)  # (b, g, n_rep, s, d): a view, no copy yet
+    return x.reshape(b, g * n_rep, s, d)  # (b, h, s, d)
+
+
+def attention_weights(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    causal: bool = True,
+    window: int | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Softmax attention probabilities ``(b, h, t, s)``; see :func:`attention` for the arguments."""
+    check_qkv(q, k, k)
+    check_window(window)
+    if window is not None and not causal:
+        raise ValueError("window needs causal=True: a sliding window looks back only")
+    (_, h, t, d), (_, g, s, _) = q.shape, k.shape
+    scale = 1.0 / math.sqrt(d) if scale is None else scale
+    k = repeat_kv(k, h // g)  # (b, h, s, d)
+    scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (b, h, t, s): Q K^T / sqrt(d), Eq. (1)
+    if causal:
+        mask = (
+            causal_mask(t, s, q.device)
+            if window is None
+            else sliding_window_mask(t, s, window, q.device)
+        )
+        scores = scores.masked_fill(~mask, float("-inf"))  # (b, h, t, s)
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # softmax in fp32, as HF
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = True,
+    window: int | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Scaled dot-product attention with grouped key/value heads.
+
+    Args:
+        q: queries ``(b, h, t, d)``: the last ``t`` of the ``s`` positions.
+        k, v: keys and values ``(b, g, s, d)``, ``h`` divisible by ``g``.
+        causal: hide keys after each query's position.
+        window: if set, each query sees at most the ``window`` most recent keys, itself included.
+        scale: multiplies the scores; defaults to ``1 / sqrt(d)``.
+
+    Returns:
+        ``(b, h, t, d)``: for each query, the attention-weighted mean of the values.
+
+    Raises:
+        ValueError: ``h % g != 0``, ``s < t``, ``window < 1`` or not an integer, batch or
+            head_dim mismatch, ``window`` without ``causal``.
+    """
+    check_qkv(q, k, v)
+    weights = attention_weights(q, k, causal=causal, window=window, scale=scale)  # (b, h, t, s)
+    v = repeat_kv(v, q.shape[1] // v.shape[1])  # (b, h, s, d)
+    return torch.matmul(weights, v)  # (b, h, t, d)
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Shape of one attention layer, with transformers' field names."""
+
+    hidden_size: int  # c, the model width
+    num_attention_heads: int  # h, query heads
+    num_key_value_heads: int | None = None  # g; None means g == h (multi-head attention)
+    head_dim: int | None = None  # d; None means hidden_size // num_attention_heads
+    attention_bias: bool = False  # biases on q/k/v/o projections (Llama: none)
+    sliding_window: int | None = None  # W; None means full causal attention
+
+    def __post_init__(self) -> None:
+        check_positive_int("hidden_size", self.hidden_size)
+        check_positive_int("num_attention_heads", self.num_attention_heads)
+        if self.num_key_value_heads is None:
+            object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
+        check_positive_int("num_key_value_heads", self.num_key_value_heads)
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be divisible by "
+                f"num_key_value_heads ({self.num_key_value_heads})"
+            )
+        if self.head_dim is None:
+            if self.hidden_size % self.num_attention_heads:
+                raise ValueError(
+                    f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                    f"({self.num_attention_heads}) when head_dim is not given"
+                )
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        check_positive_int("head_dim", self.head_dim)
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim ({self.head_dim}) must be even for rotary embeddings")
+        if self.sliding_window is not None:
+            check_positive_int("sliding_window", self.sliding_window)
+
+    @classmethod
+    def from_hf(cls, hf_config: Any) -> AttentionConfig:
+        """Read the attention fields of a transformers ``LlamaConfig``/``MistralConfig``-like object."""
+        return cls(
+            hidden_size=hf_config.hidden_size,
+            num_attention_heads=hf_config.num_attention_heads,
+            num_key_value_heads=getattr(hf_config, "num_key_value_heads", None),
+            head_dim=getattr(hf_config, "head_dim", None),
+            attention_bias=getattr(hf_config, "attention_bias", False),
+            sliding_window=getattr(hf_config, "sliding_window", None),
+        )
+
+
+class GroupedQueryAttention(nn.Module):
+    """Attention layer with ``g`` key/value heads shared by ``h`` query heads, RoPE and a KV cache.
+
+    Parameter names match transformers' ``LlamaAttention`` (``q_proj k_proj v_proj o_proj``),
+    so an HF layer's ``state_dict`` loads with no renaming.
+    """
+
+    def __init__(self, config: AttentionConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, h, g, d = (
+            config.hidden_size,
+            config.num_attention_heads,
+            config.num_key_value_heads,
+            config.head_dim,
+        )
+        self.q_proj = nn.Linear(c, h * d, bias=config.attention_bias)
+        self.k_proj = nn.Linear(
+            c, g * d, bias=config.attention_bias
+        )  # NEW vs MHA: g * d outputs, not h * d
+        self.v_proj = nn.Linear(c, g * d, bias=config.attention_bias)
+        self.o_proj = nn.Linear(h * d, c, bias=config.attention_bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Args:
+            x: ``(b, t, c)`` hidden states of the new tokens.
+            position_embeddings: ``(cos, sin)`` of the new tokens' positions, ``(t, d)`` or ``(b, t, d)``.
+            cache: this layer's :class:`KVCache`; updated in place with the new keys and values.
+
+        Returns:
+            ``(b, t, c)``.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.config.hidden_size:
+            raise ValueError(
+                f"x must have shape (b, t, {self.config.hidden_size}), got {tuple(x.shape)}"
+            )
+        b, t, _ = x.shape
+        d = self.config.head_dim
+        q = self.q_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, h, t, d)
+        k = self.k_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
+        v = self.v_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
+        cos, sin = position_embeddings
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
+        if cache is not None:
+            k, v = cache.update(k, v)  # (b, g, s, d): past keys and values plus the new ones
+        context = attention(q, k, v, causal=True, window=self.config.sliding_window)  # (b, h, t, d)
+        context = context.transpose(1, 2).reshape(b, t, -1)  # (b, t, h * d)
+        return self.o_proj(context)  # (b, t, c)
+
+    @classmethod
+    def from_hf(cls, hf_attention: nn.Module) -> GroupedQueryAttention:
+        """Build from a transformers attention layer (``LlamaAttention``, ``MistralAttention``) and copy its weights."""
+        return load_hf_weights(cls(AttentionConfig.from_hf(hf_attention.config)), hf_attention)

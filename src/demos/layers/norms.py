@@ -1,0 +1,30 @@
+"""RMSNorm: LayerNorm without the mean subtraction and without a bias [zhang2019rmsnorm].
+
+Axes: ``c`` the normalised (hidden) axis, the last one; any leading axes.
+
+References:
+    zhang2019rmsnorm  Root Mean Square Layer Normalization, Eq. (4).
+
+Reference implementation:
+    transformers==5.23.0, models/llama/modeling_llama.py::LlamaRMSNorm
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """``x / sqrt(mean(x^2) + eps) * weight``: LayerNorm without the mean, computed in fp32."""
+
+    def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()  # fp32 statistics, as HF
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (b, t, c): Eq. (4)
+        return self.weight * x.to(dtype)

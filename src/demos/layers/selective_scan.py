@@ -1,0 +1,174 @@
+"""The selective scan of Mamba: a linear recurrence per channel whose step size and input/output maps
+depend on the token, computed as a plain loop and chunk-parallel.
+
+A selective state space model [gu2023mamba] runs ``x_t = exp(delta_t A) x_{t-1} + delta_t B_t u_t``,
+``y_t = C_t . x_t`` per channel; ``delta``, ``B`` and ``C`` come from the current token, so the model
+can choose what to keep.
+
+Axes (paper's notation in brackets):
+    b  batch                                    [B]
+    l  sequence length                          [L]
+    e  channels, expand * hidden size           [D in Algorithm 2, "ED" in Section 3.4]
+    n  state size per channel                   [N]
+
+References:
+    gu2023mamba        Mamba, Algorithm 2 (selective SSM), Eq. (4) (zero-order hold), Section 3.3
+                       (hardware-aware scan).
+    gu2023mamba_code   state-spaces/mamba, mamba_ssm/ops/selective_scan_interface.py::
+                       selective_scan_ref (the semantics ``selective_scan`` reproduces).
+
+Reference implementation:
+    transformers==5.23.0, models/mamba/modeling_mamba.py::MambaMixer.slow_forward
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange
+
+from demos.validation import check_positive_int
+
+
+def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch.Tensor:
+    """Check every shape; return the fp32 step sizes ``softplus(delta + delta_bias)``, (b, e, l)."""
+    if u.dim() != 3:
+        raise ValueError(f"u must have shape (b, e, l), got {tuple(u.shape)}")
+    b, e, seqlen = u.shape
+    if delta.shape != u.shape:
+        raise ValueError(
+            f"delta {tuple(delta.shape)} must have the shape of u (b, e, l) = {(b, e, seqlen)}"
+        )
+    if A.dim() != 2 or A.shape[0] != e:
+        raise ValueError(f"A must have shape (e, n) with e = {e} (from u), got {tuple(A.shape)}")
+    want = (b, A.shape[1], seqlen)
+    for name, M in (("B", B), ("C", C)):
+        if tuple(M.shape) != want:
+            raise ValueError(
+                f"{name} must have shape (b, n, l) = {want} (from u and A), got {tuple(M.shape)}"
+            )
+    for name, t, want in (
+        ("D", D, (e,)),
+        ("delta_bias", delta_bias, (e,)),
+        ("z", z, (b, e, seqlen)),
+    ):
+        if t is not None and tuple(t.shape) != want:
+            raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]  # (b, e, l)
+    if delta_softplus:
+        delta = F.softplus(delta)  # Delta = softplus(parameter + s_Delta(x)): Algorithm 2, line 3
+    return delta
+
+
+def _finish(y, u, D, z, last_state, return_last_state):
+    """``y + D u``, the gate ``* silu(z)``, cast back to u's dtype (Algorithm 2's output, Figure 3's gate)."""
+    if D is not None:
+        y = y + u.float() * D.float()[:, None]  # (b, e, l): skip connection
+    if z is not None:
+        y = y * F.silu(z.float())  # (b, e, l): the gate branch of the block
+    y = y.to(u.dtype)
+    return (y, last_state) if return_last_state else y
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The selective SSM as a plain loop over time: ``x_t = exp(delta_t A) x_{t-1} + delta_t B_t u_t``,
+    ``y_t = C_t . x_t``. Same semantics as the reference's ``selective_scan_ref`` (real A, B and C
+    shared across channels).
+
+    Args:
+        u: ``(b, e, l)`` input.  delta: ``(b, e, l)`` step sizes before bias and softplus.
+        A: ``(e, n)`` state matrix (diagonal per channel; negative in Mamba).
+        B, C: ``(b, n, l)`` input-dependent input and output maps.
+        D: ``(e,)`` skip weight.  z: ``(b, e, l)`` gate.  delta_bias: ``(e,)`` added to delta.
+        delta_softplus: apply softplus to delta (after the bias).
+        return_last_state: also return the final state ``x_l``.
+
+    Returns:
+        ``y`` of shape ``(b, e, l)`` in u's dtype; with ``return_last_state``, ``(y, x)`` where
+        ``x`` is the fp32 state ``(b, e, n)`` after the last token.
+    """
+    delta = _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus)  # (b, e, l)
+    # Eq. (4), zero-order hold for A: A_bar = exp(Delta A), elementwise since A is diagonal.
+    deltaA = torch.exp(einsum(delta, A.float(), "b e l, e n -> b e l n"))
+    # For B the reference takes Euler's B_bar = Delta B, not ZOH's (Delta A)^-1 (exp(Delta A) - I) Delta B.
+    deltaB_u = einsum(delta * u.float(), B.float(), "b e l, b n l -> b e l n")
+    b, e, seqlen, n = deltaA.shape
+    C = C.float()
+    x = deltaA.new_zeros(b, e, n)  # the state starts at zero
+    ys = []
+    for t in range(seqlen):
+        x = deltaA[:, :, t] * x + deltaB_u[:, :, t]  # (b, e, n): Eq. (2a) with A_bar, B_bar
+        ys.append(einsum(x, C[:, :, t], "b e n, b n -> b e"))  # (b, e): Eq. (2b)
+    y = torch.stack(ys, dim=2)  # (b, e, l)
+    return _finish(y, u, D, z, x, return_last_state)
+
+
+def selective_scan_parallel(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    chunk_size: int | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """:func:`selective_scan` computed chunk-parallel: about 2 sqrt(l) vectorised steps instead of l.
+
+    The sequence is cut into c chunks of T tokens (T = ``chunk_size``, default ceil(sqrt(l))).
+    (1) All chunks at once, T steps: each token's state as if its chunk started from zero.
+    (2) c steps over the chunks: the true state entering each chunk, from the one before.
+    (3) One vectorised line: add the entering state, decayed by the product of ``deltaA`` since
+    the chunk began, ``exp(A * cumsum(delta))`` (at most 1: nothing overflows).
+    Same arguments and result as :func:`selective_scan`, up to the order of fp32 roundings.
+    """
+    delta = _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus)  # (b, e, l)
+    seqlen = u.shape[2]
+    if chunk_size is None:
+        chunk_size = math.ceil(math.sqrt(seqlen))
+    check_positive_int("chunk_size", chunk_size)
+    T = min(chunk_size, seqlen)
+    # Pad to a multiple of T with delta = 0: there A_bar = 1 and B_bar u = 0, so nothing changes.
+    pad = -seqlen % T
+
+    def chunked(t: torch.Tensor, pattern: str) -> torch.Tensor:  # (..., l) -> t-first, chunked
+        return rearrange(F.pad(t.float(), (0, pad)), pattern, t=T)
+
+    dt = chunked(delta, "b e (c t) -> t b c e 1")
+    # The discretisation of selective_scan, laid out (t, b, c, e, n) so that step t is contiguous.
+    deltaA = torch.exp(dt * A.float())  # (t, b, c, e, n)
+    deltaB_u = chunked(delta * u.float(), "b e (c t) -> t b c e 1") * chunked(
+        B, "b n (c t) -> t b c 1 n"
+    )  # (t, b, c, e, n)
+    x, xs = torch.zeros_like(deltaB_u[0]), []  # (b, c, e, n)
+    for t in range(T):  # (1) every chunk at once, each started from x = 0
+        x = torch.addcmul(deltaB_u[t], deltaA[t], x)  # (b, c, e, n): deltaA x + deltaB_u, one op
+        xs.append(x)
+    # Product of A_bar from the chunk's start to t: exp(A * sum of delta), as A is the same at every t.
+    decay = torch.exp(dt.cumsum(dim=0) * A.float())  # (t, b, c, e, n)
+    entering, starts = torch.zeros_like(x[:, 0]), []  # (b, e, n)
+    for chunk in range(x.shape[1]):  # (2) carry the state from chunk to chunk
+        starts.append(entering)
+        entering = torch.addcmul(x[:, chunk], decay[-1, :, chunk], entering)  # (b, e, n)
+    x = torch.addcmul(torch.stack(xs), decay, torch.stack(starts, dim=1))  # (t, b, c, e, n): (3)
+    y = x @ chunked(C, "b n (c t) -> t b c n 1")  # (t, b, c, e, 1): Eq. (2b), all t at once
+    y = rearrange(y, "t b c e 1 -> b e (c t)")[:, :, :seqlen]  # (b, e, l)
+    return _finish(y, u, D, z, x[-1, :, -1], return_last_state)

@@ -1,0 +1,1 @@
+"""Language-model variants whose weights load from a transformers class: ``<model_type>.py`` each."""

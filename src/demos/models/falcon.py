@@ -1,0 +1,294 @@
+"""A tiny Falcon decoder: multi-query (or grouped-query) attention and a parallel attention + MLP block.
+
+Falcon [almazrouei2023falcon] differs from the Llama-style decoder in ``demos.models.llama`` in four
+places: (1) attention and the MLP read the *same* normalised input and their outputs are added to
+the residual together; (2) Falcon-7B uses multi-query attention [shazeer2019mqa] (one key/value
+head for all 71 query heads), Falcon-40B/180B use 8 key/value groups; (3) q, k and v come out of
+one fused matrix ``query_key_value``; (4) LayerNorm with a bias and a plain GELU MLP instead of
+RMSNorm and SwiGLU. Attention itself is ``demos.layers.attention.attention``: MQA is the setting ``g == 1``.
+
+Axes:
+    b  batch
+    t  new tokens in this call
+    s  all tokens so far (cache + new)
+    c  hidden size
+    h  query heads
+    g  key/value heads (1 for Falcon-7B, 8 for Falcon-40B/180B)
+    r  query heads per key/value head, r = h // g
+    d  head dimension
+    f  MLP width (ffn_hidden_size, 4c)
+    v  vocabulary size
+
+References:
+    almazrouei2023falcon  The Falcon Series of Open Language Models, Section 4.1 (architecture).
+    shazeer2019mqa        multi-query attention.
+    ainslie2023gqa        grouped-query attention.
+    su2021roformer        rotary position embeddings.
+
+Reference implementation:
+    transformers==5.23.0, models/falcon/modeling_falcon.py::FalconAttention (``_split_heads``
+    and the eager path of ``forward``), ::FalconMLP, ::FalconDecoderLayer, ::FalconModel,
+    ::FalconForCausalLM. Deviation: HF's new-architecture attention broadcasts k and v to all
+    ``h`` heads *before* its KV cache, so that cache holds ``h`` heads; ours caches the ``g``
+    heads the weights actually produce. The outputs are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from demos.layers.attention import attention
+from demos.layers.fused_qkv import split_fused_qkv
+from demos.layers.kv_cache import KVCache
+from demos.layers.rope import apply_rope, rope_cos_sin
+from demos.models.llama import LlamaLM
+from demos.validation import check_positive_int, check_token_ids
+from demos.weights import load_hf_weights
+
+
+@dataclass(frozen=True)
+class FalconLMConfig:
+    """Shape of a Falcon model, with transformers' ``FalconConfig`` field names."""
+
+    vocab_size: int  # v
+    hidden_size: int  # c
+    num_hidden_layers: int  # number of decoder blocks
+    num_attention_heads: int  # h
+    num_kv_heads: int | None = None  # g for the new architecture; None means h
+    multi_query: bool = True  # old architecture only: one key/value head (g = 1)
+    new_decoder_architecture: bool = False  # Falcon-40B/180B: g groups, two LayerNorms
+    num_ln_in_parallel_attn: int | None = None  # new architecture: 2 (ln_attn, ln_mlp) or 1
+    ffn_hidden_size: int | None = None  # f; None means 4 * c
+    layer_norm_epsilon: float = 1e-5
+    rope_theta: float = 10000.0  # RoPE base
+    bias: bool = False  # biases on every linear layer (Falcon-7B/40B/180B: none)
+    tie_word_embeddings: bool = True  # lm_head shares the embedding matrix
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+            check_positive_int(name, getattr(self, name))
+        h = self.num_attention_heads
+        if self.hidden_size % h:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({h})"
+            )
+        if (self.hidden_size // h) % 2:
+            raise ValueError(f"head_dim ({self.hidden_size // h}) must be even for RoPE")
+        if self.num_kv_heads is None:
+            object.__setattr__(self, "num_kv_heads", h)
+        check_positive_int("num_kv_heads", self.num_kv_heads)
+        if self.new_decoder_architecture and h % self.num_kv_heads:
+            raise ValueError(
+                f"num_attention_heads ({h}) must be divisible by num_kv_heads ({self.num_kv_heads})"
+            )
+        if not (self.new_decoder_architecture or self.multi_query) and self.num_kv_heads != h:
+            raise ValueError(
+                f"num_kv_heads ({self.num_kv_heads}) must equal num_attention_heads ({h}) in the "
+                "old architecture without multi_query (multi-head attention)"
+            )
+        if self.num_ln_in_parallel_attn is None:
+            object.__setattr__(
+                self, "num_ln_in_parallel_attn", 2 if self.new_decoder_architecture else 1
+            )
+        if self.num_ln_in_parallel_attn not in (1, 2):
+            raise ValueError(
+                f"num_ln_in_parallel_attn ({self.num_ln_in_parallel_attn!r}) must be 1 or 2"
+            )
+        if self.ffn_hidden_size is None:
+            object.__setattr__(self, "ffn_hidden_size", 4 * self.hidden_size)
+        check_positive_int("ffn_hidden_size", self.ffn_hidden_size)
+        if not self.layer_norm_epsilon > 0:
+            raise ValueError(f"layer_norm_epsilon ({self.layer_norm_epsilon!r}) must be positive")
+
+    @property
+    def head_dim(self) -> int:  # d
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def kv_heads(self) -> int:
+        """g, the key/value heads the weights produce: 1 (multi-query), ``num_kv_heads`` or h."""
+        if self.new_decoder_architecture:
+            return self.num_kv_heads
+        return 1 if self.multi_query else self.num_attention_heads
+
+    @classmethod
+    def from_hf(cls, hf_config: Any) -> FalconLMConfig:
+        """Read a transformers ``FalconConfig``; refuse the parts we do not implement."""
+        if getattr(hf_config, "alibi", False):
+            raise ValueError("alibi=True (Falcon-RW) is not supported here: only rotary embeddings")
+        if not getattr(hf_config, "parallel_attn", True) and not hf_config.new_decoder_architecture:
+            raise ValueError("parallel_attn=False is not supported here: only the parallel block")
+        if getattr(hf_config, "activation", "gelu") != "gelu":
+            raise ValueError(f"activation ({hf_config.activation!r}) must be 'gelu'")
+        rope = getattr(hf_config, "rope_parameters", None) or {}
+        if rope.get("rope_type", "default") != "default":
+            raise ValueError(f"rope_type {rope['rope_type']!r} is not supported: only 'default'")
+        return cls(
+            vocab_size=hf_config.vocab_size,
+            hidden_size=hf_config.hidden_size,
+            num_hidden_layers=hf_config.num_hidden_layers,
+            num_attention_heads=hf_config.num_attention_heads,
+            num_kv_heads=hf_config.num_kv_heads,
+            multi_query=hf_config.multi_query,
+            new_decoder_architecture=hf_config.new_decoder_architecture,
+            num_ln_in_parallel_attn=hf_config.num_ln_in_parallel_attn,
+            ffn_hidden_size=hf_config.ffn_hidden_size,
+            layer_norm_epsilon=hf_config.layer_norm_epsilon,
+            rope_theta=rope.get("rope_theta", 10000.0),
+            bias=hf_config.bias,
+            tie_word_embeddings=hf_config.tie_word_embeddings,
+        )
+
+
+class FalconLMAttention(nn.Module):
+    """Fused-QKV attention with ``g`` key/value heads and RoPE (HF names: ``query_key_value``, ``dense``)."""
+
+    def __init__(self, config: FalconLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        h, g, d = config.num_attention_heads, config.kv_heads, config.head_dim
+        # NEW vs MHA: (h + 2g) * d outputs instead of 3 * h * d; Falcon-7B: (71 + 2) * 64
+        self.query_key_value = nn.Linear(config.hidden_size, (h + 2 * g) * d, bias=config.bias)
+        self.dense = nn.Linear(h * d, config.hidden_size, bias=config.bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Args:
+            x: ``(b, t, c)`` normalised hidden states of the new tokens.
+            position_embeddings: ``(cos, sin)``, each ``(t, d)``, for the new tokens' positions.
+            cache: this layer's :class:`~demos.layers.kv_cache.KVCache`, updated in place.
+
+        Returns:
+            ``(b, t, c)``.
+        """
+        cfg = self.config
+        if x.dim() != 3 or x.shape[-1] != cfg.hidden_size:
+            raise ValueError(f"x must have shape (b, t, {cfg.hidden_size}), got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        q, k, v = split_fused_qkv(
+            self.query_key_value(x), cfg.num_attention_heads, cfg.kv_heads, cfg.head_dim
+        )  # (b, h, t, d), (b, g, t, d), (b, g, t, d)
+        cos, sin = position_embeddings
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
+        if cache is not None:
+            k, v = cache.update(k, v)  # (b, g, s, d): only g heads are kept
+        context = attention(q, k, v, causal=True)  # (b, h, t, d): g == 1 is multi-query attention
+        return self.dense(context.transpose(1, 2).reshape(b, t, -1))  # (b, t, h * d) -> (b, t, c)
+
+    @classmethod
+    def from_hf(cls, hf_attention: nn.Module) -> FalconLMAttention:
+        """Build from a transformers ``FalconLMAttention`` and copy its weights."""
+        return load_hf_weights(cls(FalconLMConfig.from_hf(hf_attention.config)), hf_attention)
+
+
+class FalconLMMLP(nn.Module):
+    """``dense_4h_to_h(gelu(dense_h_to_4h(x)))``: the GPT-style MLP, exact (erf) GELU."""
+
+    def __init__(self, config: FalconLMConfig) -> None:
+        super().__init__()
+        self.dense_h_to_4h = nn.Linear(config.hidden_size, config.ffn_hidden_size, bias=config.bias)
+        self.dense_4h_to_h = nn.Linear(config.ffn_hidden_size, config.hidden_size, bias=config.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense_4h_to_h(F.gelu(self.dense_h_to_4h(x)))  # (b, t, f) -> (b, t, c)
+
+
+class FalconLMBlock(nn.Module):
+    """Parallel block: ``x + attn(norm_a(x)) + mlp(norm_m(x))``.
+
+    Falcon-7B has one LayerNorm (``input_layernorm``, ``norm_a == norm_m``); the new architecture
+    has two (``ln_attn`` and ``ln_mlp``) unless ``num_ln_in_parallel_attn == 1``.
+    """
+
+    def __init__(self, config: FalconLMConfig) -> None:
+        super().__init__()
+        c, eps = config.hidden_size, config.layer_norm_epsilon
+        self.self_attention = FalconLMAttention(config)
+        self.mlp = FalconLMMLP(config)
+        self.two_norms = config.num_ln_in_parallel_attn == 2
+        if self.two_norms:
+            self.ln_attn = nn.LayerNorm(c, eps=eps)
+            self.ln_mlp = nn.LayerNorm(c, eps=eps)
+        else:
+            self.input_layernorm = nn.LayerNorm(c, eps=eps)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        if self.two_norms:
+            attn_in, mlp_in = self.ln_attn(x), self.ln_mlp(x)  # (b, t, c) each
+        else:
+            attn_in = mlp_in = self.input_layernorm(x)  # NEW vs Llama: one norm feeds both
+        attn_out = self.self_attention(attn_in, position_embeddings, cache)  # (b, t, c)
+        return x + (self.mlp(mlp_in) + attn_out)  # NEW vs Llama: both branches read x, not x + attn
+
+
+class FalconLMBackbone(nn.Module):
+    """Embedding, the blocks and the final LayerNorm (transformers' ``FalconLMBackbone``)."""
+
+    def __init__(self, config: FalconLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.h = nn.ModuleList(FalconLMBlock(config) for _ in range(config.num_hidden_layers))
+        self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+
+    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        if caches is not None and len(caches) != len(self.h):
+            raise ValueError(
+                f"caches must hold one KVCache per layer ({len(self.h)}), got {len(caches)}"
+            )
+        past = 0 if caches is None else len(caches[0])
+        x = self.word_embeddings(input_ids)  # (b, t, c)
+        positions = torch.arange(past, past + input_ids.shape[1], device=input_ids.device)  # (t,)
+        cos_sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
+        for i, layer in enumerate(self.h):
+            x = layer(x, cos_sin, None if caches is None else caches[i])  # (b, t, c)
+        return self.ln_f(x)  # (b, t, c)
+
+
+class FalconLM(nn.Module):
+    """Falcon plus the (tied) language-model head: token ids in, next-token logits out."""
+
+    def __init__(self, config: FalconLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = FalconLMBackbone(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.transformer.word_embeddings.weight
+
+    def new_cache(self) -> list[KVCache]:
+        """One empty KV cache per layer, each holding ``g`` key/value heads."""
+        return [KVCache() for _ in self.transformer.h]
+
+    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """Args:
+            input_ids: ``(b, t)`` token ids in ``[0, vocab_size)``.
+            caches: from :meth:`new_cache`; the new tokens continue what they hold.
+
+        Returns:
+            ``(b, t, v)`` logits.
+        """
+        check_token_ids(input_ids, self.config.vocab_size)
+        return self.lm_head(self.transformer(input_ids, caches))  # (b, t, v)
+
+    # The same greedy loop as the Llama decoder: it needs only new_cache() and forward().
+    generate = LlamaLM.generate
+
+    @classmethod
+    def from_hf(cls, hf_model: nn.Module) -> FalconLM:
+        """Build from a transformers ``FalconForCausalLM`` and copy its weights (same names)."""
+        return load_hf_weights(cls(FalconLMConfig.from_hf(hf_model.config)), hf_model)

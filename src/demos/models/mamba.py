@@ -1,0 +1,278 @@
+"""Mamba: the Mamba block around the selective scan (:mod:`demos.layers.selective_scan`), a tiny Mamba LM.
+
+A selective state space model [gu2023mamba] runs a linear recurrence per channel whose step size
+``delta`` and input/output maps ``B``, ``C`` depend on the current token, so it can choose what to
+keep. Module and parameter names follow transformers, so weights copy from ``MambaForCausalLM``.
+
+Axes (paper's notation in brackets):
+    b  batch                                    [B]
+    l  sequence length                          [L]
+    e  channels inside the block, expand * c    [D in Algorithm 2, "ED" in Section 3.4]
+    n  state size per channel                   [N]
+    c  hidden size of the residual stream       [D in Section 3.4]
+    k  width of the causal depthwise convolution
+    r  rank of the delta projection (time_step_rank)
+
+References:
+    gu2023mamba        Mamba, Algorithm 2 (selective SSM), Eq. (4) (zero-order hold), Section 3.3
+                       (hardware-aware scan), Figure 3 (block).
+    gu2023mamba_code   state-spaces/mamba, mamba_ssm/ops/selective_scan_interface.py::
+                       selective_scan_ref (the semantics ``selective_scan`` reproduces).
+
+Reference implementation:
+    transformers==5.23.0, models/mamba/modeling_mamba.py::mamba_selective_scan, ::MambaMixer,
+    ::MambaBlock, ::MambaModel, ::MambaForCausalLM
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import einsum
+from torch import nn
+
+from demos.layers.norms import RMSNorm
+from demos.layers.selective_scan import selective_scan, selective_scan_parallel
+from demos.validation import check_positive_int, check_token_ids
+from demos.weights import load_hf_weights
+
+
+@dataclass(frozen=True)
+class MambaLMConfig:
+    """Shape of a Mamba LM, with transformers' ``MambaConfig`` field names."""
+
+    vocab_size: int  # v
+    hidden_size: int  # c
+    num_hidden_layers: int  # number of Mamba blocks
+    state_size: int = 16  # n, the SSM state per channel
+    expand: int = 2  # e = expand * c
+    conv_kernel: int = 4  # k, width of the causal depthwise convolution
+    time_step_rank: int | None = None  # r; None means ceil(c / 16), transformers' "auto"
+    layer_norm_epsilon: float = 1e-5  # epsilon inside RMSNorm
+    use_bias: bool = False  # biases on in_proj and out_proj
+    use_conv_bias: bool = True  # bias on the convolution
+    residual_in_fp32: bool = True  # keep the residual stream in fp32 between blocks
+    tie_word_embeddings: bool = True  # lm_head shares the embedding matrix
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "state_size", "expand"):
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("conv_kernel", self.conv_kernel)
+        if self.time_step_rank is None:
+            object.__setattr__(self, "time_step_rank", math.ceil(self.hidden_size / 16))
+        check_positive_int("time_step_rank", self.time_step_rank)
+        if not self.layer_norm_epsilon > 0:
+            raise ValueError(f"layer_norm_epsilon ({self.layer_norm_epsilon!r}) must be positive")
+
+    @property
+    def intermediate_size(self) -> int:  # e
+        return self.expand * self.hidden_size
+
+    @classmethod
+    def from_hf(cls, hf_config: Any) -> MambaLMConfig:
+        """Read a transformers ``MambaConfig``."""
+        if getattr(hf_config, "hidden_act", "silu") != "silu":
+            raise ValueError(f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' as in Mamba")
+        fields = cls.__dataclass_fields__
+        return cls(
+            **{name: getattr(hf_config, name) for name in fields if hasattr(hf_config, name)}
+        )
+
+
+@dataclass
+class MambaState:
+    """What one block remembers between tokens: O(1) in the sequence length.
+
+    ``conv``: the last k - 1 inputs of the convolution, (b, e, k - 1).
+    ``ssm``: the selective scan's state x, (b, e, n), kept in fp32.
+    """
+
+    conv: torch.Tensor
+    ssm: torch.Tensor
+
+
+class MambaLMMixer(nn.Module):
+    """The Mamba block's sequence mixer (Figure 3): two projections, a causal convolution, the selective
+    SSM on one branch and a SiLU gate on the other. transformers calls this ``MambaMixer``."""
+
+    def __init__(self, config: MambaLMConfig) -> None:
+        super().__init__()
+        c, e, n, r = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.state_size,
+            config.time_step_rank,
+        )
+        self.config = config
+        self.conv1d = nn.Conv1d(e, e, config.conv_kernel, groups=e, bias=config.use_conv_bias)
+        self.in_proj = nn.Linear(c, 2 * e, bias=config.use_bias)  # x and the gate z
+        self.x_proj = nn.Linear(e, r + 2 * n, bias=False)  # s_Delta (low rank), s_B, s_C
+        self.dt_proj = nn.Linear(r, e, bias=True)  # its bias is Delta's parameter
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1.0)).repeat(e, 1))  # (e, n)
+        self.D = nn.Parameter(torch.ones(e))
+        self.out_proj = nn.Linear(e, c, bias=config.use_bias)
+
+    def ssm_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """From the convolved x (b, l, e): delta (b, e, l), A (e, n), B and C (b, n, l)."""
+        n, r = self.config.state_size, self.config.time_step_rank
+        dt, B, C = self.x_proj(x).split([r, n, n], dim=-1)  # (b, l, r), (b, l, n), (b, l, n)
+        delta = self.dt_proj.weight @ dt.transpose(1, 2)  # (b, e, l); bias added in the scan
+        A = -torch.exp(self.A_log.float())  # (e, n): negative, so exp(delta A) < 1
+        return delta, A, B.transpose(1, 2), C.transpose(1, 2)
+
+    def forward(self, hidden_states: torch.Tensor, parallel: bool = True) -> torch.Tensor:
+        """(b, l, c) -> (b, l, c); ``parallel`` picks the chunked scan or the sequential loop."""
+        return self._forward(hidden_states, parallel)[0]
+
+    def _forward(
+        self, hidden_states: torch.Tensor, parallel: bool = True
+    ) -> tuple[torch.Tensor, MambaState]:
+        k = self.config.conv_kernel
+        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # 2 x (b, e, l)
+        x = F.pad(x, (k - 1, 0))  # (b, e, k - 1 + l): zeros before the first token
+        conv_state = x[:, :, hidden_states.shape[1] :]  # (b, e, k - 1): the last k - 1 inputs
+        x = F.silu(self.conv1d(x))  # (b, e, l): a causal depthwise convolution
+        delta, A, B, C = self.ssm_inputs(x.transpose(1, 2))
+        scan = selective_scan_parallel if parallel else selective_scan
+        y, ssm_state = scan(
+            x, delta, A, B, C, self.D.float(), z, self.dt_proj.bias.float(), True, True
+        )  # (b, e, l), (b, e, n)
+        return self.out_proj(y.transpose(1, 2).to(hidden_states.dtype)), MambaState(
+            conv_state, ssm_state
+        )
+
+    def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:
+        """One token: (b, c) -> (b, c), updating ``state`` in place. Same as the full forward."""
+        x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # 2 x (b, e)
+        window = torch.cat([state.conv, x[:, :, None]], dim=2)  # (b, e, k): last k inputs
+        state.conv = window[:, :, 1:]
+        x = (window * self.conv1d.weight[:, 0]).sum(-1)  # (b, e): the convolution at one position
+        x = F.silu(x if self.conv1d.bias is None else x + self.conv1d.bias)
+        delta, A, B, C = self.ssm_inputs(x[:, None])  # (b, e, 1), (e, n), (b, n, 1), (b, n, 1)
+        delta = F.softplus(delta[:, :, 0].float() + self.dt_proj.bias.float())  # (b, e)
+        deltaA = torch.exp(einsum(delta, A, "b e, e n -> b e n"))  # Eq. (4)
+        deltaB_u = einsum(delta * x.float(), B[:, :, 0].float(), "b e, b n -> b e n")
+        state.ssm = deltaA * state.ssm + deltaB_u  # (b, e, n): one step of the recurrence
+        y = einsum(state.ssm, C[:, :, 0].float(), "b e n, b n -> b e") + self.D.float() * x.float()
+        y = (y * F.silu(z.float())).to(hidden_states.dtype)  # (b, e)
+        return self.out_proj(y)  # (b, c)
+
+
+class MambaLMBlock(nn.Module):
+    """Pre-norm residual block: ``hidden_states + mixer(norm(hidden_states))``, the residual in fp32 if configured."""
+
+    def __init__(self, config: MambaLMConfig) -> None:
+        super().__init__()
+        self.norm = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
+        self.mixer = MambaLMMixer(config)
+        self.residual_in_fp32 = config.residual_in_fp32
+
+    def forward(self, hidden_states: torch.Tensor, parallel: bool = True) -> torch.Tensor:
+        return self._forward(hidden_states, parallel)[0]
+
+    def _forward(
+        self, hidden_states: torch.Tensor, parallel: bool = True
+    ) -> tuple[torch.Tensor, MambaState]:
+        residual = hidden_states.float() if self.residual_in_fp32 else hidden_states
+        out, state = self.mixer._forward(
+            self.norm(hidden_states.to(self.norm.weight.dtype)), parallel
+        )
+        return residual + out, state  # (b, l, c)
+
+    def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:
+        residual = hidden_states.float() if self.residual_in_fp32 else hidden_states
+        return residual + self.mixer.step(
+            self.norm(hidden_states.to(self.norm.weight.dtype)), state
+        )  # (b, c)
+
+
+class MambaLMBackbone(nn.Module):
+    """Embedding, the stack of blocks, the final norm (transformers' ``MambaModel``)."""
+
+    def __init__(self, config: MambaLMConfig) -> None:
+        super().__init__()
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(MambaLMBlock(config) for _ in range(config.num_hidden_layers))
+        self.norm_f = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
+
+
+class MambaLM(nn.Module):
+    """A Mamba language model; its ``state_dict`` keys are those of ``MambaForCausalLM``."""
+
+    def __init__(self, config: MambaLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = MambaLMBackbone(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.backbone.embeddings.weight
+
+    def _logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.backbone.norm_f(hidden_states)
+        return self.lm_head(
+            hidden_states.to(self.lm_head.weight.dtype)
+        ).float()  # fp32 logits, as HF
+
+    def forward(self, input_ids: torch.Tensor, parallel: bool = True) -> torch.Tensor:
+        """(b, l) token ids -> (b, l, v) fp32 logits for the token after each position."""
+        return self.prefill(input_ids, parallel)[0]
+
+    def prefill(
+        self, input_ids: torch.Tensor, parallel: bool = True
+    ) -> tuple[torch.Tensor, list[MambaState]]:
+        """The full forward, also returning each block's state after the last token."""
+        check_token_ids(input_ids, self.config.vocab_size, "(b, l)")
+        hidden_states, states = self.backbone.embeddings(input_ids), []  # (b, l, c)
+        for layer in self.backbone.layers:
+            hidden_states, state = layer._forward(hidden_states, parallel)  # (b, l, c)
+            states.append(state)
+        return self._logits(hidden_states), states
+
+    def step(self, input_ids: torch.Tensor, states: list[MambaState]) -> torch.Tensor:
+        """One token per sequence, (b,) -> (b, v) logits; updates ``states`` (one per block) in place."""
+        check_token_ids(input_ids, self.config.vocab_size, "(b,)")
+        if len(states) != len(self.backbone.layers):
+            raise ValueError(
+                f"states must hold one MambaState per layer ({len(self.backbone.layers)}), got {len(states)}"
+            )
+        hidden_states = self.backbone.embeddings(input_ids)  # (b, c)
+        for layer, state in zip(self.backbone.layers, states, strict=True):
+            hidden_states = layer.step(hidden_states, state)  # (b, c)
+        return self._logits(hidden_states)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """Greedy decoding: the prompt once, then one :meth:`step` per token on O(1) state.
+
+        Returns ``(b, l + max_new_tokens)``: the prompt followed by the generated tokens.
+        """
+        check_positive_int("max_new_tokens", max_new_tokens)
+        logits, states = self.prefill(input_ids)
+        out, next_id = [input_ids], logits[:, -1].argmax(-1)  # (b,)
+        for i in range(max_new_tokens):
+            out.append(next_id[:, None])
+            if i + 1 < max_new_tokens:
+                next_id = self.step(next_id, states).argmax(-1)  # (b,)
+        return torch.cat(out, dim=1)
+
+    @classmethod
+    def from_hf(cls, hf_model: nn.Module) -> MambaLM:
+        """Build from a transformers ``MambaForCausalLM`` and copy its weights (same names)."""
+        return load_hf_weights(cls(MambaLMConfig.from_hf(hf_model.config)), hf_model)
+
+
+def state_bytes_per_token(
+    num_hidden_layers: int,
+    intermediate_size: int,
+    state_size: int,
+    conv_kernel: int,
+    seq_len: int,
+    bytes_per_value: int = 2,
+) -> float:
+    """Bytes of recurrent state per token of context: (conv + ssm state) / seq_len; it shrinks as 1/l."""
+    per_layer = intermediate_size * (conv_kernel - 1 + state_size)
+    return num_hidden_layers * per_layer * bytes_per_value / seq_len

@@ -1,0 +1,1 @@
+"""Toy tasks with their data, one module per chapter that uses one (``zephyr``)."""

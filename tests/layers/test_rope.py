@@ -1,0 +1,85 @@
+"""apply_rope and rope_cos_sin against transformers' Llama rotary embedding, plus RoPE's defining properties."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+
+from demos.layers.rope import apply_rope, rope_cos_sin
+from helpers import tiny_llama_config
+
+
+@pytest.mark.parametrize("head_dim", [2, 8, 64])
+@pytest.mark.parametrize("base", [10000.0, 500000.0])
+def test_cos_sin_match_llama_rotary_embedding(setting, head_dim, base):
+    config = tiny_llama_config(
+        hidden_size=4 * head_dim,
+        head_dim=head_dim,
+        rope_parameters={"rope_type": "default", "rope_theta": base},
+    )
+    rotary = LlamaRotaryEmbedding(config).to(setting.device)
+    positions = torch.tensor(
+        [[0, 1, 2, 3, 1000, 4095], [5, 6, 7, 8, 9, 10]], device=setting.device
+    )  # (b, t)
+    x = torch.empty(
+        0, device=setting.device, dtype=setting.dtype
+    )  # only its dtype and device are read
+    hf_cos, hf_sin = rotary(x, positions)
+    cos, sin = rope_cos_sin(positions, head_dim, base, dtype=setting.dtype)
+    setting.close(cos, hf_cos)
+    setting.close(sin, hf_sin)
+
+
+@pytest.mark.parametrize("t", [1, 7, 16])
+def test_apply_rope_matches_apply_rotary_pos_emb(setting, t):
+    b, h, g, d = 2, 4, 2, 16
+    q = torch.randn(b, h, t, d, device=setting.device, dtype=setting.dtype)
+    k = torch.randn(b, g, t, d, device=setting.device, dtype=setting.dtype)
+    positions = torch.arange(3, 3 + t, device=setting.device)
+    cos, sin = rope_cos_sin(positions, d, dtype=setting.dtype)  # (t, d)
+    hf_q, hf_k = apply_rotary_pos_emb(q, k, cos[None], sin[None])  # HF wants (b, t, d)
+    setting.close(apply_rope(q, cos, sin), hf_q)
+    setting.close(apply_rope(k, cos, sin), hf_k)
+    # a per-example table (b, t, d) gives the same result as the shared (t, d) one
+    setting.close(apply_rope(q, cos.expand(b, t, d), sin.expand(b, t, d)), hf_q)
+
+
+def test_rotation_keeps_norm_and_scores_depend_only_on_distance():
+    d = 32
+    q, k = (
+        torch.randn(1, 1, 1, d, dtype=torch.float64),
+        torch.randn(1, 1, 1, d, dtype=torch.float64),
+    )
+
+    def rotated(x, m):
+        cos, sin = rope_cos_sin(torch.tensor([m]), d, dtype=torch.float64)
+        return apply_rope(x, cos, sin)
+
+    torch.testing.assert_close(rotated(q, 37).norm(), q.norm())
+    score = [
+        (rotated(q, m + 5) * rotated(k, m)).sum() for m in (0, 11, 200)
+    ]  # distance 5 each time
+    # angles are computed in fp32 (as in transformers), so positions near 200 carry ~1e-5 angle error
+    torch.testing.assert_close(score[1], score[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(score[2], score[0], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose((rotated(q, 9) * rotated(k, 0)).sum(), score[0])  # distance 9 differs
+
+
+@pytest.mark.parametrize("head_dim", [0, 3, -2, 4.0])
+def test_bad_head_dim_raises(head_dim):
+    with pytest.raises(ValueError, match="head_dim"):
+        rope_cos_sin(torch.arange(4), head_dim)
+
+
+def test_float_positions_raise():
+    with pytest.raises(ValueError, match="integer"):
+        rope_cos_sin(torch.arange(4.0), 8)
+
+
+def test_cos_sin_shape_mismatch_raises():
+    cos, sin = rope_cos_sin(torch.arange(5), 8)
+    with pytest.raises(ValueError, match=r"\(t, d\)"):
+        apply_rope(torch.randn(1, 2, 4, 8), cos, sin)  # t = 4 but the table has 5 positions
+    with pytest.raises(ValueError, match=r"\(b, h, t, d\)"):
+        apply_rope(torch.randn(2, 5, 8), cos, sin)

@@ -1,0 +1,260 @@
+"""The model registry: it loads, every value is cited, and its architectures are real.
+
+The parameter check builds each transformers architecture at full size on the ``meta`` device
+(shapes only: no memory, no weights, nothing downloaded) and compares its parameter count with the
+figure the developer published. "Rounds to" is defined in ``demos.registry.parse_count``: the
+count must lie within half a unit of the figure's last written digit ("7B" allows 6.5B-7.5B,
+"2.7B" allows 2.65B-2.75B, "70B" allows 65B-75B, "70,426,624" must be exact).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from demos import registry
+from demos.layers.kv_cache import kv_cache_bytes_per_token
+from demos.registry import (
+    ModelSize,
+    counted_parameters,
+    facts_card,
+    family_sizes,
+    load_registry,
+    meta_model,
+    overview_rows,
+    parse_count,
+    rounds_to,
+    weights_bytes,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_FAMILIES = [  # the model families of the seed list's quick-start table, in its order
+    "ChatGPT", "Llama 2", "Llama 3", "Orca 2", "Qwen", "Qwen1.5", "Vicuna", "XGen", "Falcon", "Phi",
+    "Phi-3", "Gemma", "Mamba", "Pythia", "Mistral", "Yi", "Yi-1.5", "Zephyr", "StripedHyena",
+    "Persimmon",
+]  # fmt: skip
+
+
+def bib_keys() -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.M))
+
+
+_MODELS: dict[str, torch.nn.Module] = {}
+
+
+def built(size: ModelSize) -> torch.nn.Module:
+    """The meta-device model of ``size``, built once per test session (shapes only, no memory)."""
+    if size.name not in _MODELS:
+        _MODELS[size.name] = meta_model(size)
+    return _MODELS[size.name]
+
+
+def buildable() -> list[ModelSize]:
+    return [s for s in load_registry() if s.hf and "_test" not in s.notes]
+
+
+# --- the registry loads and is cited -------------------------------------------------------
+
+
+def test_registry_covers_every_family_of_the_seed_list():
+    assert registry.families() == SEED_FAMILIES
+    for family in SEED_FAMILIES:
+        assert family_sizes(family)
+
+
+def test_every_value_has_a_citation_key_in_references_bib():
+    keys = bib_keys()
+    for size in load_registry():
+        for name in registry.FIELDS:
+            if getattr(size, name) is not None:
+                assert size.cite.get(name) in keys, f"{size.name}.{name}: {size.cite.get(name)}"
+
+
+def test_every_null_says_why():
+    for size in load_registry():
+        for name in registry.FIELDS:
+            if getattr(size, name) is None:
+                assert size.notes.get(name) or size.notes.get("_all"), f"{size.name}.{name}"
+
+
+def test_sizes_are_frozen():
+    size = load_registry()[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        size.name = "x"
+
+
+# --- bad input is refused --------------------------------------------------------------------
+
+
+def _valid(**changes) -> dict:
+    size = family_sizes("Llama 2")[0]
+    values = {f.name: getattr(size, f.name) for f in dataclasses.fields(size)}
+    values.update(changes)
+    return values
+
+
+def test_a_valid_copy_builds():
+    assert ModelSize(**_valid()).name == "Llama-2-7B"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"layers": 0}, "layers"),
+        ({"layers": "32"}, "layers"),
+        ({"release": "July 2023"}, "YYYY-MM"),
+        ({"attention": "flash"}, "attention"),
+        ({"kv_heads": 5}, "divisible"),
+        ({"parameters": "seven billion"}, "parameter figure"),
+        ({"vocab_size": None}, "without a note"),
+        ({"cite": {}}, "no citation key"),
+    ],
+)
+def test_bad_entries_raise_value_error(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ModelSize(**_valid(**changes))
+
+
+def test_unknown_family_raises():
+    with pytest.raises(ValueError, match="not in the registry"):
+        facts_card("Llama 9")
+
+
+@pytest.mark.parametrize("params, dtype", [(7e9, "fp64"), (-1, "fp16")])
+def test_weights_bytes_rejects_bad_input(params, dtype):
+    with pytest.raises(ValueError):
+        weights_bytes(params, dtype)
+
+
+# --- what "rounds to" means ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, value, precision",
+    [
+        ("7B", 7 * 10**9, 10**9),
+        ("70B", 70 * 10**9, 10 * 10**9),
+        ("2.7B", 2_700_000_000, 100_000_000),
+        ("130M", 130_000_000, 10_000_000),
+        ("0.5B", 500_000_000, 100_000_000),
+        ("70,426,624", 70_426_624, 1),
+    ],
+)
+def test_parse_count(text, value, precision):
+    assert parse_count(text) == (value, precision)
+
+
+def test_rounds_to_is_half_a_unit_of_the_last_digit():
+    assert rounds_to(6_738_415_616, "7B") and rounds_to(7_499_999_999, "7B")
+    assert not rounds_to(7_500_000_001, "7B")
+    assert rounds_to(2_749_000_000, "2.7B") and not rounds_to(2_779_683_840, "2.7B")
+    assert not rounds_to(70_426_625, "70,426,624")
+
+
+# --- verified, not typed: the architecture behind every published figure ---------------------
+
+
+@pytest.mark.parametrize("size", buildable(), ids=lambda s: s.name)
+def test_parameter_count_of_the_meta_model_rounds_to_the_published_figure(size):
+    count = sum(p.numel() for p in built(size).parameters())
+    assert count == counted_parameters(size)  # the helper the book uses counts the same
+    if "parameters" in size.notes:  # a documented mismatch: it must still be one
+        assert not rounds_to(count, size.parameters), (
+            f"{size.name}: {count:,} now rounds to {size.parameters}; drop the note"
+        )
+    else:
+        assert rounds_to(count, size.parameters), (
+            f"{size.name}: the config builds {count:,} parameters, published {size.parameters}"
+        )
+
+
+def _kv_width(model: torch.nn.Module, size: ModelSize) -> int | None:
+    """Output width of one layer's key projection, read off the built module."""
+    for name, module in model.named_modules():
+        if name.endswith("layers.0.self_attn.k_proj"):
+            return module.out_features
+        if name.endswith("layers.0.self_attn.qkv_proj"):  # Phi-3: q, k, v stacked
+            return (module.out_features - size.heads * size.head_dim) // 2
+        if name.endswith("h.0.self_attention.query_key_value"):  # Falcon: q, k, v stacked
+            return (module.out_features - size.heads * size.head_dim) // 2
+        if name.endswith("layers.0.attention.query_key_value"):  # GPT-NeoX: q, k, v stacked
+            return module.out_features // 3
+        if name.endswith("layers.0.self_attn.query_key_value"):  # Persimmon
+            return module.out_features // 3
+    return None
+
+
+@pytest.mark.parametrize("size", [s for s in buildable() if s.kv_heads], ids=lambda s: s.name)
+def test_kv_cache_bytes_per_token_matches_the_built_key_projection(size):
+    width = _kv_width(built(size), size)
+    assert width is not None, f"{size.name}: no key projection found"
+    assert width == size.kv_heads * size.head_dim
+    expected = 2 * size.layers * width * 2  # keys and values, every layer, 2 bytes each
+    assert size.kv_cache_bytes_per_token() == expected
+    assert size.kv_cache_bytes_per_token() == kv_cache_bytes_per_token(
+        size.layers, size.kv_heads, size.head_dim
+    )
+
+
+def test_sizes_without_a_transformers_class_count_none():
+    skipped = [s for s in load_registry() if s not in buildable()]
+    assert {s.name for s in skipped} >= {"ChatGPT (gpt-3.5-turbo)", "StripedHyena-Hessian-7B"}
+    for size in skipped:
+        assert counted_parameters(size) is None
+
+
+def test_kv_cache_is_none_without_attention():
+    assert all(s.kv_cache_bytes_per_token() is None for s in family_sizes("Mamba"))
+
+
+# --- the book's table, card and calculator agree with the registry ---------------------------
+
+
+def test_overview_rows_agree_with_the_registry():
+    rows = overview_rows()
+    assert [r["family"] for r in rows] == SEED_FAMILIES
+    for row in rows:
+        sizes = family_sizes(row["family"])
+        assert row["checkpoints"] == [s.checkpoint for s in sizes if s.checkpoint]
+        for size in sizes:
+            assert (size.parameters or "undisclosed") in row["sizes"]
+
+
+@pytest.mark.parametrize("family", SEED_FAMILIES)
+def test_facts_card_shows_every_value_with_its_citation(family):
+    card = facts_card(family)
+    for size in family_sizes(family):
+        assert size.name in card
+        for name in registry.FIELDS:
+            value = getattr(size, name)
+            if value is not None:
+                shown = f"{value:,}" if isinstance(value, int) else str(value)
+                assert f"{shown} {{cite}}`{size.cite[name]}`" in card or (
+                    name == "checkpoint" and f"{{cite}}`{size.cite[name]}`" in card
+                ), f"{size.name}.{name}"
+
+
+def test_weights_bytes_follows_bits_per_weight():
+    n = family_sizes("Llama 2")[0].parameter_count
+    assert n == 7_000_000_000
+    assert weights_bytes(n, "fp16") == 2 * n
+    assert weights_bytes(n, "int8") == n
+    assert weights_bytes(n, "nf4") == n / 2
+    assert weights_bytes(n, "fp32") == 2 * weights_bytes(n, "bf16")
+
+
+def test_a_citation_must_name_a_field_and_a_key():
+    with pytest.raises(ValueError, match="must map a field"):
+        ModelSize(**_valid(cite={**_valid()["cite"], "colour": "touvron2023llama2"}))
+    with pytest.raises(ValueError, match="must map a field"):
+        ModelSize(**_valid(cite={**_valid()["cite"], "layers": {"nested": "x"}}))
+
+
+def test_yaml_with_a_repeated_key_is_refused():
+    with pytest.raises(ValueError, match="repeat"):
+        registry.parse_yaml("a: {notes: {x: 1}, notes: {y: 2}}")
+    assert registry.parse_yaml("a: {notes: {x: 1}}") == {"a": {"notes": {"x": 1}}}

@@ -258,3 +258,19 @@ def test_yaml_with_a_repeated_key_is_refused():
     with pytest.raises(ValueError, match="repeat"):
         registry.parse_yaml("a: {notes: {x: 1}, notes: {y: 2}}")
     assert registry.parse_yaml("a: {notes: {x: 1}}") == {"a": {"notes": {"x": 1}}}
+
+
+# --- facts that were once wrong here ------------------------------------------------------
+
+
+def test_qwen15_training_tokens_come_from_the_qwen2_report():
+    for size in family_sizes("Qwen1.5"):
+        assert size.training_tokens == "3T"
+        assert size.cite["training_tokens"] == "yang2024qwen2"
+    assert "yang2024qwen2" in bib_keys()
+
+
+def test_vicuna_conversation_counts_follow_the_model_cards():
+    note = family_sizes("Vicuna")[0].notes["training_tokens"]
+    assert "140K for v1.3" in note and "125K for v1.5" in note
+    assert "hf_vicuna13_card" in bib_keys()

@@ -258,3 +258,53 @@ def test_yaml_with_a_repeated_key_is_refused():
     with pytest.raises(ValueError, match="repeat"):
         registry.parse_yaml("a: {notes: {x: 1}, notes: {y: 2}}")
     assert registry.parse_yaml("a: {notes: {x: 1}}") == {"a": {"notes": {"x": 1}}}
+
+
+# --- facts that were once wrong here ------------------------------------------------------
+
+
+def test_qwen15_training_tokens_come_from_the_qwen2_report():
+    for size in family_sizes("Qwen1.5"):
+        assert size.training_tokens == "3T"
+        assert size.cite["training_tokens"] == "yang2024qwen2"
+    assert "yang2024qwen2" in bib_keys()
+
+
+def test_vicuna_conversation_counts_follow_the_model_cards():
+    note = family_sizes("Vicuna")[0].notes["training_tokens"]
+    assert "140K for v1.3" in note and "125K for v1.5" in note
+    assert "hf_vicuna13_card" in bib_keys()
+
+
+# --- which values were checked against a source, and which were not -------------------------
+
+
+def _unverified() -> dict[str, dict[str, str]]:
+    """size name -> {field: reason}, with the family's ``unverified`` merged under the size's."""
+    raw = registry.parse_yaml((ROOT / "src" / "demos" / "registry.yaml").read_text())
+    return {
+        size["name"]: {**(family.get("unverified") or {}), **(size.get("unverified") or {})}
+        for family in raw["families"]
+        for size in family["sizes"]
+    }
+
+
+def test_unverified_names_a_field_that_has_a_value_and_says_why():
+    unverified = _unverified()
+    for size in load_registry():
+        for name, reason in unverified[size.name].items():
+            assert name in registry.FIELDS, f"{size.name}: unverified[{name!r}]"
+            assert getattr(size, name) is not None, f"{size.name}.{name} is null: say why in notes"
+            assert isinstance(reason, str) and reason.strip(), f"{size.name}.{name}"
+            assert size.cite.get(name), f"{size.name}.{name} keeps its citation key"
+
+
+def test_the_note_states_the_verified_and_unverified_counts():
+    unverified = _unverified()
+    values = [
+        (s.name, f) for s in load_registry() for f in registry.FIELDS if getattr(s, f) is not None
+    ]
+    n_unverified = sum(f in unverified[name] for name, f in values)
+    note = (ROOT / "notes" / "registry_sources.md").read_text()
+    assert f"**{len(values) - n_unverified} verified**" in note
+    assert f"**{n_unverified} unverified**" in note

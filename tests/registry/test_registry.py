@@ -281,7 +281,7 @@ def test_vicuna_conversation_counts_follow_the_model_cards():
 
 def _unverified() -> dict[str, dict[str, str]]:
     """size name -> {field: reason}, with the family's ``unverified`` merged under the size's."""
-    raw = registry.parse_yaml((ROOT / "src" / "demos" / "registry.yaml").read_text())
+    raw = registry.parse_yaml((ROOT / "src" / "demos" / "registry" / "registry.yaml").read_text())
     return {
         size["name"]: {**(family.get("unverified") or {}), **(size.get("unverified") or {})}
         for family in raw["families"]

@@ -439,5 +439,5 @@ def check_function(
     except Exception as error:  # a checker never raises on a learner's answer
         return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")
     return Check(
-        True, f"Matches the reference on {len(spec.cases)} cases: {', '.join(spec.cases)}."
+        True, f"Matches the reference on {len(spec.cases)} cases: {'; '.join(spec.cases)}."
     )

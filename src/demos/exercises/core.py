@@ -1,20 +1,31 @@
 """Checkers for the chapters' exercises: compare a learner's answer with the reference, explain a mismatch.
 
-A checker never raises on a wrong answer: it returns a :class:`Check` whose message says what
-was expected, what came back, where they first differ and, when the mistake is a common one,
-its likely cause. Chapters display the result; tests assert on ``Check.ok``.
+One routine, :func:`check_function`, runs a learner's function and the reference on named cases
+and compares what comes back: a tensor, a tuple of tensors, or a number. A chapter's checker is a
+declaration on top of it: the cases, the reference, the known mistakes and the tolerance.
+
+A checker never raises on a learner's answer; it returns a :class:`Check` whose message says what
+was expected, what came back, where they first differ and, when the answer behaves like a known
+mistake on every case, its likely cause. Each call gets fresh copies of the inputs, so an answer
+that modifies them in place is reported and cannot spoil the next call. A correct answer in
+another floating dtype is accepted: a wider one is rounded to the reference's dtype, a narrower
+one (float16, bfloat16) is compared with a tolerance suited to its precision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 
 
 @dataclass(frozen=True)
 class Check:
+    """The verdict of a checker: ``ok`` and a message for the learner."""
+
     ok: bool
     message: str
 
@@ -28,61 +39,405 @@ class Check:
         return str(self)
 
 
-def first_mismatch(
-    got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float
+class Mistake(NamedTuple):
+    """A known wrong implementation (same arguments as the reference) and the cause to name."""
+
+    implementation: Callable[..., Any]
+    why: str
+
+
+class Convention(NamedTuple):
+    """Another way to write the right answer: ``convert`` maps an answer written that way back to
+    the expected convention (None when the answer is not written that way); ``why`` names it."""
+
+    convert: Callable[[Any], Any]
+    why: str
+
+
+# ---------------------------------------------------------------------------- describing values
+
+
+def describe(value: Any) -> str:
+    """A short phrase for a value: ``a float32 tensor of shape (2, 3)``, ``None``, ``a str '12'``."""
+    if value is None:
+        return "None"
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).removeprefix("torch.")
+        article = "an" if dtype.startswith("int") else "a"
+        return f"{article} {dtype} tensor of shape {tuple(value.shape)}"
+    if _is_numpy(value):
+        shape = getattr(value, "shape", ())
+        what = "a numpy array" if shape else "a numpy scalar"
+        return f"{what} ({getattr(value, 'dtype', '?')}) of shape {tuple(shape)}"
+    if isinstance(value, bool):
+        return f"the bool {value}"
+    if isinstance(value, int | float):
+        return f"the {type(value).__name__} {_number(value)}"
+    if isinstance(value, str):
+        text = value if len(value) <= 20 else value[:17] + "..."
+        return f"a str {text!r}"
+    if isinstance(value, list | tuple | dict | set):
+        items = "item" if len(value) == 1 else "items"
+        return f"a {type(value).__name__} of {len(value)} {items}"
+    return f"a {type(value).__name__}"
+
+
+def _is_numpy(value: Any) -> bool:
+    return type(value).__module__ == "numpy"
+
+
+def _number(x: Any) -> str:
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return repr(x)
+
+
+def _describe_args(names: Sequence[str], args: tuple) -> str:
+    parts = []
+    for name, a in zip(names, args, strict=False):
+        shown = f"shape {tuple(a.shape)}" if isinstance(a, torch.Tensor) else _number(a)
+        parts.append(f"{name}: {shown}" if isinstance(a, torch.Tensor) else f"{name}={shown}")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------- comparing values
+
+_KINDS = {"bool": "boolean", "int": "integer", "float": "floating-point", "complex": "complex"}
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return "complex"
+    return "float" if dtype.is_floating_point else "int"
+
+
+def _dtype_tolerance(dtype: torch.dtype) -> tuple[float, float]:
+    """(atol, rtol) that cover rounding a correct value to ``dtype`` (twice the unit roundoff)."""
+    info = torch.finfo(dtype)
+    return info.eps * info.smallest_normal, info.eps
+
+
+def compare(
+    got: Any,
+    expected: Any,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    name: str = "the result",
+    names: Sequence[str] | None = None,
+    where: Callable[[tuple], str] | None = None,
+    values: bool = True,
 ) -> str | None:
-    """Describe the first element where ``got`` and ``expected`` differ, or None if they agree."""
-    bad = ~torch.isclose(got, expected, atol=atol, rtol=rtol)
+    """Explain how ``got`` differs from ``expected``, or return None when it is an equal answer.
+
+    ``expected`` is a tensor, a tuple (of tensors or numbers, named by ``names``) or a number.
+    ``where`` turns a tensor index into words (``query 2, key 0``); ``values=False`` compares
+    only types, shapes and dtypes.
+    """
+    if isinstance(expected, tuple):
+        return _compare_tuple(got, expected, atol, rtol, names, where)
+    if isinstance(expected, torch.Tensor):
+        return _compare_tensor(got, expected, atol, rtol, name, where, values)
+    return _compare_number(got, expected, atol, rtol, name, values)
+
+
+def _compare_tuple(got, expected, atol, rtol, names, where) -> str | None:
+    names = list(names or [f"item {i}" for i in range(len(expected))])
+    want = f"a tuple of {len(expected)} ({', '.join(names)})"
+    if not isinstance(got, tuple | list) or len(got) != len(expected):
+        return f"expected {want}, got {describe(got)}."
+    for values in (False, True):  # every item's type and shape first, then the values
+        for item, want_item, item_name in zip(got, expected, names, strict=True):
+            problem = compare(item, want_item, atol, rtol, item_name, where=where, values=values)
+            if problem and isinstance(got, list) and not values:
+                return f"expected {want}, got {describe(got)}: {problem}"
+            if problem:
+                return problem
+    return None
+
+
+def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str | None:
+    if not isinstance(got, torch.Tensor):
+        problem = f"{name} should be {describe(expected)}, got {describe(got)}."
+        if got is None:
+            return problem + " Did the function forget to `return`?"
+        if _is_numpy(got) or isinstance(got, list | tuple):
+            try:
+                as_tensor = torch.as_tensor(got)
+            except Exception:
+                return problem
+            if _compare_tensor(as_tensor, expected, atol, rtol, name, where) is None:
+                return problem + " Its values are right: return a torch tensor (torch.as_tensor)."
+        return problem
+    got, expected = got.detach().cpu(), expected.detach().cpu()
+    if got.shape != expected.shape:
+        problem = f"{name} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}."
+        if got.numel() == expected.numel():
+            problem += " It has the right number of elements: check the order of the axes."
+        return problem
+    if _kind(got.dtype) != _kind(expected.dtype):
+        return (
+            f"{name} is {describe(got)}; expected a {_KINDS[_kind(expected.dtype)]} "
+            f"tensor ({expected.dtype})."
+        )
+    if not values:
+        return None
+    if got.is_complex():
+        return None if torch.equal(got, expected) else f"{name} differs from the reference."
+    precision = ""
+    if got.dtype.is_floating_point:
+        nan = got.isnan() & ~expected.isnan()
+        if nan.any():
+            index = tuple(int(i) for i in nan.nonzero()[0])
+            return (
+                f"{name} has {int(nan.sum())} NaN of {nan.numel()} elements (the first at "
+                f"{_at(index, where)}, where {_value(expected[index])} was expected). NaN comes "
+                "from 0/0, inf - inf or the log of a negative number."
+            )
+        if torch.finfo(got.dtype).eps > torch.finfo(expected.dtype).eps:  # narrower: its tolerance
+            low_atol, low_rtol = _dtype_tolerance(got.dtype)
+            atol, rtol = max(atol, low_atol), max(rtol, low_rtol)
+            precision = (
+                f" The answer is {got.dtype}, so it was compared with that precision's tolerance "
+                f"(rtol={rtol:.1e}); if the difference is rounding, compute in {expected.dtype}."
+            )
+            got, expected = got.double(), expected.double()
+        else:  # as wide or wider: round it to the reference's dtype
+            got = got.to(expected.dtype)
+        bad = ~torch.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
+    else:
+        bad = got.long() != expected.long()
     if not bad.any():
         return None
     index = tuple(int(i) for i in bad.nonzero()[0])
     return (
-        f"{int(bad.sum())} of {bad.numel()} elements differ; the first is at index {index}: "
-        f"expected {expected[index].item():.6g}, got {got[index].item():.6g}."
+        f"{name}: {int(bad.sum())} of {bad.numel()} elements differ; the first at "
+        f"{_at(index, where)}: expected {_value(expected[index])}, got {_value(got[index])}."
+        + precision
     )
 
 
-def check_tensor_function(
-    fn: Callable[..., torch.Tensor],
-    reference: Callable[..., torch.Tensor],
-    cases: Iterable[tuple],
-    atol: float = 1e-6,
-    rtol: float = 1e-6,
-    hints: Iterable[tuple[Callable[..., torch.Tensor], str]] = (),
-) -> Check:
-    """Run ``fn`` and ``reference`` on each argument tuple in ``cases`` and compare.
+def _at(index: tuple, where: Callable[[tuple], str] | None) -> str:
+    return where(index) if where else f"index {index}"
 
-    ``hints`` pairs a known wrong implementation with the explanation to give when the learner's
-    output matches it: a wrong answer that matches a common mistake gets that mistake named.
-    """
-    cases, hints = list(cases), list(hints)
-    for args in cases:
-        expected = reference(*args)
-        shapes = ", ".join(
-            str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args
+
+def _value(x: torch.Tensor) -> str:
+    return _number(x.item())
+
+
+def _as_number(got: Any) -> tuple[Any, str | None]:
+    """(value, None) for a Python/numpy number or a 0-d tensor; (None, why not) otherwise."""
+    if isinstance(got, bool) or (isinstance(got, torch.Tensor) and got.dtype == torch.bool):
+        return None, "a boolean"
+    if isinstance(got, int | float):
+        return got, None
+    if isinstance(got, torch.Tensor) or _is_numpy(got):
+        size = int(getattr(got, "size", 0) if _is_numpy(got) else got.numel())
+        if getattr(got, "ndim", None) == 0 and size == 1:
+            return got.item(), None
+        return None, f"{size} element" + ("" if size == 1 else "s")
+    return None, None
+
+
+def _number_tolerance(got: Any) -> tuple[float, float]:
+    """The tolerance of a number's own precision: 0 for integers, the float's rounding otherwise."""
+    dtype = getattr(got, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return _dtype_tolerance(dtype) if dtype.is_floating_point else (0.0, 0.0)
+    if isinstance(got, float):
+        return _dtype_tolerance(torch.float64)
+    if _is_numpy(got) and getattr(dtype, "kind", "") == "f":
+        narrow = {2: torch.float16, 4: torch.float32}
+        return _dtype_tolerance(narrow.get(dtype.itemsize, torch.float64))
+    return 0.0, 0.0
+
+
+def _compare_number(got, expected, atol, rtol, name, values=True) -> str | None:
+    value, why_not = _as_number(got)
+    want = f"{'an int' if isinstance(expected, int) else 'a number'} ({_number(expected)})"
+    if value is None:
+        problem = f"{name} should be {want}, got {describe(got)}"
+        if why_not and why_not[0].isdigit():
+            return problem + f" ({why_not}); return one number, e.g. with .item() or a sum."
+        if isinstance(got, str):
+            return problem + ": return the number itself, not its text."
+        return problem + "."
+    if not values:
+        return None
+    value_atol, value_rtol = _number_tolerance(got)
+    atol, rtol = max(atol, value_atol), max(rtol, value_rtol)
+    if value != value or abs(value) == float("inf"):
+        return f"{name} is {value}, expected {_number(expected)}."
+    if abs(value - expected) > atol + rtol * abs(expected):
+        ratio = f" ({value / expected:.3g}x the expected value)" if expected else ""
+        return f"{name}: expected {_number(expected)}, got {_number(value)}{ratio}."
+    return None
+
+
+# ---------------------------------------------------------------------------- running answers
+
+
+def _fresh(args: tuple) -> tuple:
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else copy.deepcopy(a) for a in args)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return (
+            isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and torch.equal(a.nan_to_num(), b.nan_to_num())
+            and torch.equal(a.isnan(), b.isnan())
         )
-        try:
-            got = fn(*args)
-        except Exception as error:  # the learner's code: report, don't crash the notebook
-            return Check(
-                False,
-                f"Calling it with arguments of shape {shapes} raised {type(error).__name__}: {error}",
-            )
-        if not isinstance(got, torch.Tensor):
-            return Check(
-                False,
-                f"With inputs {shapes} it returned {type(got).__name__}, "
-                f"expected a tensor of shape {tuple(expected.shape)}.",
-            )
-        if got.shape != expected.shape:
-            return Check(
-                False,
-                f"With inputs {shapes} the result has shape {tuple(got.shape)}, expected {tuple(expected.shape)}.",
-            )
-        mismatch = first_mismatch(got.to(expected.dtype), expected, atol, rtol)
-        if mismatch:
-            for wrong, why in hints:
-                if torch.allclose(got.to(expected.dtype), wrong(*args), atol=atol, rtol=rtol):
-                    return Check(False, f"With inputs {shapes}: {mismatch} Likely cause: {why}")
-            return Check(False, f"With inputs {shapes}: {mismatch}")
-    return Check(True, f"Matches the reference on {len(cases)} random inputs.")
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+@dataclass
+class _Run:
+    value: Any = None
+    error: Exception | None = None
+    modified: list[str] = field(default_factory=list)
+
+
+def _call(fn: Callable[..., Any], args: tuple, arg_names: Sequence[str]) -> _Run:
+    """Call ``fn`` on fresh copies of ``args``; note an exception and the arguments it modified."""
+    fresh = _fresh(args)
+    try:
+        value = fn(*fresh)
+    except Exception as error:  # the learner's code: report, don't crash the notebook
+        return _Run(error=error)
+    modified = [n for n, a, f in zip(arg_names, args, fresh, strict=False) if not _same(a, f)]
+    return _Run(value=value, modified=modified)
+
+
+@dataclass
+class _Spec:
+    reference: Callable[..., Any]
+    cases: dict[str, tuple]
+    arg_names: Sequence[str]
+    atol: float
+    rtol: float
+    names: Sequence[str] | None
+    where: Callable[[tuple, tuple], str] | None
+
+    def compare(self, got: Any, expected: Any, args: tuple) -> str | None:
+        where = (lambda index: self.where(index, args)) if self.where else None
+        return compare(got, expected, self.atol, self.rtol, names=self.names, where=where)
+
+    def behaves_like(self, runs: dict[str, _Run], target: Callable, convert=lambda v: v) -> bool:
+        """Whether the converted answers equal ``target``'s on every case."""
+        for case, args in self.cases.items():
+            run = runs[case]
+            if run.error is not None:
+                return False
+            try:
+                got, want = convert(run.value), target(*_fresh(args))
+            except Exception:
+                return False
+            if got is None or self.compare(got, want, args) is not None:
+                return False
+        return True
+
+
+def _likely_cause(
+    fn: Callable, spec: _Spec, mistakes: Sequence[Mistake], conventions: Sequence[Convention]
+) -> str | None:
+    runs = {case: _call(fn, args, spec.arg_names) for case, args in spec.cases.items()}
+    for wrong, why in mistakes:
+        if spec.behaves_like(runs, wrong):
+            return why
+    for convention in conventions:
+        if not all(_written_in(convention, run) for run in runs.values()):
+            continue
+        if spec.behaves_like(runs, spec.reference, convention.convert):
+            return f"{convention.why} Read that way, the answer is otherwise right."
+        for wrong, why in mistakes:
+            if spec.behaves_like(runs, wrong, convention.convert):
+                return f"{convention.why} Read that way, it still differs: {why}"
+        return f"{convention.why} Read that way, it still differs from the reference."
+    return None
+
+
+def _written_in(convention: Convention, run: _Run) -> bool:
+    try:
+        return run.error is None and convention.convert(run.value) is not None
+    except Exception:
+        return False
+
+
+def check_function(
+    fn: Any,
+    reference: Callable[..., Any],
+    cases: Mapping[str, tuple],
+    arg_names: Sequence[str],
+    *,
+    mistakes: Sequence[Mistake | tuple[Callable, str]] = (),
+    conventions: Sequence[Convention | tuple[Callable, str]] = (),
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    names: Sequence[str] | None = None,
+    where: Callable[[tuple, tuple], str] | None = None,
+) -> Check:
+    """Run ``fn`` and ``reference`` on each named case and explain the first difference.
+
+    Args:
+        fn: the learner's function (anything: a non-callable is explained, not raised on).
+        reference: the right answer, called with the same arguments.
+        cases: ``{case name: argument tuple}``; each call gets fresh copies of the arguments.
+        arg_names: the arguments' names, for the messages.
+        mistakes: known wrong implementations; an answer that equals one on every case gets its
+            ``why`` as the likely cause.
+        conventions: other ways of writing the answer (an inverted or additive mask), named
+            when the answer, converted back, matches the reference or a known mistake.
+        atol, rtol: the tolerance for floating-point results (0, 0: exact); numbers and
+            narrower dtypes also get the tolerance of their own precision.
+        names: the names of the items when the reference returns a tuple (``("q", "k", "v")``).
+        where: ``where(index, args)`` puts a tensor index into words (``query 2, key 0``).
+
+    Returns:
+        ``Check(True, ...)`` when every case matches and no input was modified, else
+        ``Check(False, message)``. Never raises on the learner's answer.
+    """
+    if not callable(fn):
+        return Check(
+            False,
+            f"Expected a function, got {describe(fn)}. Pass the function itself: "
+            "check_...(my_function), not check_...(my_function(...)).",
+        )
+    spec = _Spec(reference, dict(cases), arg_names, atol, rtol, names, where)
+    mistakes = [Mistake(*m) for m in mistakes]
+    conventions = [Convention(*c) for c in conventions]
+    try:
+        for case, args in spec.cases.items():
+            expected = reference(*_fresh(args))
+            run = _call(fn, args, arg_names)
+            context = f"In case '{case}' ({_describe_args(arg_names, args)})"
+            if run.error is not None:
+                error = run.error
+                return Check(False, f"{context} it raised {type(error).__name__}: {error}")
+            problem = spec.compare(run.value, expected, args)
+            if problem is None and not run.modified:
+                continue
+            message = f"{context}: {problem or 'the result is right.'}"
+            if run.modified:
+                message += (
+                    f" It modified its input {', '.join(run.modified)} in place (the checker "
+                    "passed fresh copies; a caller's tensors would change): use out-of-place "
+                    "operations (x * 2, not x.mul_(2) or x[...] = ...)."
+                )
+            cause = _likely_cause(fn, spec, mistakes, conventions) if problem else None
+            return Check(False, message + (f" Likely cause: {cause}" if cause else ""))
+    except Exception as error:  # a checker never raises on a learner's answer
+        return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")
+    return Check(
+        True, f"Matches the reference on {len(spec.cases)} cases: {'; '.join(spec.cases)}."
+    )

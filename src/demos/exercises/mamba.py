@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from demos.exercises.core import Check, first_mismatch
+from demos.exercises.core import Check, Mistake, check_function
 
 
 def ssm_step_reference(x, u, delta, A, B, C):
@@ -32,57 +32,45 @@ def _ssm_step_no_delta_on_B(x, u, delta, A, B, C):
     return x_new, (x_new * C[:, None, :]).sum(-1)
 
 
+MISTAKES = [
+    Mistake(
+        _ssm_step_euler_A,
+        "A was discretised with Euler's rule, 1 + delta A. Mamba uses the zero-order hold "
+        "for A: A_bar = exp(delta A), which stays in (0, 1) for every step size.",
+    ),
+    Mistake(
+        _ssm_step_old_state,
+        "y was read from the state before this token's update; y_t = C_t . x_t uses the new state.",
+    ),
+    Mistake(
+        _ssm_step_no_delta_on_B,
+        "the input was written without the step size: B_bar = delta B, so a small delta "
+        "both keeps the old state and writes little.",
+    ),
+]
+
+
 def check_ssm_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
     """Check a learner's ``ssm_step(x, u, delta, A, B, C) -> (x_new, y)``: one token of Mamba's scan."""
     gen = torch.Generator().manual_seed(0)
-    hints = [
-        (
-            _ssm_step_euler_A,
-            "A was discretised with Euler's rule, 1 + delta A. Mamba uses the zero-order hold "
-            "for A: A_bar = exp(delta A), which stays in (0, 1) for every step size.",
-        ),
-        (
-            _ssm_step_old_state,
-            "y was read from the state before this token's update; y_t = C_t . x_t uses the new state.",
-        ),
-        (
-            _ssm_step_no_delta_on_B,
-            "the input was written without the step size: B_bar = delta B, so a small delta "
-            "both keeps the old state and writes little.",
-        ),
-    ]
-    for b, e, n in [(1, 2, 3), (2, 5, 4), (3, 1, 8)]:
-        args = (
-            torch.randn(b, e, n, generator=gen),
-            torch.randn(b, e, generator=gen),
-            torch.rand(b, e, generator=gen) + 0.05,
-            -torch.rand(e, n, generator=gen) * 3 - 0.1,
-            torch.randn(b, n, generator=gen),
-            torch.randn(b, n, generator=gen),
+    cases = {
+        f"b={b}, e={e}, n={n}": (
+            torch.randn(b, e, n, generator=gen),  # x
+            torch.randn(b, e, generator=gen),  # u
+            torch.rand(b, e, generator=gen) + 0.05,  # delta > 0
+            -torch.rand(e, n, generator=gen) * 3 - 0.1,  # A < 0
+            torch.randn(b, n, generator=gen),  # B
+            torch.randn(b, n, generator=gen),  # C
         )
-        shapes = f"b={b}, e={e}, n={n}"
-        expected = ssm_step_reference(*args)
-        try:
-            got = fn(*args)
-        except Exception as error:  # the learner's code: report, don't crash the notebook
-            return Check(False, f"With {shapes} it raised {type(error).__name__}: {error}")
-        if not (isinstance(got, tuple) and len(got) == 2):
-            return Check(
-                False, f"With {shapes} it returned {type(got).__name__}; expected (x_new, y)."
-            )
-        for name, g, want in zip(("x_new", "y"), got, expected, strict=True):
-            if not isinstance(g, torch.Tensor) or g.shape != want.shape:
-                what = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
-                return Check(
-                    False, f"With {shapes}, {name} is {what}; expected shape {tuple(want.shape)}."
-                )
-        for name, g, want, i in (("x_new", got[0], expected[0], 0), ("y", got[1], expected[1], 1)):
-            mismatch = first_mismatch(g.to(want.dtype), want, 1e-5, 1e-5)
-            if mismatch:
-                for wrong, why in hints:
-                    if torch.allclose(g.to(want.dtype), wrong(*args)[i], atol=1e-5, rtol=1e-5):
-                        return Check(
-                            False, f"With {shapes}, {name}: {mismatch} Likely cause: {why}"
-                        )
-                return Check(False, f"With {shapes}, {name}: {mismatch}")
-    return Check(True, "x_new and y match the reference on 3 random inputs.")
+        for b, e, n in [(1, 2, 3), (2, 5, 4), (3, 1, 8)]
+    }
+    return check_function(
+        fn,
+        ssm_step_reference,
+        cases,
+        ("x", "u", "delta", "A", "B", "C"),
+        mistakes=MISTAKES,
+        atol=1e-5,
+        rtol=1e-5,
+        names=("x_new", "y"),
+    )

@@ -5,33 +5,52 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
-from demos.exercises.core import Check, check_tensor_function
+from demos.exercises.core import Check, Mistake, check_function
 from demos.training.preference import dpo_loss, log1mexp
 
+DPO_ARGS = ("chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps", "beta")
 
-def _dpo_h(lw, ll, rw, rl):
+
+def _h(lw, ll, rw, rl):
+    """DPO's margin: the chosen answer's log-ratio minus the rejected one's."""
     return (lw - rw) - (ll - rl)
 
 
-def _dpo_no_reference(lw, ll, rw, rl, beta):
-    return -torch.nn.functional.logsigmoid(beta * (lw - ll))
+def dpo_loss_reference(lw, ll, rw, rl, beta):
+    """Per-pair sigmoid DPO loss ``-log sigma(beta h)``, ``(b,)``."""
+    return dpo_loss(lw, ll, rw, rl, beta)[0]
 
 
-def _dpo_swapped(lw, ll, rw, rl, beta):
-    return -torch.nn.functional.logsigmoid(-beta * _dpo_h(lw, ll, rw, rl))
-
-
-def _dpo_no_log(lw, ll, rw, rl, beta):
-    return -torch.sigmoid(beta * _dpo_h(lw, ll, rw, rl))
-
-
-def _dpo_no_beta(lw, ll, rw, rl, beta):
-    return -torch.nn.functional.logsigmoid(_dpo_h(lw, ll, rw, rl))
-
-
-def _dpo_log_of_sigmoid(lw, ll, rw, rl, beta):
-    return -torch.log(torch.sigmoid(beta * _dpo_h(lw, ll, rw, rl)))
+DPO_MISTAKES = [
+    Mistake(
+        lambda lw, ll, rw, rl, beta: -F.logsigmoid(beta * (lw - ll)),
+        "the reference model was left out. DPO's margin is h = (log pi(y_w) - log pi_ref(y_w)) - "
+        "(log pi(y_l) - log pi_ref(y_l)); without pi_ref the loss ignores where training started.",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: -F.logsigmoid(-beta * _h(lw, ll, rw, rl)),
+        "chosen and rejected are swapped: the loss must fall as the chosen answer gains.",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: -torch.sigmoid(beta * _h(lw, ll, rw, rl)),
+        "this is -sigma(beta h); the loss is -log sigma(beta h).",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: -F.logsigmoid(_h(lw, ll, rw, rl)),
+        "beta is missing: the loss is -log sigma(beta h).",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: -torch.log(torch.sigmoid(beta * _h(lw, ll, rw, rl))),
+        "-log(sigmoid(x)) underflows to log(0) = -inf for a very negative x: use "
+        "torch.nn.functional.logsigmoid, which computes log sigma(x) without forming sigma(x).",
+    ),
+    Mistake(
+        lambda *args: dpo_loss_reference(*args).mean(),
+        "this is the mean over the batch; the exercise asks for one loss per pair, shape (b,).",
+    ),
+]
 
 
 def check_dpo_loss(fn: Callable[..., torch.Tensor]) -> Check:
@@ -42,64 +61,51 @@ def check_dpo_loss(fn: Callable[..., torch.Tensor]) -> Check:
     def logps(b: int, scale: float) -> torch.Tensor:
         return -torch.rand(b, generator=gen) * scale - 0.1
 
-    cases = [(logps(6, 20), logps(6, 20), logps(6, 20), logps(6, 20), 0.1) for _ in range(2)]
-    cases.append((logps(3, 5), logps(3, 5), logps(3, 5), logps(3, 5), 0.5))
-    # a policy that prefers the rejected answer by a wide margin: beta * h is about -120
-    lw = torch.tensor([-80.0, -75.0])
-    cases.append((lw, torch.tensor([-20.0, -15.0]), torch.tensor([-20.0, -16.0]), lw.clone(), 1.0))
-    hints = [
-        (
-            _dpo_no_reference,
-            "the reference model was left out. DPO's margin is h = (log pi(y_w) - log pi_ref(y_w)) - "
-            "(log pi(y_l) - log pi_ref(y_l)); without pi_ref the loss ignores where training started.",
-        ),
-        (
-            _dpo_swapped,
-            "chosen and rejected are swapped: the loss must fall as the chosen answer gains.",
-        ),
-        (_dpo_no_log, "this is -sigma(beta h); the loss is -log sigma(beta h)."),
-        (_dpo_no_beta, "beta is missing: the loss is -log sigma(beta h)."),
-        (
-            _dpo_log_of_sigmoid,
-            "-log(sigmoid(x)) underflows to log(0) = -inf for a very negative x: use "
-            "torch.nn.functional.logsigmoid, which computes log sigma(x) without forming sigma(x).",
-        ),
-    ]
-    return check_tensor_function(
-        fn, lambda *a: dpo_loss(*a)[0], cases, atol=1e-5, rtol=1e-5, hints=hints
+    cases = {
+        f"b=6, beta=0.1 (draw {i + 1})": (*(logps(6, 20) for _ in range(4)), 0.1) for i in range(2)
+    }
+    cases["b=3, beta=0.5"] = (*(logps(3, 5) for _ in range(4)), 0.5)
+    lw = torch.tensor([-80.0, -75.0])  # the policy prefers the rejected answer: beta h near -120
+    cases["a wide wrong margin"] = (
+        lw,
+        torch.tensor([-20.0, -15.0]),
+        torch.tensor([-20.0, -16.0]),
+        lw,
+        1.0,
+    )
+    return check_function(
+        fn, dpo_loss_reference, cases, DPO_ARGS, mistakes=DPO_MISTAKES, atol=1e-5, rtol=1e-5
     )
 
 
-def _log_odds_naive(logp: torch.Tensor) -> torch.Tensor:
-    return logp - torch.log(1 - torch.exp(logp))
+def log_odds_reference(logp: torch.Tensor) -> torch.Tensor:
+    """``log(P / (1 - P)) = log P - log(1 - P)`` from ``log P <= 0``, elementwise."""
+    return logp - log1mexp(logp)
 
 
-def _odds_not_log(logp: torch.Tensor) -> torch.Tensor:
-    return torch.exp(logp) / (1 - torch.exp(logp))
-
-
-def _log_odds_without_denominator(logp: torch.Tensor) -> torch.Tensor:
-    return logp
+LOG_ODDS_MISTAKES = [
+    Mistake(
+        lambda logp: logp - torch.log(1 - torch.exp(logp)),
+        "log(1 - exp(log P)) rounds to log(0) when log P is close to 0 (P close to 1, exactly the "
+        "well-trained case). Compute log(1 - P) as torch.log(-torch.expm1(log P)) near 0, or use "
+        "demos.training.preference.log1mexp.",
+    ),
+    Mistake(
+        lambda logp: torch.exp(logp) / (1 - torch.exp(logp)),
+        "this is the odds P / (1 - P); take its logarithm.",
+    ),
+    Mistake(lambda logp: logp, "this is log P; the log-odds also subtract log(1 - P)."),
+]
 
 
 def check_log_odds(fn: Callable[[torch.Tensor], torch.Tensor]) -> Check:
     """Check a learner's ``log_odds(logp)``: ``log(P / (1 - P))`` from ``log P <= 0`` (ORPO's building
     block), elementwise, accurate for ``log P`` near 0 and very negative."""
     gen = torch.Generator().manual_seed(0)
-    cases = [
-        (-torch.rand(8, generator=gen) * 4 - 0.01,),
-        (torch.tensor([-1e-8, -1e-4, -0.6931, -30.0, -80.0]),),  # near 0, log(1/2), very negative
-    ]
-    hints = [
-        (
-            _log_odds_naive,
-            "log(1 - exp(log P)) rounds to log(0) when log P is close to 0 (P close to 1, exactly the "
-            "well-trained case). Compute log(1 - P) as torch.log(-torch.expm1(log P)) near 0, or use "
-            "demos.training.preference.log1mexp.",
-        ),
-        (_odds_not_log, "this is the odds P / (1 - P); take its logarithm."),
-        (_log_odds_without_denominator, "this is log P; the log-odds also subtract log(1 - P)."),
-    ]
-    return check_tensor_function(
-        fn, lambda lp: lp - log1mexp(lp), cases, atol=1e-5, rtol=1e-5, hints=hints
+    cases = {
+        "8 random log-probabilities": (-torch.rand(8, generator=gen) * 4 - 0.01,),
+        "near 0, log(1/2), very negative": (torch.tensor([-1e-8, -1e-4, -0.6931, -30.0, -80.0]),),
+    }
+    return check_function(
+        fn, log_odds_reference, cases, ("logp",), mistakes=LOG_ODDS_MISTAKES, atol=1e-5, rtol=1e-5
     )

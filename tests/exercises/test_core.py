@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from demos.exercises.core import Check, Convention, Mistake, check_function, compare, describe
+from demos.exercises.compare import compare, describe
+from demos.exercises.core import Check, Convention, Mistake, check_function
 
 
 def double(x):

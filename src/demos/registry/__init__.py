@@ -26,7 +26,12 @@ from __future__ import annotations
 from demos.registry.hf import counted_parameters, hf_config, meta_model, released_config
 from demos.registry.load import families, family_sizes, load_registry, model_size, parse_yaml
 from demos.registry.memory import BYTES_PER_PARAMETER, weights_bytes
-from demos.registry.render import facts_card, overview_rows, verification_counts
+from demos.registry.render import (
+    facts_card,
+    overview_rows,
+    unverified_marks,
+    verification_counts,
+)
 from demos.registry.schema import (
     ATTENTION_KINDS,
     FIELD_NAMES,
@@ -57,6 +62,7 @@ __all__ = [
     "parse_yaml",
     "released_config",
     "rounds_to",
+    "unverified_marks",
     "verification_counts",
     "weights_bytes",
 ]

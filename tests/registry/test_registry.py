@@ -10,7 +10,10 @@ count must lie within half a unit of the figure's last written digit ("7B" allow
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,9 +30,11 @@ from demos.registry import (
     meta_model,
     overview_rows,
     parse_count,
+    released_config,
     rounds_to,
     weights_bytes,
 )
+from demos.registry.load import build_size
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FAMILIES = [  # the model families of the seed list's quick-start table, in its order
@@ -69,14 +74,14 @@ def test_registry_covers_every_family_of_the_seed_list():
 def test_every_value_has_a_citation_key_in_references_bib():
     keys = bib_keys()
     for size in load_registry():
-        for name in registry.FIELDS:
+        for name in registry.FIELD_NAMES:
             if getattr(size, name) is not None:
                 assert size.cite.get(name) in keys, f"{size.name}.{name}: {size.cite.get(name)}"
 
 
 def test_every_null_says_why():
     for size in load_registry():
-        for name in registry.FIELDS:
+        for name in registry.FIELD_NAMES:
             if getattr(size, name) is None:
                 assert size.notes.get(name) or size.notes.get("_all"), f"{size.name}.{name}"
 
@@ -224,18 +229,61 @@ def test_overview_rows_agree_with_the_registry():
             assert (size.parameters or "undisclosed") in row["sizes"]
 
 
+def _card_rows(card: str) -> dict[str, list[str]]:
+    """The rows of a facts card's table: the label cell -> the value cells."""
+    rows = {}
+    for line in card.splitlines()[2:]:
+        if not line.startswith("| "):
+            break
+        label, *cells = (c.strip() for c in line.strip("|").split(" | "))
+        rows[label] = cells
+    return rows
+
+
 @pytest.mark.parametrize("family", SEED_FAMILIES)
-def test_facts_card_shows_every_value_with_its_citation(family):
-    card = facts_card(family)
-    for size in family_sizes(family):
-        assert size.name in card
-        for name in registry.FIELDS:
-            value = getattr(size, name)
-            if value is not None:
-                shown = f"{value:,}" if isinstance(value, int) else str(value)
-                assert f"{shown} {{cite}}`{size.cite[name]}`" in card or (
-                    name == "checkpoint" and f"{{cite}}`{size.cite[name]}`" in card
-                ), f"{size.name}.{name}"
+def test_facts_card_shows_every_value_with_its_citation_and_mark(family):
+    sizes = family_sizes(family)
+    rows = _card_rows(facts_card(family))
+    marks = registry.render.unverified_marks()
+    assert len(rows) == len(registry.FIELDS)
+    for spec in registry.FIELDS:
+        (label,) = [k for k in rows if k == spec.label or k.startswith(spec.label + " {cite}")]
+        keys = {s.cite[spec.name] for s in sizes if getattr(s, spec.name) is not None}
+        shared = len(keys) == 1
+        assert (label != spec.label) == shared, f"{family}.{spec.name}: citation once per row"
+        if shared:
+            assert label == f"{spec.label} {{cite}}`{keys.pop()}`"
+        for size, cell in zip(sizes, rows[label], strict=True):
+            value = getattr(size, spec.name)
+            if value is None:
+                assert cell == "unknown"
+                continue
+            shown = f"{value:,}" if isinstance(value, int) else str(value)
+            assert shown in cell, f"{size.name}.{spec.name}"
+            assert cell.endswith(f"{{cite}}`{size.cite[spec.name]}`") != shared
+            mark = marks.get(size.unverified.get(spec.name))
+            assert any(m in cell for m in marks.values()) == (mark is not None)
+            if mark:
+                assert f" {mark}" in cell and size.unverified[spec.name] in facts_card(family)
+
+
+def test_card_marks_a_known_unverified_value_and_not_a_verified_one():
+    falcon_7b = registry.model_size("Falcon-7B")
+    assert "release" in falcon_7b.unverified and "layers" not in falcon_7b.unverified
+    rows = _card_rows(facts_card("Falcon"))
+    mark = registry.render.unverified_marks()[falcon_7b.unverified["release"]]
+    assert rows["Released {cite}`almazrouei2023falcon`"][0] == f"2023-05 {mark}"
+    assert rows["Layers {cite}`hf_falcon_configs`"][0] == "32"
+    assert f"{mark} month recalled, not found in a fetched source" in facts_card("Falcon")
+
+
+def test_the_overview_counts_verified_and_unverified_values():
+    rows = overview_rows()
+    verified, unverified = registry.verification_counts()
+    assert sum(r["verified"] for r in rows) == verified
+    assert sum(r["unverified"] for r in rows) == unverified
+    n_values = sum(getattr(s, f) is not None for s in load_registry() for f in registry.FIELD_NAMES)
+    assert verified + unverified == n_values
 
 
 def test_weights_bytes_follows_bits_per_weight():
@@ -280,7 +328,7 @@ def test_vicuna_conversation_counts_follow_the_model_cards():
 
 
 def _unverified() -> dict[str, dict[str, str]]:
-    """size name -> {field: reason}, with the family's ``unverified`` merged under the size's."""
+    """size name -> {field: reason}, merged from the raw YAML (family, then size), not the loader."""
     raw = registry.parse_yaml((ROOT / "src" / "demos" / "registry" / "registry.yaml").read_text())
     return {
         size["name"]: {**(family.get("unverified") or {}), **(size.get("unverified") or {})}
@@ -289,22 +337,76 @@ def _unverified() -> dict[str, dict[str, str]]:
     }
 
 
-def test_unverified_names_a_field_that_has_a_value_and_says_why():
+def test_the_loader_keeps_every_unverified_mark():
     unverified = _unverified()
     for size in load_registry():
-        for name, reason in unverified[size.name].items():
-            assert name in registry.FIELDS, f"{size.name}: unverified[{name!r}]"
-            assert getattr(size, name) is not None, f"{size.name}.{name} is null: say why in notes"
-            assert isinstance(reason, str) and reason.strip(), f"{size.name}.{name}"
+        assert size.unverified == unverified[size.name], size.name
+        for name in size.unverified:
             assert size.cite.get(name), f"{size.name}.{name} keeps its citation key"
 
 
+@pytest.mark.parametrize(
+    "unverified, message",
+    [
+        ({"colour": "why"}, "must name a field"),
+        ({"training_tokens": "why"}, "null value"),  # Llama-2-7B's is set; see _valid below
+        ({"layers": ""}, "must give a reason"),
+        ({"layers": None}, "must give a reason"),
+    ],
+)
+def test_bad_unverified_marks_raise_value_error(unverified, message):
+    changes = {"unverified": unverified}
+    if "training_tokens" in unverified:
+        changes["training_tokens"] = None
+        changes["notes"] = {"training_tokens": "not published"}
+    with pytest.raises(ValueError, match=message):
+        ModelSize(**_valid(**changes))
+
+
 def test_the_note_states_the_verified_and_unverified_counts():
-    unverified = _unverified()
-    values = [
-        (s.name, f) for s in load_registry() for f in registry.FIELDS if getattr(s, f) is not None
-    ]
-    n_unverified = sum(f in unverified[name] for name, f in values)
+    verified, unverified = registry.verification_counts()
     note = (ROOT / "notes" / "registry_sources.md").read_text()
-    assert f"**{len(values) - n_unverified} verified**" in note
-    assert f"**{n_unverified} unverified**" in note
+    assert f"**{verified + unverified}** non-null values" in note
+    assert f"**{verified} verified**" in note
+    assert f"**{unverified} unverified**" in note
+
+
+# --- the package's shape ---------------------------------------------------------------------
+
+
+def test_a_yaml_key_that_is_not_a_field_is_refused():
+    family = {"family": "X", "organisation": "Y", "sizes": []}
+    with pytest.raises(ValueError, match=r"\['hidden_sise'\] are not fields"):
+        build_size(family, {"name": "X-1", "hidden_sise": 5})
+
+
+def test_the_fields_are_declared_once():
+    names = [f.name for f in dataclasses.fields(ModelSize)]
+    assert names == ["family", "name", *registry.FIELD_NAMES, "cite", "notes", "unverified", "hf"]
+    assert len(set(registry.FIELD_NAMES)) == len(registry.FIELDS) == 19
+    source = (ROOT / "src" / "demos" / "registry" / "schema.py").read_text()
+    for path in (ROOT / "src" / "demos" / "registry").glob("*.py"):
+        if path.name != "schema.py":  # no other module spells out the field list
+            assert '"intermediate_size",\n' not in path.read_text(), path.name
+    assert source.count('Field("intermediate_size"') == 1
+
+
+def test_importing_the_registry_does_not_import_torch_or_transformers():
+    code = (
+        "import sys, demos.registry as r; r.facts_card('Llama 2'); r.overview_rows();"
+        "bad = {'torch', 'transformers'} & set(sys.modules); assert not bad, bad"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+
+
+def test_released_config_reads_the_registry():
+    config = released_config("Mistral-7B-v0.1")
+    size = registry.model_size("Mistral-7B-v0.1")
+    assert (config.num_hidden_layers, config.num_key_value_heads) == (size.layers, size.kv_heads)
+    assert config.sliding_window == size.hf["sliding_window"]
+    with pytest.raises(ValueError, match="not in the registry"):
+        released_config("Mistral-70B")

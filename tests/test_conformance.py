@@ -102,10 +102,11 @@ def reference_forward(reference: nn.Module, ids: torch.Tensor, mask: torch.Tenso
 
 
 @rows
-def test_logits_and_gradients_match_transformers(setting, row):
+@pytest.mark.parametrize("t", [1, T])
+def test_logits_and_gradients_match_transformers(setting, row, t):
     hf = row.reference(setting.device, setting.dtype)
     ours = row.ours.from_hf(hf)
-    assert_lm_parity(ours, hf, token_ids(device=setting.device), tolerant(setting, row))
+    assert_lm_parity(ours, hf, token_ids(t, device=setting.device), tolerant(setting, row))
 
 
 @rows

@@ -281,7 +281,8 @@ class MambaLM(GenerationMixin, nn.Module):
                     cache.states[i] = state
         else:  # decoding: the recurrence, one token at a time (new tokens are real ones)
             hidden_states = torch.stack(
-                [self.recurrent_step(hidden_states[:, j], cache.states) for j in range(length)], dim=1
+                [self.recurrent_step(hidden_states[:, j], cache.states) for j in range(length)],
+                dim=1,
             )  # (b, l, c)
         if cache is not None:
             cache.seen += length

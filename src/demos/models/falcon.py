@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from demos.layers.fused_qkv import FusedQKVAttention
-from demos.layers.kv_cache import KVCache
+from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.models.llama import LlamaLM
 from demos.validation import check_positive_int
 from demos.weights import load_hf_weights
@@ -124,24 +124,7 @@ class FalconLMConfig:
             raise ValueError("parallel_attn=False is not supported here: only the parallel block")
         if getattr(hf_config, "activation", "gelu") != "gelu":
             raise ValueError(f"activation ({hf_config.activation!r}) must be 'gelu'")
-        rope = getattr(hf_config, "rope_parameters", None) or {}
-        if rope.get("rope_type", "default") != "default":
-            raise ValueError(f"rope_type {rope['rope_type']!r} is not supported: only 'default'")
-        return cls(
-            vocab_size=hf_config.vocab_size,
-            hidden_size=hf_config.hidden_size,
-            num_hidden_layers=hf_config.num_hidden_layers,
-            num_attention_heads=hf_config.num_attention_heads,
-            num_kv_heads=hf_config.num_kv_heads,
-            multi_query=hf_config.multi_query,
-            new_decoder_architecture=hf_config.new_decoder_architecture,
-            num_ln_in_parallel_attn=hf_config.num_ln_in_parallel_attn,
-            ffn_hidden_size=hf_config.ffn_hidden_size,
-            layer_norm_epsilon=hf_config.layer_norm_epsilon,
-            rope_theta=rope.get("rope_theta", 10000.0),
-            bias=hf_config.bias,
-            tie_word_embeddings=hf_config.tie_word_embeddings,
-        )
+        return fields_from_hf(cls, hf_config, rope_theta=rope_theta_from_hf(hf_config))
 
 
 class FalconLMAttention(FusedQKVAttention):
@@ -192,18 +175,14 @@ class FalconLMBlock(nn.Module):
         else:  # NEW vs Llama: one LayerNorm for both branches (7B)
             self.input_layernorm = nn.LayerNorm(c, eps=eps)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: KVCache | None = None,
-        attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *attention_args: Any) -> torch.Tensor:
+        """``x (b, t, c)``; ``attention_args`` as in ``LlamaLMBlock``: ``(position_embeddings, cache,
+        attention_mask)``, passed on to the attention."""
         if self.two_norms:
             attn_in, mlp_in = self.ln_attn(x), self.ln_mlp(x)  # (b, t, c) each
         else:
             attn_in = mlp_in = self.input_layernorm(x)  # NEW vs Llama: one norm feeds both
-        attn_out = self.self_attention(attn_in, position_embeddings, cache, attention_mask)
+        attn_out = self.self_attention(attn_in, *attention_args)  # (b, t, c)
         return x + (self.mlp(mlp_in) + attn_out)  # NEW vs Llama: both branches read x, not x + attn
 
 

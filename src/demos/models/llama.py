@@ -38,6 +38,7 @@ from demos.layers.kv_cache import KVCache
 from demos.layers.mlp import GatedMLP
 from demos.layers.norms import RMSNorm
 from demos.layers.rope import rope_cos_sin
+from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.validation import check_positive_int, check_token_ids
 from demos.weights import load_hf_weights
 
@@ -82,29 +83,11 @@ class LlamaLMConfig:
     @classmethod
     def from_hf(cls, hf_config: Any) -> LlamaLMConfig:
         """Read a transformers ``LlamaConfig`` (or ``MistralConfig``)."""
-        rope = getattr(hf_config, "rope_parameters", None) or {}
-        rope_type = rope.get("rope_type", "default")
-        if rope_type != "default":
-            raise ValueError(f"rope_type {rope_type!r} is not supported here: only 'default' RoPE")
         if getattr(hf_config, "hidden_act", "silu") != "silu":
             raise ValueError(
                 f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' for a SwiGLU GatedMLP"
             )
-        return cls(
-            vocab_size=hf_config.vocab_size,
-            hidden_size=hf_config.hidden_size,
-            intermediate_size=hf_config.intermediate_size,
-            num_hidden_layers=hf_config.num_hidden_layers,
-            num_attention_heads=hf_config.num_attention_heads,
-            num_key_value_heads=getattr(hf_config, "num_key_value_heads", None),
-            head_dim=getattr(hf_config, "head_dim", None),
-            rms_norm_eps=hf_config.rms_norm_eps,
-            rope_theta=rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0)),
-            attention_bias=getattr(hf_config, "attention_bias", False),
-            mlp_bias=getattr(hf_config, "mlp_bias", False),
-            tie_word_embeddings=getattr(hf_config, "tie_word_embeddings", False),
-            sliding_window=getattr(hf_config, "sliding_window", None),
-        )
+        return fields_from_hf(cls, hf_config, rope_theta=rope_theta_from_hf(hf_config))
 
 
 class LlamaLMBlock(nn.Module):

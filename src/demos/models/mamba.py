@@ -38,6 +38,7 @@ from torch import nn
 from demos.generation import GenerationMixin, check_attention_mask
 from demos.layers.norms import RMSNorm
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
+from demos.models import fields_from_hf
 from demos.validation import check_positive_int, check_token_ids
 from demos.weights import load_hf_weights
 
@@ -78,10 +79,7 @@ class MambaLMConfig:
         """Read a transformers ``MambaConfig``."""
         if getattr(hf_config, "hidden_act", "silu") != "silu":
             raise ValueError(f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' as in Mamba")
-        fields = cls.__dataclass_fields__
-        return cls(
-            **{name: getattr(hf_config, name) for name in fields if hasattr(hf_config, name)}
-        )
+        return fields_from_hf(cls, hf_config)
 
 
 @dataclass
@@ -190,15 +188,12 @@ class MambaLMBlock(nn.Module):
         return self._forward(hidden_states, parallel)[0]
 
     def _forward(
-        self,
-        hidden_states: torch.Tensor,
-        parallel: bool = True,
-        attention_mask: torch.Tensor | None = None,
+        self, hidden_states: torch.Tensor, *mixer_args: Any
     ) -> tuple[torch.Tensor, MambaState]:
+        """``mixer_args``: ``(parallel, attention_mask)`` as for the mixer's ``_forward``."""
         residual = hidden_states.float() if self.residual_in_fp32 else hidden_states
-        out, state = self.mixer._forward(
-            self.norm(hidden_states.to(self.norm.weight.dtype)), parallel, attention_mask
-        )
+        normed = self.norm(hidden_states.to(self.norm.weight.dtype))
+        out, state = self.mixer._forward(normed, *mixer_args)
         return residual + out, state  # (b, l, c)
 
     def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:

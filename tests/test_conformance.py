@@ -215,3 +215,17 @@ def test_bad_masks_and_generation_options_raise(row):
         cache.states = cache.states[:1]  # Mamba: one state for two layers
     with pytest.raises(ValueError, match=r"cache must hold one .* per layer \(2\), got 1"):
         ours(ids, cache)
+
+
+# ---- the notebooks' parity cells run the same comparison ----
+
+
+def test_compare_lm_pairs_logits_and_every_gradient():
+    from demos.book import compare_lm, parity_report
+
+    hf = ROWS["falcon-40b"].reference()
+    pairs = compare_lm(FalconLM.from_hf(hf), hf, token_ids())
+    assert set(pairs) == {"logits"} | {f"grad {name}" for name, _ in hf.named_parameters()}
+    assert "PARITY OK" in parity_report(pairs)
+    with pytest.raises(ValueError, match="parameter names differ"):
+        compare_lm(LlamaLM.from_hf(ROWS["llama-gqa"].reference()), hf, token_ids())

@@ -226,6 +226,8 @@ def test_compare_lm_pairs_logits_and_every_gradient():
     hf = ROWS["falcon-40b"].reference()
     pairs = compare_lm(FalconLM.from_hf(hf), hf, token_ids())
     assert set(pairs) == {"logits"} | {f"grad {name}" for name, _ in hf.named_parameters()}
-    assert "PARITY OK" in parity_report(pairs)
+    assert all(a.shape == b.shape and torch.isfinite(a).all() for a, b in pairs.values())
+    # absolute tolerance here (parity_report's); the scale-aware parity checks are the table's
+    assert "PARITY OK" in parity_report(pairs, tolerance=1e-3)
     with pytest.raises(ValueError, match="parameter names differ"):
         compare_lm(LlamaLM.from_hf(ROWS["llama-gqa"].reference()), hf, token_ids())

@@ -1,30 +1,85 @@
-"""Builders for tiny random transformers models (nothing downloaded, eager attention)."""
+"""Builders for tiny random transformers models (nothing downloaded, eager attention), and the checks
+the parity tests share.
+
+One builder pattern: ``tiny_config(model_type, **overrides)`` is transformers' config class for that
+``model_type`` with the tiny fields of :data:`TINY`; ``tiny_model(model_type, ...)`` builds its
+``...ForCausalLM`` with visible random weights, cast to a device and dtype.
+"""
 
 from __future__ import annotations
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from demos.weights import randomize_weights_ as randomize_
 
-
-def tiny_llama_config(num_key_value_heads: int = 2, **overrides) -> LlamaConfig:
-    fields = dict(
+_LLAMA = dict(
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=56,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-5,
+)
+TINY = {  # transformers model_type -> the fields of a tiny config of that type
+    "llama": _LLAMA,
+    "mistral": {**_LLAMA, "sliding_window": 4},
+    "falcon": dict(  # Falcon-7B style (multi-query); new_decoder_architecture=True: 40B style
         vocab_size=97,
         hidden_size=32,
-        intermediate_size=56,
         num_hidden_layers=2,
         num_attention_heads=4,
-        num_key_value_heads=num_key_value_heads,
+        num_kv_heads=2,
+        multi_query=True,
+        new_decoder_architecture=False,
         max_position_embeddings=256,
-        rms_norm_eps=1e-5,
-        attn_implementation="eager",
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-    )
-    fields.update(overrides)
-    return LlamaConfig(**fields)
+    ),
+    "mamba": dict(
+        vocab_size=97, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2, conv_kernel=4
+    ),
+    "mixtral": dict(  # 5 experts, 2 per token, 3 layers
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=5,
+        num_experts_per_tok=2,
+    ),
+}
+# no special tokens, so generate never stops early; eager attention, the reference path
+COMMON = dict(attn_implementation="eager", bos_token_id=None, eos_token_id=None, pad_token_id=None)
+
+
+def tiny_config(model_type: str, **overrides):
+    """transformers' config of ``model_type`` with :data:`TINY`'s fields, then ``overrides``."""
+    return CONFIG_MAPPING[model_type](**{**TINY[model_type], **COMMON, **overrides})
+
+
+def tiny_model(
+    model_type: str, device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides
+):
+    """A randomly initialised ``...ForCausalLM`` with visible (not near-zero) weights, in eval mode.
+
+    LayerNorms get weights near one and small biases, as after training (``randomize_`` only
+    recognises parameter names containing "norm").
+    """
+    model = randomize_(AutoModelForCausalLM.from_config(tiny_config(model_type, **overrides)))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(1.0 + 0.1 * torch.randn_like(module.weight))
+                if module.bias is not None:
+                    module.bias.copy_(0.1 * torch.randn_like(module.bias))
+    return cast_parameters(model, device, dtype).eval()
+
+
+def tiny_llama_config(num_key_value_heads: int = 2, **overrides):
+    return tiny_config("llama", num_key_value_heads=num_key_value_heads, **overrides)
 
 
 def tiny_llama(
@@ -33,9 +88,12 @@ def tiny_llama(
     dtype: torch.dtype = torch.float32,
     **overrides,
 ):
-    """A randomly initialised ``LlamaForCausalLM`` with visible (not near-zero) weights."""
-    model = randomize_(LlamaForCausalLM(tiny_llama_config(num_key_value_heads, **overrides)))
-    return cast_parameters(model, device, dtype).eval()
+    """A tiny random ``LlamaForCausalLM`` (``num_key_value_heads`` first, as most callers vary it)."""
+    return tiny_model("llama", device, dtype, num_key_value_heads=num_key_value_heads, **overrides)
+
+
+def tiny_mixtral_config(**overrides):
+    return tiny_config("mixtral", **overrides)
 
 
 def cast_parameters(model: torch.nn.Module, device: str, dtype: torch.dtype) -> torch.nn.Module:
@@ -63,12 +121,16 @@ def assert_same_grads(ours: torch.nn.Module, reference: torch.nn.Module, setting
         setting.close(grad, ref_grads[name], grad=True, msg=f"d/d{name}")
 
 
-def assert_same_greedy_tokens(ours, reference, prompt: torch.Tensor, new_tokens: int) -> None:
-    """``ours.generate`` and transformers' greedy ``generate`` produce the same tokens (prompt included)."""
+def assert_same_greedy_tokens(
+    ours, reference, prompt: torch.Tensor, new_tokens: int, attention_mask=None
+) -> None:
+    """``ours.generate`` and transformers' greedy ``generate`` produce the same tokens (prompt included),
+    on the same (left-padded, if ``attention_mask`` has zeros) batch."""
+    mask = torch.ones_like(prompt) if attention_mask is None else attention_mask
     ref = reference.generate(
-        prompt, max_new_tokens=new_tokens, do_sample=False, attention_mask=torch.ones_like(prompt)
+        prompt, max_new_tokens=new_tokens, do_sample=False, attention_mask=mask
     )
-    out = ours.generate(prompt, max_new_tokens=new_tokens)
+    out = ours.generate(prompt, new_tokens, attention_mask=attention_mask)
     assert out.shape == (prompt.shape[0], prompt.shape[1] + new_tokens)
     assert torch.equal(out, ref)
 
@@ -82,138 +144,3 @@ def assert_lm_parity(ours, reference, ids: torch.Tensor, setting, **forward_kwar
     (ref * w).sum().backward()
     (out * w).sum().backward()
     assert_same_grads(ours, reference, setting)
-
-
-def tiny_mistral_config(num_key_value_heads: int = 2, sliding_window: int | None = 4, **overrides):
-    """A tiny ``MistralConfig``: Llama's shape plus a sliding window of ``sliding_window`` keys."""
-    from transformers import MistralConfig
-
-    fields = tiny_llama_config(num_key_value_heads).to_dict()
-    fields = {
-        k: fields[k]
-        for k in (
-            "vocab_size",
-            "hidden_size",
-            "intermediate_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "num_key_value_heads",
-            "max_position_embeddings",
-            "rms_norm_eps",
-        )
-    }
-    fields.update(
-        sliding_window=sliding_window,
-        attn_implementation="eager",
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-    )
-    fields.update(overrides)
-    return MistralConfig(**fields)
-
-
-def tiny_mistral(
-    num_key_value_heads: int = 2,
-    sliding_window: int | None = 4,
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    **overrides,
-):
-    """A randomly initialised ``MistralForCausalLM`` with visible weights."""
-    from transformers import MistralForCausalLM
-
-    config = tiny_mistral_config(num_key_value_heads, sliding_window, **overrides)
-    model = randomize_(MistralForCausalLM(config))
-    return cast_parameters(model, device, dtype).eval()
-
-
-def tiny_mamba_config(**overrides):
-    """A tiny transformers ``MambaConfig``; no special tokens, so ``generate`` never stops early."""
-    from transformers import MambaConfig
-
-    fields = dict(
-        vocab_size=97,
-        hidden_size=32,
-        num_hidden_layers=2,
-        state_size=8,
-        expand=2,
-        conv_kernel=4,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-    )
-    fields.update(overrides)
-    return MambaConfig(**fields)
-
-
-def tiny_mamba(device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides):
-    """A randomly initialised ``MambaForCausalLM`` with visible (not near-zero) weights."""
-    from transformers import MambaForCausalLM
-
-    model = randomize_(MambaForCausalLM(tiny_mamba_config(**overrides)))
-    return cast_parameters(model, device, dtype).eval()
-
-
-def tiny_falcon_config(new_decoder_architecture: bool = False, num_kv_heads: int = 2, **overrides):
-    """A tiny ``FalconConfig``: Falcon-7B style (multi-query) by default, Falcon-40B style if
-    ``new_decoder_architecture`` (``num_kv_heads`` key/value groups, two LayerNorms)."""
-    from transformers import FalconConfig
-
-    fields = dict(
-        vocab_size=97,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_kv_heads=num_kv_heads,
-        multi_query=True,
-        new_decoder_architecture=new_decoder_architecture,
-        max_position_embeddings=256,
-        attn_implementation="eager",
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-    )
-    fields.update(overrides)
-    return FalconConfig(**fields)
-
-
-def tiny_falcon(
-    new_decoder_architecture: bool = False,
-    num_kv_heads: int = 2,
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    **overrides,
-):
-    """A randomly initialised ``FalconForCausalLM`` with visible weights.
-
-    Falcon's LayerNorms are named ``ln_*``/``*_layernorm``; they get weights near one and small
-    biases, as after training (``randomize_`` only recognises names containing "norm").
-    """
-    from transformers import FalconForCausalLM
-
-    config = tiny_falcon_config(new_decoder_architecture, num_kv_heads, **overrides)
-    model = randomize_(FalconForCausalLM(config))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".ln_" in name or "layernorm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(p))
-    return cast_parameters(model, device, dtype).eval()
-
-
-def tiny_mixtral_config(**overrides):
-    """A tiny transformers ``MixtralConfig``: 5 experts, 2 per token, 3 layers."""
-    from transformers import MixtralConfig
-
-    fields = dict(
-        vocab_size=50,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_local_experts=5,
-        num_experts_per_tok=2,
-        attn_implementation="eager",
-    )
-    return MixtralConfig(**(fields | overrides))

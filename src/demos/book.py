@@ -77,6 +77,43 @@ def parity_report(
     return "\n".join(lines)
 
 
+def compare_lm(
+    ours: torch.nn.Module,
+    reference: torch.nn.Module,
+    input_ids: torch.Tensor,
+    **forward_kwargs: Any,
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Run our language model and its transformers reference on ``input_ids`` and pair what must agree.
+
+    Both logits go through one random linear loss (so every gradient is non-trivial) and back.
+    Returns ``{"logits": (ours, ref), "grad <name>": (ours, ref), ...}`` with every parameter's
+    gradient, ready for :func:`parity_report`. ``forward_kwargs`` go to ``ours`` only.
+
+    Raises:
+        ValueError: the two models' parameter names differ, or a parameter got no gradient.
+    """
+    import torch
+
+    ours.zero_grad(set_to_none=True)
+    reference.zero_grad(set_to_none=True)
+    ref_params, our_params = dict(reference.named_parameters()), dict(ours.named_parameters())
+    if set(ref_params) != set(our_params):
+        raise ValueError(
+            f"parameter names differ: only ours {sorted(set(our_params) - set(ref_params))}, "
+            f"only the reference's {sorted(set(ref_params) - set(our_params))}"
+        )
+    ref_logits, our_logits = reference(input_ids).logits, ours(input_ids, **forward_kwargs)
+    w = torch.randn_like(ref_logits)  # a random linear loss: every gradient is non-trivial
+    (ref_logits * w).sum().backward()
+    (our_logits * w).sum().backward()
+    pairs = {"logits": (our_logits, ref_logits)}
+    for name, p in our_params.items():
+        if p.grad is None or ref_params[name].grad is None:
+            raise ValueError(f"parameter {name!r} got no gradient")
+        pairs[f"grad {name}"] = (p.grad, ref_params[name].grad)
+    return pairs
+
+
 def module_of_test(test_file: str) -> str:
     """The module a test file mirrors: ``tests/layers/test_attention.py`` -> ``"layers.attention"``."""
     parts = Path(test_file).with_suffix("").parts

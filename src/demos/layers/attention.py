@@ -56,6 +56,24 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     return x.reshape(b, g * n_rep, s, d)  # (b, h, s, d)
 
 
+def hide_padded_keys(scores: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+    """Softmax of ``scores (b, h, t, s)`` over the keys ``key_padding_mask (b, s)`` marks real (1/True).
+
+    A query that sees no key at all (a left-padding position: its only visible keys are padding)
+    gets all-zero weights, not the NaN of a softmax over nothing, so no NaN reaches a gradient.
+    Returns fp32 weights ``(b, h, t, s)``.
+    """
+    b, _, _, s = scores.shape
+    if key_padding_mask.shape != (b, s):
+        raise ValueError(
+            f"key_padding_mask must have shape (b, s) = ({b}, {s}), got {tuple(key_padding_mask.shape)}"
+        )
+    scores = scores.masked_fill(~key_padding_mask.bool()[:, None, None, :], float("-inf"))
+    empty = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (b, h, t, 1): nothing visible
+    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1, dtype=torch.float32)
+    return weights.masked_fill(empty, 0.0)  # (b, h, t, s)
+
+
 def attention_weights(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -63,6 +81,7 @@ def attention_weights(
     causal: bool = True,
     window: int | None = None,
     scale: float | None = None,
+    key_padding_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax attention probabilities ``(b, h, t, s)``; see :func:`attention` for the arguments."""
     check_qkv(q, k, k)
@@ -80,6 +99,8 @@ def attention_weights(
             else sliding_window_mask(t, s, window, q.device)
         )
         scores = scores.masked_fill(~mask, float("-inf"))  # (b, h, t, s)
+    if key_padding_mask is not None:  # a padded batch: hide the padding keys
+        return hide_padded_keys(scores, key_padding_mask).to(q.dtype)
     return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # softmax in fp32, as HF
 
 
@@ -91,6 +112,7 @@ def attention(
     causal: bool = True,
     window: int | None = None,
     scale: float | None = None,
+    key_padding_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scaled dot-product attention with grouped key/value heads.
 
@@ -100,6 +122,8 @@ def attention(
         causal: hide keys after each query's position.
         window: if set, each query sees at most the ``window`` most recent keys, itself included.
         scale: multiplies the scores; defaults to ``1 / sqrt(d)``.
+        key_padding_mask: ``(b, s)``, 1 (True) for a real key, 0 for padding; padding keys are
+            hidden from every query, and a query that sees no key returns zeros.
 
     Returns:
         ``(b, h, t, d)``: for each query, the attention-weighted mean of the values.
@@ -109,7 +133,9 @@ def attention(
             head_dim mismatch, ``window`` without ``causal``.
     """
     check_qkv(q, k, v)
-    weights = attention_weights(q, k, causal=causal, window=window, scale=scale)  # (b, h, t, s)
+    weights = attention_weights(
+        q, k, causal=causal, window=window, scale=scale, key_padding_mask=key_padding_mask
+    )  # (b, h, t, s)
     v = repeat_kv(v, q.shape[1] // v.shape[1])  # (b, h, s, d)
     return torch.matmul(weights, v)  # (b, h, t, d)
 
@@ -190,11 +216,13 @@ class GroupedQueryAttention(nn.Module):
         x: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         cache: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Args:
             x: ``(b, t, c)`` hidden states of the new tokens.
             position_embeddings: ``(cos, sin)`` of the new tokens' positions, ``(t, d)`` or ``(b, t, d)``.
             cache: this layer's :class:`KVCache`; updated in place with the new keys and values.
+            attention_mask: ``(b, cached + t)``, 1 for a real token, 0 for (left) padding.
 
         Returns:
             ``(b, t, c)``.
@@ -212,7 +240,9 @@ class GroupedQueryAttention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
         if cache is not None:
             k, v = cache.update(k, v)  # (b, g, s, d): past keys and values plus the new ones
-        context = attention(q, k, v, causal=True, window=self.config.sliding_window)  # (b, h, t, d)
+        pad = None if attention_mask is None else attention_mask[:, -k.shape[2] :]  # (b, s)
+        window = self.config.sliding_window
+        context = attention(q, k, v, window=window, key_padding_mask=pad)  # (b, h, t, d)
         context = context.transpose(1, 2).reshape(b, t, -1)  # (b, t, h * d)
         return self.o_proj(context)  # (b, t, c)
 

@@ -5,7 +5,8 @@ places: (1) attention and the MLP read the *same* normalised input and their out
 the residual together; (2) Falcon-7B uses multi-query attention [shazeer2019mqa] (one key/value
 head for all 71 query heads), Falcon-40B/180B use 8 key/value groups; (3) q, k and v come out of
 one fused matrix ``query_key_value``; (4) LayerNorm with a bias and a plain GELU MLP instead of
-RMSNorm and SwiGLU. Attention itself is ``demos.layers.attention.attention``: MQA is the setting ``g == 1``.
+RMSNorm and SwiGLU. Attention itself is ``demos.layers.attention.attention``: MQA is the setting
+``g == 1``. ``FalconLM`` subclasses ``LlamaLM`` and restates only these (``# NEW vs Llama``).
 
 Axes:
     b  batch
@@ -42,12 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demos.layers.attention import attention
-from demos.layers.fused_qkv import split_fused_qkv
-from demos.layers.kv_cache import KVCache
-from demos.layers.rope import apply_rope, rope_cos_sin
+from demos.layers.fused_qkv import FusedQKVAttention
+from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.models.llama import LlamaLM
-from demos.validation import check_positive_int, check_token_ids
+from demos.validation import check_positive_int
 from demos.weights import load_hf_weights
 
 
@@ -125,68 +124,23 @@ class FalconLMConfig:
             raise ValueError("parallel_attn=False is not supported here: only the parallel block")
         if getattr(hf_config, "activation", "gelu") != "gelu":
             raise ValueError(f"activation ({hf_config.activation!r}) must be 'gelu'")
-        rope = getattr(hf_config, "rope_parameters", None) or {}
-        if rope.get("rope_type", "default") != "default":
-            raise ValueError(f"rope_type {rope['rope_type']!r} is not supported: only 'default'")
-        return cls(
-            vocab_size=hf_config.vocab_size,
-            hidden_size=hf_config.hidden_size,
-            num_hidden_layers=hf_config.num_hidden_layers,
-            num_attention_heads=hf_config.num_attention_heads,
-            num_kv_heads=hf_config.num_kv_heads,
-            multi_query=hf_config.multi_query,
-            new_decoder_architecture=hf_config.new_decoder_architecture,
-            num_ln_in_parallel_attn=hf_config.num_ln_in_parallel_attn,
-            ffn_hidden_size=hf_config.ffn_hidden_size,
-            layer_norm_epsilon=hf_config.layer_norm_epsilon,
-            rope_theta=rope.get("rope_theta", 10000.0),
-            bias=hf_config.bias,
-            tie_word_embeddings=hf_config.tie_word_embeddings,
-        )
+        return fields_from_hf(cls, hf_config, rope_theta=rope_theta_from_hf(hf_config))
 
 
-class FalconLMAttention(nn.Module):
-    """Fused-QKV attention with ``g`` key/value heads and RoPE (HF names: ``query_key_value``, ``dense``)."""
+class FalconLMAttention(FusedQKVAttention):
+    """Fused-QKV attention with ``g`` key/value heads and RoPE (HF names: ``query_key_value``, ``dense``).
+
+    NEW vs Llama: one ``query_key_value`` matrix in the falcon layout instead of ``q_proj k_proj
+    v_proj`` (:func:`~demos.layers.fused_qkv.split_fused_qkv`), and ``dense`` for ``o_proj``.
+    """
 
     def __init__(self, config: FalconLMConfig) -> None:
-        super().__init__()
-        self.config = config
         h, g, d = config.num_attention_heads, config.kv_heads, config.head_dim
-        # NEW vs MHA: (h + 2g) * d outputs instead of 3 * h * d; Falcon-7B: (71 + 2) * 64
-        self.query_key_value = nn.Linear(config.hidden_size, (h + 2 * g) * d, bias=config.bias)
-        self.dense = nn.Linear(h * d, config.hidden_size, bias=config.bias)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: KVCache | None = None,
-    ) -> torch.Tensor:
-        """Args:
-            x: ``(b, t, c)`` normalised hidden states of the new tokens.
-            position_embeddings: ``(cos, sin)``, each ``(t, d)``, for the new tokens' positions.
-            cache: this layer's :class:`~demos.layers.kv_cache.KVCache`, updated in place.
-
-        Returns:
-            ``(b, t, c)``.
-        """
-        cfg = self.config
-        if x.dim() != 3 or x.shape[-1] != cfg.hidden_size:
-            raise ValueError(f"x must have shape (b, t, {cfg.hidden_size}), got {tuple(x.shape)}")
-        b, t, _ = x.shape
-        q, k, v = split_fused_qkv(
-            self.query_key_value(x), cfg.num_attention_heads, cfg.kv_heads, cfg.head_dim
-        )  # (b, h, t, d), (b, g, t, d), (b, g, t, d)
-        cos, sin = position_embeddings
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
-        if cache is not None:
-            k, v = cache.update(k, v)  # (b, g, s, d): only g heads are kept
-        context = attention(q, k, v, causal=True)  # (b, h, t, d): g == 1 is multi-query attention
-        return self.dense(context.transpose(1, 2).reshape(b, t, -1))  # (b, t, h * d) -> (b, t, c)
+        super().__init__(config.hidden_size, h, g, d, bias=config.bias, layout="falcon")
 
     @classmethod
     def from_hf(cls, hf_attention: nn.Module) -> FalconLMAttention:
-        """Build from a transformers ``FalconLMAttention`` and copy its weights."""
+        """Build from a transformers ``FalconAttention`` and copy its weights."""
         return load_hf_weights(cls(FalconLMConfig.from_hf(hf_attention.config)), hf_attention)
 
 
@@ -212,83 +166,36 @@ class FalconLMBlock(nn.Module):
     def __init__(self, config: FalconLMConfig) -> None:
         super().__init__()
         c, eps = config.hidden_size, config.layer_norm_epsilon
-        self.self_attention = FalconLMAttention(config)
-        self.mlp = FalconLMMLP(config)
+        self.self_attention = FalconLMAttention(config)  # NEW vs Llama: fused QKV
+        self.mlp = FalconLMMLP(config)  # NEW vs Llama: GELU MLP, not SwiGLU
         self.two_norms = config.num_ln_in_parallel_attn == 2
-        if self.two_norms:
+        if self.two_norms:  # NEW vs Llama: LayerNorm with a bias, one per branch (40B/180B)
             self.ln_attn = nn.LayerNorm(c, eps=eps)
             self.ln_mlp = nn.LayerNorm(c, eps=eps)
-        else:
+        else:  # NEW vs Llama: one LayerNorm for both branches (7B)
             self.input_layernorm = nn.LayerNorm(c, eps=eps)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: KVCache | None = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *attention_args: Any) -> torch.Tensor:
+        """``x (b, t, c)``; ``attention_args`` as in ``LlamaLMBlock``: ``(position_embeddings, cache,
+        attention_mask)``, passed on to the attention."""
         if self.two_norms:
             attn_in, mlp_in = self.ln_attn(x), self.ln_mlp(x)  # (b, t, c) each
         else:
             attn_in = mlp_in = self.input_layernorm(x)  # NEW vs Llama: one norm feeds both
-        attn_out = self.self_attention(attn_in, position_embeddings, cache)  # (b, t, c)
+        attn_out = self.self_attention(attn_in, *attention_args)  # (b, t, c)
         return x + (self.mlp(mlp_in) + attn_out)  # NEW vs Llama: both branches read x, not x + attn
 
 
-class FalconLMBackbone(nn.Module):
-    """Embedding, the blocks and the final LayerNorm (transformers' ``FalconLMBackbone``)."""
+class FalconLM(LlamaLM):
+    """:class:`~demos.models.llama.LlamaLM`'s shell with Falcon's block, final LayerNorm and names.
 
-    def __init__(self, config: FalconLMConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.h = nn.ModuleList(FalconLMBlock(config) for _ in range(config.num_hidden_layers))
-        self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+    Embedding, the loop over blocks with RoPE and the KV cache, the tied head, ``new_cache``,
+    ``generate`` and ``from_hf`` are Llama's; each cache holds the ``g`` key/value heads.
+    """
 
-    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
-        if caches is not None and len(caches) != len(self.h):
-            raise ValueError(
-                f"caches must hold one KVCache per layer ({len(self.h)}), got {len(caches)}"
-            )
-        past = 0 if caches is None else len(caches[0])
-        x = self.word_embeddings(input_ids)  # (b, t, c)
-        positions = torch.arange(past, past + input_ids.shape[1], device=input_ids.device)  # (t,)
-        cos_sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
-        for i, layer in enumerate(self.h):
-            x = layer(x, cos_sin, None if caches is None else caches[i])  # (b, t, c)
-        return self.ln_f(x)  # (b, t, c)
+    config_class = FalconLMConfig  # NEW vs Llama: FalconConfig's fields
+    block_class = FalconLMBlock  # NEW vs Llama: the parallel block
+    module_names = ("transformer", "word_embeddings", "h", "ln_f")  # NEW vs Llama: HF's names
 
-
-class FalconLM(nn.Module):
-    """Falcon plus the (tied) language-model head: token ids in, next-token logits out."""
-
-    def __init__(self, config: FalconLMConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.transformer = FalconLMBackbone(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        if config.tie_word_embeddings:
-            self.lm_head.weight = self.transformer.word_embeddings.weight
-
-    def new_cache(self) -> list[KVCache]:
-        """One empty KV cache per layer, each holding ``g`` key/value heads."""
-        return [KVCache() for _ in self.transformer.h]
-
-    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
-        """Args:
-            input_ids: ``(b, t)`` token ids in ``[0, vocab_size)``.
-            caches: from :meth:`new_cache`; the new tokens continue what they hold.
-
-        Returns:
-            ``(b, t, v)`` logits.
-        """
-        check_token_ids(input_ids, self.config.vocab_size)
-        return self.lm_head(self.transformer(input_ids, caches))  # (b, t, v)
-
-    # The same greedy loop as the Llama decoder: it needs only new_cache() and forward().
-    generate = LlamaLM.generate
-
-    @classmethod
-    def from_hf(cls, hf_model: nn.Module) -> FalconLM:
-        """Build from a transformers ``FalconForCausalLM`` and copy its weights (same names)."""
-        return load_hf_weights(cls(FalconLMConfig.from_hf(hf_model.config)), hf_model)
+    def final_norm(self, config: FalconLMConfig) -> nn.Module:
+        return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)  # NEW vs Llama

@@ -32,11 +32,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from demos.generation import GenerationMixin, check_attention_mask, position_ids
 from demos.layers.attention import AttentionConfig, GroupedQueryAttention
 from demos.layers.kv_cache import KVCache
 from demos.layers.mlp import GatedMLP
 from demos.layers.norms import RMSNorm
 from demos.layers.rope import rope_cos_sin
+from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.validation import check_positive_int, check_token_ids
 from demos.weights import load_hf_weights
 
@@ -81,29 +83,11 @@ class LlamaLMConfig:
     @classmethod
     def from_hf(cls, hf_config: Any) -> LlamaLMConfig:
         """Read a transformers ``LlamaConfig`` (or ``MistralConfig``)."""
-        rope = getattr(hf_config, "rope_parameters", None) or {}
-        rope_type = rope.get("rope_type", "default")
-        if rope_type != "default":
-            raise ValueError(f"rope_type {rope_type!r} is not supported here: only 'default' RoPE")
         if getattr(hf_config, "hidden_act", "silu") != "silu":
             raise ValueError(
                 f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' for a SwiGLU GatedMLP"
             )
-        return cls(
-            vocab_size=hf_config.vocab_size,
-            hidden_size=hf_config.hidden_size,
-            intermediate_size=hf_config.intermediate_size,
-            num_hidden_layers=hf_config.num_hidden_layers,
-            num_attention_heads=hf_config.num_attention_heads,
-            num_key_value_heads=getattr(hf_config, "num_key_value_heads", None),
-            head_dim=getattr(hf_config, "head_dim", None),
-            rms_norm_eps=hf_config.rms_norm_eps,
-            rope_theta=rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0)),
-            attention_bias=getattr(hf_config, "attention_bias", False),
-            mlp_bias=getattr(hf_config, "mlp_bias", False),
-            tie_word_embeddings=getattr(hf_config, "tie_word_embeddings", False),
-            sliding_window=getattr(hf_config, "sliding_window", None),
-        )
+        return fields_from_hf(cls, hf_config, rope_theta=rope_theta_from_hf(hf_config))
 
 
 class LlamaLMBlock(nn.Module):
@@ -121,81 +105,94 @@ class LlamaLMBlock(nn.Module):
         x: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         cache: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), position_embeddings, cache)  # (b, t, c)
+        attn_in = self.input_layernorm(x)  # (b, t, c)
+        x = x + self.self_attn(attn_in, position_embeddings, cache, attention_mask)  # (b, t, c)
         return x + self.mlp(self.post_attention_layernorm(x))  # (b, t, c)
 
 
-class LlamaLMBackbone(nn.Module):
-    """Embedding, the stack of blocks, and the final norm (transformers' ``LlamaModel``)."""
+class LlamaLM(GenerationMixin, nn.Module):
+    """Decoder plus the language-model head: token ids in, next-token logits out.
 
-    def __init__(self, config: LlamaLMConfig) -> None:
+    The shell every decoder here shares: the embedding, the loop over blocks with the RoPE table
+    and the cache, the final norm, the (tied) head and ``from_hf``. A family that changes the
+    block or the names subclasses it and overrides the hooks below (see ``FalconLM``).
+    """
+
+    config_class: type = LlamaLMConfig  # hook: the config that reads the HF config
+    block_class: type = LlamaLMBlock  # hook: one decoder block, built from the config
+    # hook: transformers' module names, (backbone, embedding, blocks, final norm): model.layers.0...
+    module_names: tuple[str, str, str, str] = ("model", "embed_tokens", "layers", "norm")
+
+    def __init__(self, config: Any) -> None:
         super().__init__()
         self.config = config
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(LlamaLMBlock(config) for _ in range(config.num_hidden_layers))
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-
-    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
-        if caches is not None and len(caches) != len(self.layers):
-            raise ValueError(
-                f"caches must hold one KVCache per layer ({len(self.layers)}), got {len(caches)}"
-            )
-        past = 0 if caches is None else len(caches[0])
-        x = self.embed_tokens(input_ids)  # (b, t, c)
-        positions = torch.arange(past, past + input_ids.shape[1], device=input_ids.device)  # (t,)
-        cos_sin = rope_cos_sin(
-            positions, self.config.head_dim, self.config.rope_theta, dtype=x.dtype
-        )  # 2 x (t, d)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, cos_sin, None if caches is None else caches[i])  # (b, t, c)
-        return self.norm(x)  # (b, t, c)
-
-
-class LlamaLM(nn.Module):
-    """Decoder plus the language-model head: token ids in, next-token logits out."""
-
-    def __init__(self, config: LlamaLMConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.model = LlamaLMBackbone(config)
+        backbone_name, embed_name, layers_name, norm_name = self.module_names
+        backbone = nn.Module()  # transformers' LlamaModel, a container: the loop is in forward
+        backbone.add_module(embed_name, nn.Embedding(config.vocab_size, config.hidden_size))
+        blocks = (self.block_class(config) for _ in range(config.num_hidden_layers))
+        backbone.add_module(layers_name, nn.ModuleList(blocks))
+        backbone.add_module(norm_name, self.final_norm(config))
+        self.add_module(backbone_name, backbone)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
-            self.lm_head.weight = self.model.embed_tokens.weight
+            self.lm_head.weight = self.embed.weight
 
-    def new_cache(self) -> list[KVCache]:
-        """One empty :class:`KVCache` per layer, for token-by-token decoding."""
-        return [KVCache() for _ in self.model.layers]
+    def final_norm(self, config: Any) -> nn.Module:
+        """Hook: the norm after the last block."""
+        return RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+    def _part(self, i: int) -> nn.Module:
+        return getattr(getattr(self, self.module_names[0]), self.module_names[i])
+
+    @property
+    def embed(self) -> nn.Embedding:
+        return self._part(1)
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self._part(2)
+
+    @property
+    def norm_f(self) -> nn.Module:
+        return self._part(3)
+
+    def new_cache(self, batch_size: int | None = None) -> list[KVCache]:
+        """One empty :class:`KVCache` per layer (they size themselves on the first update)."""
+        return [KVCache() for _ in self.blocks]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        cache: list[KVCache] | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Args:
             input_ids: ``(b, t)`` token ids, each in ``[0, vocab_size)``.
-            caches: from :meth:`new_cache`; the new tokens continue what the caches hold.
+            cache: from :meth:`new_cache`; the new tokens continue what it holds.
+            attention_mask: ``(b, cached + t)``, 1 for a real token, 0 for left padding; the
+                positions are counted over real tokens (:func:`demos.generation.position_ids`).
 
         Returns:
             ``(b, t, v)`` logits for the token after each position.
         """
         check_token_ids(input_ids, self.config.vocab_size)
-        return self.lm_head(self.model(input_ids, caches))  # (b, t, v)
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        """Greedy decoding with a KV cache: the prompt once, then one token per step.
-
-        Returns ``(b, t + max_new_tokens)``: the prompt followed by the generated tokens.
-        """
-        check_positive_int("max_new_tokens", max_new_tokens)
-        caches = self.new_cache()
-        logits = self(input_ids, caches)  # (b, t, v): prefill fills every layer's cache
-        out = [input_ids]
-        for step in range(max_new_tokens):
-            next_id = logits[:, -1].argmax(dim=-1, keepdim=True)  # (b, 1)
-            out.append(next_id)
-            if step + 1 < max_new_tokens:
-                logits = self(next_id, caches)  # (b, 1, v): attends to everything cached
-        return torch.cat(out, dim=1)
+        if cache is not None and len(cache) != len(self.blocks):
+            raise ValueError(
+                f"cache must hold one KVCache per layer ({len(self.blocks)}), got {len(cache)}"
+            )
+        b, t = input_ids.shape
+        past = 0 if cache is None else len(cache[0])
+        attention_mask = check_attention_mask(attention_mask, b, past + t)
+        positions = position_ids(t, past, attention_mask, input_ids.device)  # (t,) or (b, t)
+        x = self.embed(input_ids)  # (b, t, c)
+        cos_sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos_sin, None if cache is None else cache[i], attention_mask)  # (b, t, c)
+        return self.lm_head(self.norm_f(x))  # (b, t, v)
 
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> LlamaLM:
-        """Build from a transformers ``LlamaForCausalLM`` and copy its weights (same names, no renaming)."""
-        return load_hf_weights(cls(LlamaLMConfig.from_hf(hf_model.config)), hf_model)
+        """Build from a transformers ``...ForCausalLM`` and copy its weights (same names, no renaming)."""
+        return load_hf_weights(cls(cls.config_class.from_hf(hf_model.config)), hf_model)

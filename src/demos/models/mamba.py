@@ -35,8 +35,10 @@ import torch.nn.functional as F
 from einops import einsum
 from torch import nn
 
+from demos.generation import GenerationMixin, check_attention_mask
 from demos.layers.norms import RMSNorm
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
+from demos.models import fields_from_hf
 from demos.validation import check_positive_int, check_token_ids
 from demos.weights import load_hf_weights
 
@@ -77,10 +79,7 @@ class MambaLMConfig:
         """Read a transformers ``MambaConfig``."""
         if getattr(hf_config, "hidden_act", "silu") != "silu":
             raise ValueError(f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' as in Mamba")
-        fields = cls.__dataclass_fields__
-        return cls(
-            **{name: getattr(hf_config, name) for name in fields if hasattr(hf_config, name)}
-        )
+        return fields_from_hf(cls, hf_config)
 
 
 @dataclass
@@ -124,18 +123,32 @@ class MambaLMMixer(nn.Module):
         A = -torch.exp(self.A_log.float())  # (e, n): negative, so exp(delta A) < 1
         return delta, A, B.transpose(1, 2), C.transpose(1, 2)
 
-    def forward(self, hidden_states: torch.Tensor, parallel: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        parallel: bool = True,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(b, l, c) -> (b, l, c); ``parallel`` picks the chunked scan or the sequential loop."""
-        return self._forward(hidden_states, parallel)[0]
+        return self._forward(hidden_states, parallel, attention_mask)[0]
 
     def _forward(
-        self, hidden_states: torch.Tensor, parallel: bool = True
+        self,
+        hidden_states: torch.Tensor,
+        parallel: bool = True,
+        attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, MambaState]:
-        k = self.config.conv_kernel
+        """Also returns the state after the last token. ``attention_mask (b, l)`` zeroes padding's
+        input and its convolution output, as transformers' ``apply_mask_to_padding_states``."""
+        k, mask = self.config.conv_kernel, attention_mask
+        if mask is not None:
+            hidden_states = hidden_states * mask[:, :, None].to(hidden_states.dtype)
         x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # 2 x (b, e, l)
         x = F.pad(x, (k - 1, 0))  # (b, e, k - 1 + l): zeros before the first token
         conv_state = x[:, :, hidden_states.shape[1] :]  # (b, e, k - 1): the last k - 1 inputs
         x = F.silu(self.conv1d(x))  # (b, e, l): a causal depthwise convolution
+        if mask is not None:
+            x = x * mask[:, None, :].to(x.dtype)  # (b, e, l): padding feeds nothing to the scan
         delta, A, B, C = self.ssm_inputs(x.transpose(1, 2))
         scan = selective_scan_parallel if parallel else selective_scan
         y, ssm_state = scan(
@@ -175,12 +188,12 @@ class MambaLMBlock(nn.Module):
         return self._forward(hidden_states, parallel)[0]
 
     def _forward(
-        self, hidden_states: torch.Tensor, parallel: bool = True
+        self, hidden_states: torch.Tensor, *mixer_args: Any
     ) -> tuple[torch.Tensor, MambaState]:
+        """``mixer_args``: ``(parallel, attention_mask)`` as for the mixer's ``_forward``."""
         residual = hidden_states.float() if self.residual_in_fp32 else hidden_states
-        out, state = self.mixer._forward(
-            self.norm(hidden_states.to(self.norm.weight.dtype)), parallel
-        )
+        normed = self.norm(hidden_states.to(self.norm.weight.dtype))
+        out, state = self.mixer._forward(normed, *mixer_args)
         return residual + out, state  # (b, l, c)
 
     def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:
@@ -200,7 +213,21 @@ class MambaLMBackbone(nn.Module):
         self.norm_f = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
 
 
-class MambaLM(nn.Module):
+class MambaCache:
+    """Mamba's cache: one :class:`MambaState` per block (``None`` before the prompt), O(1) in length.
+
+    ``len(cache)`` is the number of tokens seen, as for a KV cache.
+    """
+
+    def __init__(self, num_layers: int) -> None:
+        self.states: list[MambaState | None] = [None] * num_layers
+        self.seen = 0
+
+    def __len__(self) -> int:
+        return self.seen
+
+
+class MambaLM(GenerationMixin, nn.Module):
     """A Mamba language model; its ``state_dict`` keys are those of ``MambaForCausalLM``."""
 
     def __init__(self, config: MambaLMConfig) -> None:
@@ -211,53 +238,57 @@ class MambaLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.backbone.embeddings.weight
 
-    def _logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.backbone.norm_f(hidden_states)
-        return self.lm_head(
-            hidden_states.to(self.lm_head.weight.dtype)
-        ).float()  # fp32 logits, as HF
+    def new_cache(self, batch_size: int | None = None) -> MambaCache:
+        """An empty :class:`MambaCache`: the prompt fills it, each later token steps it."""
+        return MambaCache(len(self.backbone.layers))
 
-    def forward(self, input_ids: torch.Tensor, parallel: bool = True) -> torch.Tensor:
-        """(b, l) token ids -> (b, l, v) fp32 logits for the token after each position."""
-        return self.prefill(input_ids, parallel)[0]
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        cache: MambaCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        parallel: bool = True,
+    ) -> torch.Tensor:
+        """(b, l) token ids -> (b, l, v) fp32 logits for the token after each position.
 
-    def prefill(
-        self, input_ids: torch.Tensor, parallel: bool = True
-    ) -> tuple[torch.Tensor, list[MambaState]]:
-        """The full forward, also returning each block's state after the last token."""
+        Args:
+            cache: from :meth:`new_cache`. Empty: the whole input runs through the scan (``parallel``
+                picks the chunked scan or the sequential loop) and leaves each block's state in
+                it. Filled: the tokens continue from the state, one recurrent :meth:`step` each.
+            attention_mask: ``(b, cached + l)``, 1 for a real token, 0 for left padding; padding
+                is zeroed inside each mixer, as transformers does.
+        """
         check_token_ids(input_ids, self.config.vocab_size, "(b, l)")
-        hidden_states, states = self.backbone.embeddings(input_ids), []  # (b, l, c)
-        for layer in self.backbone.layers:
-            hidden_states, state = layer._forward(hidden_states, parallel)  # (b, l, c)
-            states.append(state)
-        return self._logits(hidden_states), states
-
-    def step(self, input_ids: torch.Tensor, states: list[MambaState]) -> torch.Tensor:
-        """One token per sequence, (b,) -> (b, v) logits; updates ``states`` (one per block) in place."""
-        check_token_ids(input_ids, self.config.vocab_size, "(b,)")
-        if len(states) != len(self.backbone.layers):
+        layers = self.backbone.layers
+        if cache is not None and len(cache.states) != len(layers):
             raise ValueError(
-                f"states must hold one MambaState per layer ({len(self.backbone.layers)}), got {len(states)}"
+                f"cache must hold one MambaState per layer ({len(layers)}), got {len(cache.states)}"
             )
-        hidden_states = self.backbone.embeddings(input_ids)  # (b, c)
+        b, length = input_ids.shape
+        past = 0 if cache is None else len(cache)
+        mask = check_attention_mask(attention_mask, b, past + length)
+        hidden_states = self.backbone.embeddings(input_ids)  # (b, l, c)
+        if past == 0:  # the prompt: the scan over all of it
+            for i, layer in enumerate(layers):
+                new = None if mask is None else mask[:, -length:]
+                hidden_states, state = layer._forward(hidden_states, parallel, new)  # (b, l, c)
+                if cache is not None:
+                    cache.states[i] = state
+        else:  # decoding: the recurrence, one token at a time (new tokens are real ones)
+            hidden_states = torch.stack(
+                [self.recurrent_step(hidden_states[:, j], cache.states) for j in range(length)],
+                dim=1,
+            )  # (b, l, c)
+        if cache is not None:
+            cache.seen += length
+        hidden_states = self.backbone.norm_f(hidden_states)
+        return self.lm_head(hidden_states.to(self.lm_head.weight.dtype)).float()  # fp32, as HF
+
+    def recurrent_step(self, hidden_states: torch.Tensor, states: list[MambaState]) -> torch.Tensor:
+        """One token's embedding through every block: (b, c) -> (b, c); updates ``states`` in place."""
         for layer, state in zip(self.backbone.layers, states, strict=True):
             hidden_states = layer.step(hidden_states, state)  # (b, c)
-        return self._logits(hidden_states)
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        """Greedy decoding: the prompt once, then one :meth:`step` per token on O(1) state.
-
-        Returns ``(b, l + max_new_tokens)``: the prompt followed by the generated tokens.
-        """
-        check_positive_int("max_new_tokens", max_new_tokens)
-        logits, states = self.prefill(input_ids)
-        out, next_id = [input_ids], logits[:, -1].argmax(-1)  # (b,)
-        for i in range(max_new_tokens):
-            out.append(next_id[:, None])
-            if i + 1 < max_new_tokens:
-                next_id = self.step(next_id, states).argmax(-1)  # (b,)
-        return torch.cat(out, dim=1)
+        return hidden_states
 
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> MambaLM:

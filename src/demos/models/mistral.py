@@ -27,8 +27,8 @@ class MistralLM(LlamaLM):
     per layer instead of a cache that grows with the sequence.
     """
 
-    def new_cache(self) -> list[KVCache]:  # NEW vs LlamaLM: fixed-size caches
+    def new_cache(self, batch_size: int | None = None) -> list[KVCache]:  # NEW vs Llama: fixed size
         window = self.config.sliding_window
         if window is None:
-            return super().new_cache()  # no window: every past token stays visible
-        return [RollingKVCache(window) for _ in self.model.layers]
+            return super().new_cache(batch_size)  # no window: every past token stays visible
+        return [RollingKVCache(window) for _ in self.blocks]

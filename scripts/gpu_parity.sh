@@ -38,7 +38,7 @@ PY
 
 # Every test except the book tooling (build, browser, page helpers: jupyter-book, chromium and IPython are not needed there). The `setting`
 # fixture adds cuda-fp32 and cuda-bf16 to each parity test when CUDA is present.
-PARITY_RESULTS="$results" python3 -m pytest tests --ignore=tests/test_book.py --ignore=tests/test_book_helpers.py --ignore=tests/test_references.py -m "not book" -q -p no:cacheprovider -rfE
+PARITY_RESULTS="$results" python3 -m pytest tests --ignore=tests/book --ignore=tests/test_book.py -m "not book" -q -p no:cacheprovider -rfE
 status=$?
 echo "gpu_parity: pytest exit status $status, $(( $(date +%s) - start )) s, results in $results"
 exit $status

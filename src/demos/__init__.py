@@ -65,6 +65,7 @@ _EXPORTS = {
     "kv_cache_bytes_per_token": "demos.layers.kv_cache",
     "banded_attention": "demos.layers.banded_attention",
     "split_fused_qkv": "demos.layers.fused_qkv",
+    "FusedQKVAttention": "demos.layers.fused_qkv",
     "RMSNorm": "demos.layers.norms",
     "GatedMLP": "demos.layers.mlp",
     "selective_scan": "demos.layers.selective_scan",
@@ -79,6 +80,7 @@ _EXPORTS = {
     "MambaLMConfig": "demos.models.mamba",
     "MambaLM": "demos.models.mamba",
     "state_bytes_per_token": "demos.models.mamba",
+    "generate": "demos.generation",
     # training
     "sequence_logps": "demos.training.preference",
     "dpo_loss": "demos.training.preference",
@@ -92,6 +94,7 @@ _EXPORTS = {
     "count_parameters": "demos.weights",
     "show_source": "demos.book",
     "parity_report": "demos.book",
+    "compare_lm": "demos.book",
 }
 
 __all__ = sorted(_EXPORTS)

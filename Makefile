@@ -1,8 +1,12 @@
 # Two commands do all set-up on a fresh machine (see README.md):
-#   make book   install everything into .venv, then build the HTML book, executing every notebook
+#   make book   install everything into .venv, then build the HTML book: notebooks that changed (or
+#               all of them, when src/demos, tests or results changed) run JOBS at a time into the
+#               cache, then Jupyter Book renders every page from it (scripts/build_book.py)
 #   make test   install everything (Python packages into .venv, Debian's chromium for the browser
-#               tests) if not yet there, then lint and run the whole test suite
+#               tests) if not yet there, bring the book up to date (make book), then lint and run
+#               the whole test suite; the book tests read that build in _build/
 PYTHON ?= python3
+JOBS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -21,9 +25,9 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 book: $(VENV)/.installed
-	$(BIN)/jupyter-book build . -W --keep-going
+	$(BIN)/python scripts/build_book.py --jobs $(JOBS)
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed chromium book
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/sync_setup_cells.py --check

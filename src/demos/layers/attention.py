@@ -38,7 +38,7 @@ from torch import nn
 from demos.layers.kv_cache import KVCache
 from demos.layers.masks import causal_mask, sliding_window_mask
 from demos.layers.rope import apply_rope
-from demos.validation import check_positive_int, check_qkv, check_window
+from demos.validation import check_finite_number, check_positive_int, check_qkv, check_window
 from demos.weights import load_hf_weights
 
 
@@ -49,6 +49,9 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     projections of a grouped-query checkpoint are laid out.
     """
     check_positive_int("n_rep", n_rep)
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have 4 dims (b, g, s, d), got {got}")
     if n_rep == 1:
         return x
     b, g, s, d = x.shape
@@ -70,6 +73,8 @@ def attention_weights(
     if window is not None and not causal:
         raise ValueError("window needs causal=True: a sliding window looks back only")
     (_, h, t, d), (_, g, s, _) = q.shape, k.shape
+    if scale is not None:
+        check_finite_number("scale", scale)
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     k = repeat_kv(k, h // g)  # (b, h, s, d)
     scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (b, h, t, s): Q K^T / sqrt(d), Eq. (1)
@@ -80,7 +85,8 @@ def attention_weights(
             else sliding_window_mask(t, s, window, q.device)
         )
         scores = scores.masked_fill(~mask, float("-inf"))  # (b, h, t, s)
-    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # softmax in fp32, as HF
+    dtype = torch.promote_types(q.dtype, torch.float32)  # softmax in fp32, as HF; fp64 stays fp64
+    return torch.softmax(scores, dim=-1, dtype=dtype).to(q.dtype)
 
 
 def attention(
@@ -106,7 +112,11 @@ def attention(
 
     Raises:
         ValueError: ``h % g != 0``, ``s < t``, ``window < 1`` or not an integer, batch or
-            head_dim mismatch, ``window`` without ``causal``.
+            head_dim mismatch, ``window`` without ``causal``, q/k/v not of one floating dtype,
+            ``scale`` not a finite number.
+
+    The softmax runs in ``promote_types(q.dtype, float32)``: fp32 for fp32/bf16/fp16 (as transformers),
+    fp64 for fp64.
     """
     check_qkv(q, k, v)
     weights = attention_weights(q, k, causal=causal, window=window, scale=scale)  # (b, h, t, s)

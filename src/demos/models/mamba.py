@@ -273,6 +273,18 @@ def state_bytes_per_token(
     seq_len: int,
     bytes_per_value: int = 2,
 ) -> float:
-    """Bytes of recurrent state per token of context: (conv + ssm state) / seq_len; it shrinks as 1/l."""
+    """Bytes of recurrent state per token of context: (conv + ssm state) / seq_len; it shrinks as 1/l.
+
+    Raises ``ValueError`` unless every argument is a positive integer (``conv_kernel`` >= 1).
+    """
+    for name, value in (
+        ("num_hidden_layers", num_hidden_layers),
+        ("intermediate_size", intermediate_size),
+        ("state_size", state_size),
+        ("conv_kernel", conv_kernel),
+        ("seq_len", seq_len),
+        ("bytes_per_value", bytes_per_value),
+    ):
+        check_positive_int(name, value)
     per_layer = intermediate_size * (conv_kernel - 1 + state_size)
     return num_hidden_layers * per_layer * bytes_per_value / seq_len

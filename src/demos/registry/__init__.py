@@ -164,8 +164,9 @@ def weights_bytes(params: int | float, dtype: str) -> float:
     """
     if dtype not in BYTES_PER_PARAMETER:
         raise ValueError(f"dtype ({dtype!r}) must be one of {sorted(BYTES_PER_PARAMETER)}")
-    if params < 0:
-        raise ValueError(f"params ({params}) must be >= 0")
+    from demos.validation import check_finite_number
+
+    check_finite_number("params", params, minimum=0)  # refuses NaN, inf, strings, None and bools
     return params * BYTES_PER_PARAMETER[dtype]
 
 

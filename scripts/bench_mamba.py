@@ -18,6 +18,7 @@ import time
 import torch
 from transformers.models.mamba.modeling_mamba import mamba_selective_scan
 
+from demos.book import max_abs_diff
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
 
 
@@ -73,8 +74,9 @@ def main() -> None:
             t_seq, y_seq = best_time(selective_scan, args, opts.repeats)
             t_par, y_par = best_time(selective_scan_parallel, args, opts.repeats)
             t_hf, y_hf = best_time(mamba_selective_scan, args, opts.repeats)
-        err_par = (y_par - y_seq).abs().max().item()
-        err_hf = (y_hf.float() - y_seq).abs().max().item()
+        # max_abs_diff: shapes checked, float64, NaN/inf reported as such (never hidden by a max)
+        err_par = max_abs_diff(y_par, y_seq)
+        err_hf = max_abs_diff(y_hf, y_seq)
         rel = err_par / y_seq.abs().max().item()
         print(
             f"{length:>5} | {t_seq * 1e3:>8.1f}ms | {t_par * 1e3:>7.1f}ms | {t_hf * 1e3:>10.1f}ms | "

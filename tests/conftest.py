@@ -21,6 +21,7 @@ be held to 1e-5 absolute, since fp32's own spacing there is ~1.5e-5. So "1e-5" r
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -56,8 +57,22 @@ class Setting:
     ) -> None:
         """``assert_close`` with this setting's tolerances, ``atol`` scaled by the tensor's largest magnitude if > 1.
 
-        Each comparison's error is also recorded (see ``PARITY_RESULTS`` below).
+        Fails on what ``assert_close`` alone would let through: an empty comparison, and a NaN or inf on
+        either side (``assert_close`` takes inf == inf as equal, and one inf in ``expected`` would scale
+        ``atol`` to inf for every other entry). Each comparison's error is also recorded (see
+        ``PARITY_RESULTS`` below), inf when it is not finite, never 0.
         """
+        prefix = f"{msg}: " if msg else ""
+        assert isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor), (
+            f"{prefix}compare tensors, got {type(actual).__name__} and {type(expected).__name__}"
+        )
+        assert expected.numel() > 0, (
+            f"{prefix}nothing compared: empty tensor {tuple(expected.shape)}"
+        )
+        for side, x in (("actual", actual), ("expected", expected)):
+            if not torch.isfinite(x).all():
+                RECORDER.add(math.inf, math.inf, math.inf, grad)
+                raise AssertionError(f"{prefix}{side} holds NaN or inf: no parity can be claimed")
         atol, rtol = (self.grad_atol, self.grad_rtol) if grad else (self.atol, self.rtol)
         peak = expected.detach().abs().max().item()
         scale = max(1.0, peak)

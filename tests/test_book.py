@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -92,3 +94,68 @@ def test_show_recorded_shows_the_file_or_explains_its_absence(tmp_path):
     assert (
         "absent.txt" in missing and "not here" in missing and "python scripts/bench.py" in missing
     )
+
+
+# ---- a parity verdict cannot pass on NaN, inf, or nothing compared ----
+
+_ones = torch.ones(3)
+NON_FINITE = {
+    "NaN in ours": (_ones * math.nan, _ones),
+    "NaN in the reference": (_ones, _ones * math.nan),
+    "NaN on both sides": (_ones * math.nan, _ones * math.nan),
+    "one NaN among good values": (
+        torch.tensor([1.0, math.nan, 3.0]),
+        torch.tensor([1.0, 2.0, 3.0]),
+    ),
+    "inf on both sides (inf - inf)": (_ones * math.inf, _ones * math.inf),
+    "-inf in ours": (_ones * -math.inf, _ones),
+    "inf in the reference": (_ones, torch.tensor([1.0, math.inf, 1.0])),
+}
+
+
+@pytest.mark.parametrize("case", list(NON_FINITE))
+def test_parity_report_fails_on_nan_or_inf(case):
+    ours, ref = NON_FINITE[case]
+    report = parity_report({"good": (_ones, _ones), case: (ours, ref)}, tolerance=1e-5)
+    assert report.splitlines()[-1].startswith("PARITY FAILED")
+    assert not math.isfinite(max_abs_diff(ours, ref))
+
+
+BAD_TOLERANCES = [-1e-5, math.nan, math.inf, "1e-5", None, True]
+
+
+@pytest.mark.parametrize("tolerance", BAD_TOLERANCES)
+def test_parity_report_refuses_a_bad_tolerance(tolerance):
+    with pytest.raises(ValueError, match="tolerance"):
+        parity_report({"x": (_ones, _ones)}, tolerance=tolerance)
+
+
+def test_parity_report_refuses_an_empty_comparison():
+    with pytest.raises(ValueError, match="at least one"):
+        parity_report({})
+    with pytest.raises(ValueError, match="empty"):
+        parity_report({"x": (torch.zeros(0), torch.zeros(0))})
+
+
+@pytest.mark.parametrize("a, b", [([1.0], torch.ones(1)), (torch.ones(1), 1.0)])
+def test_max_abs_diff_refuses_non_tensors(a, b):
+    with pytest.raises(ValueError, match="tensor"):
+        max_abs_diff(a, b)
+
+
+@pytest.mark.parametrize("case", [*NON_FINITE, "empty"])
+def test_setting_close_fails_on_nan_inf_and_nothing(case, fp32_setting):
+    """tests/conftest.py's Setting.close: assert_close alone passes inf == inf, and one inf in the
+    reference scaled atol to inf for every other entry; its recorded error kept 0 for NaN."""
+    recorder = type(fp32_setting).close.__globals__["RECORDER"]  # the conftest pytest loaded
+    ours, ref = NON_FINITE[case] if case != "empty" else (torch.zeros(0), torch.zeros(0))
+    with pytest.raises(AssertionError):
+        fp32_setting.close(ours, ref)
+    if case != "empty":
+        assert recorder.errors[recorder.current]["out_abs"] == math.inf
+
+
+def test_setting_close_does_not_let_one_inf_widen_the_tolerance(fp32_setting):
+    ref = torch.tensor([math.inf, 1.0])
+    with pytest.raises(AssertionError):
+        fp32_setting.close(torch.tensor([math.inf, 1000.0]), ref)

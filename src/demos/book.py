@@ -44,10 +44,30 @@ def _strip_docstring(source: str) -> str:
 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``max |a - b|`` as a Python float, computed in float64."""
+    """``max |a - b|`` as a Python float, computed in float64.
+
+    NaN when either side holds a NaN, inf when either side holds an inf (even at the same place on
+    both sides: ``inf - inf`` is no evidence of agreement), so that no comparison against a tolerance
+    can pass on a non-finite tensor.
+
+    Raises:
+        ValueError: ``a`` or ``b`` is not a tensor, the shapes differ, or the tensors are empty.
+    """
+    import torch
+
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{name} must be a tensor, got {type(x).__name__}")
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
-    return (a.detach().double() - b.detach().double()).abs().max().item()
+    if a.numel() == 0:
+        raise ValueError(f"nothing to compare: the tensors are empty, shape {tuple(a.shape)}")
+    a, b = a.detach().double(), b.detach().double()
+    if torch.isnan(a).any() or torch.isnan(b).any():
+        return float("nan")
+    if torch.isinf(a).any() or torch.isinf(b).any():
+        return float("inf")
+    return (a - b).abs().max().item()
 
 
 def parity_report(
@@ -56,20 +76,34 @@ def parity_report(
     """One line per compared quantity with ``max |ours - transformers|``, then a verdict.
 
     Args:
-        pairs: name -> (ours, reference).
-        tolerance: the bar every difference must stay under.
+        pairs: name -> (ours, reference); at least one.
+        tolerance: the bar every difference must stay under (a finite number >= 0).
 
     Returns:
         The report as text (chapters print it). Its last line reads
         ``PARITY OK: max |ours - transformers| = <largest> over <n> comparisons (tolerance <tol>)``,
-        with ``PARITY FAILED`` instead when the largest difference exceeds ``tolerance``.
+        with ``PARITY FAILED`` instead when any difference exceeds ``tolerance`` or is not finite
+        (a NaN or inf on either side; see :func:`max_abs_diff`).
+
+    Raises:
+        ValueError: no pairs, a negative, NaN or infinite tolerance, or a pair :func:`max_abs_diff` refuses.
     """
-    lines, worst = ["max |ours - transformers|   compared"], 0.0
+    import math
+
+    if not pairs:
+        raise ValueError("pairs is empty: a parity verdict needs at least one comparison")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+        raise ValueError(f"tolerance ({tolerance!r}) must be a number")
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance ({tolerance!r}) must be a finite number >= 0")
+    lines, diffs = ["max |ours - transformers|   compared"], []
     for name, (ours, ref) in pairs.items():
         diff = max_abs_diff(ours, ref)
-        worst = max(worst, diff)
+        diffs.append(diff)
         lines.append(f"{diff:>25.3e}   {name}")
-    verdict = "PARITY OK" if worst <= tolerance else "PARITY FAILED"
+    failed = [d for d in diffs if not d <= tolerance]  # NaN is not <= anything: it fails
+    worst = next((d for d in diffs if math.isnan(d)), max(diffs))
+    verdict = "PARITY FAILED" if failed else "PARITY OK"
     lines.append(
         f"{verdict}: max |ours - transformers| = {worst:.3e} over {len(pairs)} comparisons "
         f"(tolerance {tolerance:.0e})"

@@ -11,7 +11,8 @@ length, ``s`` key length, ``d`` head dimension.
 
 from __future__ import annotations
 
-from numbers import Integral
+import math
+from numbers import Integral, Real
 from typing import Any
 
 import torch
@@ -56,7 +57,9 @@ def check_token_ids(input_ids: torch.Tensor, vocab_size: int, shape: str = "(b, 
 
 
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    """``ValueError`` unless ``q (b, h, t, d)``, ``k, v (b, g, s, d)`` fit together: ``h % g == 0``, ``s >= t``."""
+    """``ValueError`` unless ``q (b, h, t, d)``, ``k, v (b, g, s, d)`` fit together: ``h % g == 0``, ``s >= t``,
+    one floating-point dtype for all three (integer tensors would give integer "probabilities")."""
+    check_same_dtype(q=q, k=k, v=v)
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.dim() != 4:
             raise ValueError(
@@ -75,3 +78,95 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         raise ValueError(f"query heads h ({h}) must be divisible by key/value heads g ({g})")
     if s < t:
         raise ValueError(f"key length s ({s}) must be at least the query length t ({t})")
+
+
+def check_nonnegative_int(name: str, value: Any) -> None:
+    """``ValueError`` unless ``value`` is an integer >= 0 (``bool`` refused)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise ValueError(f"{name} ({value!r}) must be a non-negative integer")
+
+
+def check_finite_number(name: str, value: Any, minimum: float | None = None) -> None:
+    """``ValueError`` unless ``value`` is a finite real number (not a bool, string or None), >= ``minimum``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Real)
+        or not math.isfinite(value)
+        or (minimum is not None and value < minimum)
+    ):
+        rule = "a finite number" + ("" if minimum is None else f" >= {minimum}")
+        raise ValueError(f"{name} ({value!r}) must be {rule}")
+
+
+def check_floating(**tensors: torch.Tensor) -> None:
+    """``ValueError`` unless every tensor has a floating-point dtype (an integer tensor would truncate)."""
+    for name, x in tensors.items():
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
+            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a floating-point tensor, got {got}")
+
+
+def check_same_dtype(**tensors: torch.Tensor) -> None:
+    """``ValueError`` unless every tensor is floating-point and all share one dtype."""
+    check_floating(**tensors)
+    dtypes = {name: x.dtype for name, x in tensors.items()}
+    if len(set(dtypes.values())) > 1:
+        raise ValueError(f"inputs must share one dtype, got {dtypes}")
+
+
+def check_log_probs(finite: bool = True, **tensors: torch.Tensor) -> None:
+    """``ValueError`` unless each tensor holds log-probabilities: floating-point, every value <= 0, no NaN,
+    and (with ``finite``) no -inf, where a loss of differences would compute ``-inf - -inf = NaN``."""
+    check_floating(**tensors)
+    for name, x in tensors.items():
+        bad = torch.isnan(x) | (x > 0) | (torch.isinf(x) if finite else False)
+        if bad.any():
+            rule = "finite and <= 0" if finite else "<= 0 and not NaN"
+            value = x[bad].flatten()[0].item()
+            raise ValueError(f"{name} must hold log-probabilities ({rule}), got {value}")
+
+
+def check_cache_update(
+    k: torch.Tensor, v: torch.Tensor, held: torch.Tensor | None, name: str = "cache"
+) -> None:
+    """``ValueError`` unless new keys/values ``(b, g, t, d)`` fit each other and the ``held`` ``(b, g, s, d)``.
+
+    k and v must be 4-D floating-point tensors of one shape and dtype; batch, heads and head_dim must
+    match what the cache already holds (a cache belongs to one batch: reuse it with another and it
+    would mix sequences).
+    """
+    check_same_dtype(k=k, v=v)
+    if k.dim() != 4 or k.shape != v.shape:
+        raise ValueError(
+            f"k and v must have one shape (b, g, t, d), got {tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    if held is not None:
+        (b, g, _, d), (hb, hg, _, hd) = k.shape, held.shape
+        if (b, g, d) != (hb, hg, hd):
+            raise ValueError(
+                f"{name} holds (b, g, d) = {(hb, hg, hd)}, got new keys with (b, g, d) = {(b, g, d)}: "
+                "a cache serves one batch and one layer; start a new one"
+            )
+        if k.dtype != held.dtype:
+            raise ValueError(f"{name} holds {held.dtype}, got new keys of {k.dtype}")
+
+
+def check_state(name: str, state: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """``ValueError`` unless a recurrent state (Mamba's conv or ssm state) has the ``shape`` this call needs.
+
+    For a state reused with another batch size or width: say so instead of failing inside ``torch.cat``.
+    """
+    if not isinstance(state, torch.Tensor) or tuple(state.shape) != tuple(shape):
+        got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+        raise ValueError(
+            f"{name} state has shape {got}, this call needs {tuple(shape)}: "
+            "a state serves one batch of one model; start a new one"
+        )
+
+
+def check_rope_theta(value: Any, name: str = "rope_theta") -> None:
+    """``ValueError`` unless the RoPE base is a finite number > 1 (at 1 every angle is the position itself;
+    below 1 the frequencies grow with the channel instead of falling)."""
+    check_finite_number(name, value)
+    if not value > 1:
+        raise ValueError(f"{name} ({value!r}) must be greater than 1")

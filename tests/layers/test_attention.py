@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 
 import pytest
@@ -16,7 +17,13 @@ from transformers.models.llama.modeling_llama import (
 )
 from transformers.models.llama.modeling_llama import repeat_kv as hf_repeat_kv
 
-from demos.layers.attention import AttentionConfig, GroupedQueryAttention, attention, repeat_kv
+from demos.layers.attention import (
+    AttentionConfig,
+    GroupedQueryAttention,
+    attention,
+    attention_weights,
+    repeat_kv,
+)
 from demos.layers.kv_cache import KVCache, kv_cache_bytes_per_token
 from demos.layers.masks import causal_mask, sliding_window_mask
 from demos.layers.rope import rope_cos_sin
@@ -276,3 +283,89 @@ def test_layer_rejects_wrong_width():
     layer = GroupedQueryAttention(AttentionConfig(32, 4))
     with pytest.raises(ValueError, match=r"x must have shape \(b, t, 32\)"):
         layer(torch.randn(1, 3, 16), rope_cos_sin(torch.arange(3), 8))
+
+
+# ---- bad input: one ValueError per kind, raised at the boundary ----
+
+
+def _qkv(h=4, g=2, t=3, s=5, d=4, dtype=torch.float32):
+    return (
+        torch.randn(1, h, t, d, dtype=dtype),
+        torch.randn(1, g, s, d, dtype=dtype),
+        torch.randn(1, g, s, d, dtype=dtype),
+    )
+
+
+_q, _k, _v = _qkv()
+BAD_QKV = [
+    ("q of another dtype", _q.double(), _k, _v, "one dtype"),
+    ("v of another dtype", _q, _k, _v.to(torch.bfloat16), "one dtype"),
+    ("integer tensors", *(x.long() for x in (_q, _k, _v)), "floating"),
+    ("boolean q", _q > 0, _k > 0, _v > 0, "floating"),
+    ("k and v of different lengths", _q, _k, _v[:, :, :4], "same shape"),
+    ("3-D q", _q[0], _k, _v, "4 dims"),
+    ("a list for k", _q, _k.tolist(), _v, "floating"),
+]
+
+
+@pytest.mark.parametrize("fn", ["attention", "attention_weights", "banded_attention"])
+@pytest.mark.parametrize("case, q, k, v, match", BAD_QKV, ids=[c[0] for c in BAD_QKV])
+def test_bad_qkv_raise_value_error(fn, case, q, k, v, match):
+    from demos.layers.banded_attention import banded_attention
+
+    call = {
+        "attention": lambda: attention(q, k, v),
+        "attention_weights": lambda: attention_weights(q, k),
+        "banded_attention": lambda: banded_attention(q, k, v, window=2),
+    }[fn]
+    if fn == "attention_weights" and case.startswith(("v ", "k and v")):
+        pytest.skip("attention_weights takes no v")
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("scale", [math.nan, math.inf, "0.5", True])
+def test_scale_must_be_a_finite_number(scale):
+    with pytest.raises(ValueError, match="scale"):
+        attention(_q, _k, _v, scale=scale)
+
+
+@pytest.mark.parametrize("x", [torch.zeros(2, 5, 4), torch.zeros(2, 2, 5, 4, 1), [1, 2]])
+def test_repeat_kv_needs_four_dims(x):
+    with pytest.raises(ValueError, match="4 dims"):
+        repeat_kv(x, 2)
+
+
+@pytest.mark.parametrize("window", [None, 0, -3, 1.5, True])
+def test_sliding_window_mask_and_banded_attention_need_a_window(window):
+    from demos.layers.banded_attention import banded_attention
+    from demos.layers.masks import sliding_window_mask
+
+    with pytest.raises(ValueError, match="window"):
+        sliding_window_mask(3, 5, window)
+    with pytest.raises(ValueError, match="window"):
+        banded_attention(_q, _k, _v, window=window)
+
+
+@pytest.mark.parametrize("rope_theta", [1.0, 0.5, 0.0, -10000.0, math.nan, math.inf, "1e4", None])
+def test_llama_config_refuses_a_rope_base_at_construction(rope_theta):
+    from demos.models.llama import LlamaLMConfig
+
+    with pytest.raises(ValueError, match="rope_theta"):
+        LlamaLMConfig(97, 32, 56, 2, 4, rope_theta=rope_theta)
+
+
+def test_float64_attention_stays_float64():
+    """The softmax runs in promote_types(dtype, fp32): fp64 inputs are not rounded to fp32 inside."""
+    from demos.layers.banded_attention import banded_attention
+
+    q, k, v = _qkv(dtype=torch.float64)
+    expected = torch.softmax(
+        (q @ repeat_kv(k, 2).transpose(-1, -2) / 2).masked_fill(
+            ~torch.ones(3, 5, dtype=torch.bool).tril(2), -math.inf
+        ),
+        -1,
+    ) @ repeat_kv(v, 2)
+    for out in (attention(q, k, v), banded_attention(q, k, v, window=5)):
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, expected, atol=1e-14, rtol=1e-14)

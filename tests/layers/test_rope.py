@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
@@ -83,3 +85,39 @@ def test_cos_sin_shape_mismatch_raises():
         apply_rope(torch.randn(1, 2, 4, 8), cos, sin)  # t = 4 but the table has 5 positions
     with pytest.raises(ValueError, match=r"\(b, h, t, d\)"):
         apply_rope(torch.randn(2, 5, 8), cos, sin)
+
+
+# ---- bad input ----
+
+_x = torch.randn(1, 2, 3, 4)
+_cos, _sin = rope_cos_sin(torch.arange(3), 4)
+BAD_ROPE = [
+    ("integer cos/sin tables", _x, _cos.long(), _sin.long(), "floating"),
+    ("integer x", _x.long(), _cos, _sin, "floating"),
+    ("boolean sin", _x, _cos, _sin > 0, "floating"),
+    ("cos of another length", _x, _cos[:2], _sin[:2], "cos and sin"),
+    ("3-D x", _x[0], _cos, _sin, "shape"),
+]
+
+
+@pytest.mark.parametrize("case, x, cos, sin, match", BAD_ROPE, ids=[c[0] for c in BAD_ROPE])
+def test_apply_rope_refuses_what_would_truncate_or_misalign(case, x, cos, sin, match):
+    with pytest.raises(ValueError, match=match):
+        apply_rope(x, cos, sin)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, "float32"])
+def test_rope_cos_sin_tables_must_be_floating(dtype):
+    with pytest.raises(ValueError, match="dtype"):
+        rope_cos_sin(torch.arange(3), 4, dtype=dtype)
+
+
+@pytest.mark.parametrize("base", [1.0, 0.5, -2.0, math.nan, math.inf, "10000"])
+def test_rope_base_must_exceed_one(base):
+    with pytest.raises(ValueError, match="base"):
+        rope_cos_sin(torch.arange(3), 4, base)
+
+
+def test_float64_tables_are_rotations_to_float64_precision():
+    cos, sin = rope_cos_sin(torch.arange(0, 4096, 97), 8, dtype=torch.float64)
+    torch.testing.assert_close(cos**2 + sin**2, torch.ones_like(cos), atol=1e-15, rtol=0)

@@ -154,6 +154,9 @@ def test_bad_config_raises():
         FalconLMConfig(97, 32, 1, 4, num_ln_in_parallel_attn=3)
     with pytest.raises(ValueError, match=r"num_hidden_layers \(0\)"):
         FalconLMConfig(97, 32, 0, 4)
+    for theta in (1.0, 0.5, float("nan")):  # refused at construction, not at the first forward
+        with pytest.raises(ValueError, match=r"rope_theta"):
+            FalconLMConfig(97, 32, 1, 4, rope_theta=theta)
 
 
 def test_unsupported_hf_configs_raise():

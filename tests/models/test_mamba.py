@@ -291,3 +291,15 @@ def test_bad_config_and_ids_raise():
         MambaLMConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, state_size=0)
     with pytest.raises(ValueError, match=r"hidden_act \('gelu'\) must be 'silu'"):
         MambaLMConfig.from_hf(tiny_config("mamba", hidden_act="gelu"))
+
+
+def test_a_cache_reused_with_another_batch_size_raises():
+    """A Mamba state serves one batch: reusing it with another batch size is a ValueError, not a
+    torch.cat error from inside the convolution step."""
+    ours = MambaLM(MambaLMConfig(vocab_size=11, hidden_size=8, num_hidden_layers=2))
+    cache = ours.new_cache()
+    ours(torch.randint(0, 11, (2, 5)), cache)  # the prompt fills a state for a batch of 2
+    with pytest.raises(
+        ValueError, match=r"conv state has shape \(2, 16, 3\), this call needs \(3, 16, 3\)"
+    ):
+        ours(torch.randint(0, 11, (3, 1)), cache)

@@ -18,13 +18,15 @@ def random_logps(b: int, device: str = "cpu", dtype: torch.dtype = torch.float32
     return -torch.rand(b, device=device, dtype=dtype) * 3 - 0.01  # in (-3.01, -0.01)
 
 
-def our_dpo_loss_from_batch(policy, reference, batch, loss_type, beta):
+def our_dpo_loss_from_batch(policy, reference, batch, loss_type, beta, allow_empty=False):
     """Our loss on TRL's collated batch: logits from both models, our log-probs, our DPO loss."""
     labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-    average = loss_type == "ipo"  # TRL's IPO divides by the completion length, see dpo_loss
-    logps = sequence_logps(policy(batch["input_ids"]).logits, labels, average=average)
+    kw = dict(
+        average=loss_type == "ipo", allow_empty=allow_empty
+    )  # TRL's IPO averages, see dpo_loss
+    logps = sequence_logps(policy(batch["input_ids"]).logits, labels, **kw)
     with torch.no_grad():
-        ref_logps = sequence_logps(reference(batch["input_ids"]).logits, labels, average=average)
+        ref_logps = sequence_logps(reference(batch["input_ids"]).logits, labels, **kw)
     chosen, rejected = logps.chunk(2)  # the batch holds the chosen sequences, then the rejected
     ref_chosen, ref_rejected = ref_logps.chunk(2)
     losses, _, _ = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta, loss_type)
@@ -209,3 +211,182 @@ def test_trl_reference_model_runs_in_fp32():
     assert torch.equal(reference(torch.arange(10)[None]).logits, ref_logits)  # ours untouched
     ours = our_dpo_loss_from_batch(policy, reference, batch, "sigmoid", 0.5)  # plain fp32 forwards
     assert abs(ours.item() - trl_loss.item()) <= 1e-6
+
+
+# ---- edge cases: TRL's behaviour where it is finite, a clear error or a finite value where it is not ----
+
+
+def test_ipo_pair_without_completion_tokens_matches_trl(monkeypatch):
+    """TRL 1.16 divides IPO's summed log-ratio by the token count clamped to >= 1: an empty completion
+    scores 0. Ours raises by default (an average over no token is undefined) and matches with allow_empty."""
+    from trl import DPOTrainer
+
+    from demos.training.trl_reference import trl_dpo_loss_on_one_batch
+
+    loader = DPOTrainer.get_train_dataloader
+
+    def first_completion_emptied(self):
+        for batch in loader(self):
+            batch["completion_mask"][0] = 0  # pair 0's chosen completion: no labelled token
+            yield batch
+
+    monkeypatch.setattr(DPOTrainer, "get_train_dataloader", first_completion_emptied)
+    policy, reference = tiny_llama(2), tiny_llama(2)
+    trl_loss, batch = trl_dpo_loss_on_one_batch(policy, reference, "ipo", 1.0)
+    assert batch["completion_mask"][0].sum() == 0 and torch.isfinite(trl_loss)
+    with pytest.raises(ValueError, match="row 0 has no labelled token"):
+        our_dpo_loss_from_batch(policy, reference, batch, "ipo", 1.0)
+    ours = our_dpo_loss_from_batch(policy, reference, batch, "ipo", 1.0, allow_empty=True)
+    assert torch.isfinite(ours)
+    assert abs(ours.item() - trl_loss.item()) <= 1e-6
+
+
+def test_average_of_a_row_without_labelled_token_is_an_error():
+    logits = torch.randn(3, 4, 5)
+    labels = torch.randint(0, 5, (3, 4))
+    labels[1, 1:] = -100  # only the first label, which nothing predicts
+    with pytest.raises(ValueError, match="row 1 has no labelled token"):
+        sequence_logps(logits, labels, average=True)
+    assert torch.isfinite(sequence_logps(logits, labels)).all()  # a sum over nothing is 0
+    out = sequence_logps(logits, labels, average=True, allow_empty=True)
+    assert out[1] == 0 and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="row 0 has no labelled token"):  # t == 1
+        sequence_logps(logits[:, :1], labels[:, :1], average=True)
+
+
+@pytest.mark.parametrize("bad", [math.nan, -math.inf, math.inf])
+def test_non_finite_logits_at_ignored_positions_change_nothing(bad):
+    """Selected out, not multiplied by 0: TRL's get_batch_logps multiplies, and 0 * NaN is NaN."""
+    from trl.experimental.orpo.orpo_trainer import ORPOTrainer
+
+    logits = torch.randn(2, 6, 7, requires_grad=True)
+    labels = torch.randint(0, 7, (2, 6))
+    labels[:, :3] = -100  # a prompt: positions 0, 1 predict ignored labels
+    spoiled = logits.detach().clone()
+    spoiled[:, :2] = bad
+    spoiled[:, -1] = bad  # the last position predicts nothing
+    spoiled.requires_grad_()
+    for average in (False, True):
+        torch.testing.assert_close(
+            sequence_logps(spoiled, labels, average=average),
+            sequence_logps(logits, labels, average=average),
+        )
+    sequence_logps(spoiled, labels, average=True).sum().backward()
+    assert torch.isfinite(spoiled.grad).all()
+    trl = ORPOTrainer.get_batch_logps(spoiled.detach(), labels)
+    assert not torch.isfinite(trl).all() or bad == -math.inf  # TRL: NaN (or -inf * 0 = NaN)
+
+
+BAD_LABELS = [
+    ("a label = vocabulary size", 7, -100, "lie in \\[0, 7\\)"),
+    ("a label > vocabulary size", 50, -100, "lie in"),
+    ("padding id -1 with ignore_index -100", -1, -100, "ignore_index"),
+    (
+        "padding id 0 counted as a token is fine, -100 with ignore_index -1",
+        -100,
+        -1,
+        "ignore_index",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case, value, ignore_index, match", BAD_LABELS, ids=[c[0] for c in BAD_LABELS]
+)
+def test_labels_outside_the_vocabulary_are_refused(case, value, ignore_index, match):
+    labels = torch.randint(0, 7, (2, 5))
+    labels[1, 3] = value
+    with pytest.raises(ValueError, match=match):
+        sequence_logps(torch.randn(2, 5, 7), labels, ignore_index=ignore_index)
+
+
+@pytest.mark.parametrize(
+    "logits, labels, match",
+    [
+        (torch.randn(2, 5, 7).long(), torch.zeros(2, 5, dtype=torch.long), "floating"),
+        (torch.randn(2, 5, 7), torch.zeros(2, 5), "integer"),
+        (torch.randn(10, 7), torch.zeros(10, dtype=torch.long), "vocabulary axis"),
+    ],
+    ids=["integer logits", "float labels", "2-D logits"],
+)
+def test_sequence_logps_types(logits, labels, match):
+    with pytest.raises(ValueError, match=match):
+        sequence_logps(logits, labels)
+
+
+BAD_LOGPS = [0.5, math.nan, math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("value", BAD_LOGPS)
+@pytest.mark.parametrize("position", range(4))
+def test_dpo_loss_refuses_what_is_not_a_log_probability(value, position):
+    args = [random_logps(3) for _ in range(4)]
+    args[position][1] = value
+    with pytest.raises(ValueError, match="log-probabilities"):
+        dpo_loss(*args)
+
+
+@pytest.mark.parametrize("value", BAD_LOGPS)
+@pytest.mark.parametrize("position", range(2))
+def test_orpo_loss_refuses_what_is_not_a_log_probability(value, position):
+    args = [random_logps(3) for _ in range(2)]
+    args[position][1] = value
+    with pytest.raises(ValueError, match="log-probabilities"):
+        orpo_loss(*args)
+
+
+@pytest.mark.parametrize("x", [[0.5], [1e-30], [-1.0, math.nan], [math.inf]])
+def test_log1mexp_refuses_positive_or_nan(x):
+    with pytest.raises(ValueError, match="<= 0"):
+        log1mexp(torch.tensor(x))
+    assert log1mexp(torch.tensor([-math.inf])).item() == 0.0  # P = 0: log(1 - 0)
+
+
+@pytest.mark.parametrize("beta", [math.nan, math.inf, "0.1", None])
+def test_beta_must_be_a_finite_positive_number(beta):
+    a = random_logps(3)
+    with pytest.raises(ValueError, match="beta"):
+        dpo_loss(a, a, a, a, beta=beta)
+    with pytest.raises(ValueError, match="beta"):
+        orpo_loss(a, a, beta=beta)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_dpo_and_orpo_share_one_precision_rule(dtype):
+    """At least fp32, fp64 stays fp64: bf16 inputs are upcast by both losses, as TRL does for ORPO."""
+    a, b = random_logps(4, dtype=dtype), random_logps(4, dtype=dtype)
+    want = torch.promote_types(dtype, torch.float32)
+    losses, rw, rl = dpo_loss(a, b, b, a, 0.1, "ipo")
+    assert losses.dtype == rw.dtype == rl.dtype == want
+    assert orpo_loss(a, b)[0].dtype == want
+    expected = (((a.to(want) - b.to(want)) * 2) - 1 / (2 * 0.1)) ** 2  # IPO of h = 2 (a - b)
+    torch.testing.assert_close(losses, expected)
+
+
+CONFIDENT = [  # (chosen, rejected) average log-probs, some exactly 0.0 (P = 1 in fp32)
+    (0.0, -1.0),
+    (-1.0, 0.0),
+    (0.0, 0.0),
+    (-0.0, -1e-45),
+    (-1e-8, -3.0),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("chosen, rejected", CONFIDENT)
+def test_orpo_with_a_confident_policy_is_finite_and_trl_where_trl_is(chosen, rejected, dtype):
+    from demos.training.trl_reference import trl_odds_ratio_terms
+
+    w = torch.tensor([chosen, -0.5], dtype=dtype, requires_grad=True)
+    lo = torch.tensor([rejected, -2.0], dtype=dtype, requires_grad=True)
+    losses, log_odds = orpo_loss(w, lo, beta=0.1)
+    assert torch.isfinite(losses).all() and torch.isfinite(log_odds).all()
+    losses.sum().backward()
+    assert torch.isfinite(w.grad).all() and torch.isfinite(lo.grad).all()
+    trl = -trl_odds_ratio_terms(w.detach(), lo.detach(), beta=0.1)
+    finite = torch.isfinite(trl)
+    assert finite[1]  # the ordinary pair
+    torch.testing.assert_close(losses[finite].to(trl.dtype), trl[finite], atol=1e-6, rtol=1e-6)
+    if chosen == 0.0 and rejected == 0.0:
+        assert torch.isnan(trl[0])  # TRL: log1mexp(0) - log1mexp(0) = -inf + inf
+        torch.testing.assert_close(losses[0], torch.tensor(0.1 * math.log(2), dtype=dtype))

@@ -38,7 +38,7 @@ from torch import nn
 from demos.layers.kv_cache import KVCache
 from demos.layers.masks import causal_mask, sliding_window_mask
 from demos.layers.rope import apply_rope
-from demos.validation import check_positive_int, check_qkv, check_window
+from demos.validation import check_finite_number, check_positive_int, check_qkv, check_window
 from demos.weights import load_hf_weights
 
 
@@ -49,6 +49,9 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     projections of a grouped-query checkpoint are laid out.
     """
     check_positive_int("n_rep", n_rep)
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have 4 dims (b, g, s, d), got {got}")
     if n_rep == 1:
         return x
     b, g, s, d = x.shape
@@ -56,12 +59,14 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     return x.reshape(b, g * n_rep, s, d)  # (b, h, s, d)
 
 
-def hide_padded_keys(scores: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+def hide_padded_keys(
+    scores: torch.Tensor, key_padding_mask: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Softmax of ``scores (b, h, t, s)`` over the keys ``key_padding_mask (b, s)`` marks real (1/True).
 
     A query that sees no key at all (a left-padding position: its only visible keys are padding)
     gets all-zero weights, not the NaN of a softmax over nothing, so no NaN reaches a gradient.
-    Returns fp32 weights ``(b, h, t, s)``.
+    Returns weights ``(b, h, t, s)`` computed in ``dtype`` (fp32 as transformers; fp64 for fp64 scores).
     """
     b, _, _, s = scores.shape
     if key_padding_mask.shape != (b, s):
@@ -70,7 +75,7 @@ def hide_padded_keys(scores: torch.Tensor, key_padding_mask: torch.Tensor) -> to
         )
     scores = scores.masked_fill(~key_padding_mask.bool()[:, None, None, :], float("-inf"))
     empty = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (b, h, t, 1): nothing visible
-    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1, dtype=torch.float32)
+    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1, dtype=dtype)
     return weights.masked_fill(empty, 0.0)  # (b, h, t, s)
 
 
@@ -89,6 +94,8 @@ def attention_weights(
     if window is not None and not causal:
         raise ValueError("window needs causal=True: a sliding window looks back only")
     (_, h, t, d), (_, g, s, _) = q.shape, k.shape
+    if scale is not None:
+        check_finite_number("scale", scale)
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     k = repeat_kv(k, h // g)  # (b, h, s, d)
     scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (b, h, t, s): Q K^T / sqrt(d), Eq. (1)
@@ -99,9 +106,10 @@ def attention_weights(
             else sliding_window_mask(t, s, window, q.device)
         )
         scores = scores.masked_fill(~mask, float("-inf"))  # (b, h, t, s)
+    dtype = torch.promote_types(q.dtype, torch.float32)  # softmax in fp32, as HF; fp64 stays fp64
     if key_padding_mask is not None:  # a padded batch: hide the padding keys
-        return hide_padded_keys(scores, key_padding_mask).to(q.dtype)
-    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # softmax in fp32, as HF
+        return hide_padded_keys(scores, key_padding_mask, dtype).to(q.dtype)
+    return torch.softmax(scores, dim=-1, dtype=dtype).to(q.dtype)
 
 
 def attention(
@@ -130,7 +138,11 @@ def attention(
 
     Raises:
         ValueError: ``h % g != 0``, ``s < t``, ``window < 1`` or not an integer, batch or
-            head_dim mismatch, ``window`` without ``causal``.
+            head_dim mismatch, ``window`` without ``causal``, q/k/v not of one floating dtype,
+            ``scale`` not a finite number.
+
+    The softmax runs in ``promote_types(q.dtype, float32)``: fp32 for fp32/bf16/fp16 (as transformers),
+    fp64 for fp64.
     """
     check_qkv(q, k, v)
     weights = attention_weights(

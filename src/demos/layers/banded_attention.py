@@ -32,7 +32,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from demos.validation import check_positive_int, check_qkv, check_window
+from demos.validation import check_finite_number, check_positive_int, check_qkv
 
 
 def banded_attention(
@@ -62,13 +62,13 @@ def banded_attention(
         ``(b, h, t, d)``.
     """
     check_qkv(q, k, v)
-    if window is None:
-        raise ValueError("window (None) must be a positive integer")
-    check_window(window)
+    check_positive_int("window", window)  # None is no window: use attention() for that
     block = window if block is None else block
     check_positive_int("block", block)
     (b, h, t, d), g = q.shape, k.shape[1]
     r = h // g
+    if scale is not None:
+        check_finite_number("scale", scale)
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     start = max(0, k.shape[2] - t - window + 1)  # keys before `start` are outside every window
     k, v = k[:, :, start:], v[:, :, start:]  # (b, g, s', d), s' - t <= window - 1
@@ -93,6 +93,7 @@ def banded_attention(
     real = torch.arange(n, device=q.device)[:, None] * block + m >= front  # (n, w): not padding
     mask = band[None] & real[:, None]  # (n, block, w)
     scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # fp32, as attention
+    dtype = torch.promote_types(q.dtype, torch.float32)  # as attention: >= fp32, fp64 stays
+    weights = torch.softmax(scores, dim=-1, dtype=dtype).to(q.dtype)
     context = torch.einsum("bgrnqk,bgnkd->bgrnqd", weights, v_blocks)  # (b, g, r, n, block, d)
     return context.reshape(b, h, n * block, d)[:, :, :t]  # (b, h, t, d)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from demos.validation import check_positive_int, check_window
+from demos.validation import check_cache_update, check_positive_int
 
 
 class KVCache:
@@ -40,7 +40,11 @@ class KVCache:
         return 0 if self.k is None else self.k.shape[2]
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append ``(b, g, t, d)`` new keys and values; return all ``(b, g, s, d)`` of them."""
+        """Append ``(b, g, t, d)`` new keys and values; return all ``(b, g, s, d)`` of them.
+
+        Raises ``ValueError`` when k and v differ in shape or dtype, or do not fit what the cache holds.
+        """
+        check_cache_update(k, v, self.k, type(self).__name__)
         if self.k is not None:
             k = torch.cat((self.k, k), dim=2)  # (b, g, s, d)
             v = torch.cat((self.v, v), dim=2)
@@ -58,9 +62,7 @@ class RollingKVCache(KVCache):
 
     def __init__(self, window: int) -> None:
         super().__init__()
-        if window is None:
-            raise ValueError("window (None) must be a positive integer")
-        check_window(window)
+        check_positive_int("window", window)
         self.window = window
         self.seen = 0  # tokens written so far
 
@@ -79,6 +81,7 @@ class RollingKVCache(KVCache):
         The returned ``(b, g, min(seen, W) + t, d)`` keys end at the newest position, which is
         what :func:`demos.layers.attention.attention` assumes; its window mask hides any extra ones.
         """
+        check_cache_update(k, v, self.k, type(self).__name__)
         b, g, t, d = k.shape
         if self.k is None:  # allocate the whole buffer once
             self.k, self.v = k.new_zeros(b, g, self.window, d), v.new_zeros(b, g, self.window, d)

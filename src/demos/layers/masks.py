@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from demos.validation import check_positive_int, check_window
+from demos.validation import check_positive_int
 
 
 def causal_mask(t: int, s: int, device: torch.device | None = None) -> torch.Tensor:
@@ -45,7 +45,7 @@ def sliding_window_mask(
     visible to the query at position ``p`` when ``p - window < j <= p`` (transformers' Mistral
     convention).
     """
-    check_window(window)
+    check_positive_int("window", window)  # None is no window: use causal_mask for that
     q_pos = torch.arange(s - t, s, device=device)[:, None]  # (t, 1)
     k_pos = torch.arange(s, device=device)[None, :]  # (1, s)
     return causal_mask(t, s, device) & (k_pos > q_pos - window)  # (t, s)

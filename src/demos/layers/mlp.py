@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from demos.validation import check_floating
+
 
 class GatedMLP(nn.Module):
     """SwiGLU feed-forward: ``down(silu(gate(x)) * up(x))``."""
@@ -26,4 +28,5 @@ class GatedMLP(nn.Module):
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_floating(x=x)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (b, t, f) -> (b, t, c)

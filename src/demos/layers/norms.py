@@ -14,17 +14,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from demos.validation import check_finite_number, check_floating, check_positive_int
+
 
 class RMSNorm(nn.Module):
-    """``x / sqrt(mean(x^2) + eps) * weight``: LayerNorm without the mean, computed in fp32."""
+    """``x / sqrt(mean(x^2) + eps) * weight``: LayerNorm without the mean, computed in >= fp32."""
 
     def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
         super().__init__()
+        check_positive_int("hidden_size", hidden_size)
+        check_finite_number("eps", eps, minimum=0.0)
         self.weight = nn.Parameter(torch.ones(hidden_size))
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_floating(x=x)
         dtype = x.dtype
-        x = x.float()  # fp32 statistics, as HF
+        x = x.to(torch.promote_types(dtype, torch.float32))  # fp32 statistics, as HF; fp64 stays
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (b, t, c): Eq. (4)
         return self.weight * x.to(dtype)

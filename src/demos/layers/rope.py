@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from demos.validation import check_floating, check_rope_theta
+
 
 def rope_inv_freq(
     head_dim: int, base: float = 10000.0, device: torch.device | None = None
@@ -32,8 +34,7 @@ def rope_inv_freq(
     """The d/2 angular frequencies ``theta_i = base ** (-2i / d)``, float32, shape ``(d/2,)``."""
     if not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
         raise ValueError(f"head_dim ({head_dim!r}) must be a positive even integer")
-    if not base > 1.0:
-        raise ValueError(f"base ({base!r}) must be greater than 1")
+    check_rope_theta(base, "base")
     # Computed on the CPU, then moved: transformers builds this buffer on the CPU too, and a GPU's pow
     # can differ from the CPU's by one ulp, which at position 4096 moves an angle by ~1e-4 rad.
     i2 = torch.arange(0, head_dim, 2, dtype=torch.float32)  # (d/2,): 0, 2, 4, ...
@@ -52,8 +53,10 @@ def rope_cos_sin(
         positions: integer positions, shape ``(t,)`` or ``(b, t)``.
         head_dim: ``d``, the size of each head (even).
         base: the RoPE base (Llama 2: 10000).
-        dtype: dtype of the returned tables. Angles are always computed in float32, as in
-            transformers, because ``m * theta_i`` loses precision in half precision at large ``m``.
+        dtype: dtype of the returned tables (floating). Angles are computed in float32, as in
+            transformers, because ``m * theta_i`` loses precision in half precision at large ``m``;
+            for float64 tables in float64 (from the same float32 frequencies), so that the rotation
+            stays a rotation to float64 precision.
 
     Returns:
         ``(cos, sin)``, each of shape ``positions.shape + (d,)``: the d/2 angles repeated twice,
@@ -61,8 +64,11 @@ def rope_cos_sin(
     """
     if positions.dtype.is_floating_point or positions.dtype == torch.bool:
         raise ValueError(f"positions must be an integer tensor, got dtype {positions.dtype}")
-    inv_freq = rope_inv_freq(head_dim, base, device=positions.device)  # (d/2,)
-    angles = positions[..., None].float() * inv_freq  # (..., t, d/2): m * theta_i
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype ({dtype!r}) must be a floating-point dtype for cos/sin tables")
+    work = torch.promote_types(dtype, torch.float32)  # fp32 as transformers; fp64 tables stay fp64
+    inv_freq = rope_inv_freq(head_dim, base, device=positions.device).to(work)  # (d/2,)
+    angles = positions[..., None].to(work) * inv_freq  # (..., t, d/2): m * theta_i
     angles = torch.cat(
         (angles, angles), dim=-1
     )  # (..., t, d): same angle for channel i and i + d/2
@@ -86,6 +92,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
         ``x * cos + rotate_half(x) * sin``, shape ``(b, h, t, d)``; in 2-D coordinates, each pair
         ``(x_i, x_{i+d/2})`` becomes ``(x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin)``.
     """
+    check_floating(x=x, cos=cos, sin=sin)  # integer tables would round every cosine to -1, 0 or 1
     if x.dim() != 4:
         raise ValueError(f"x must have shape (b, h, t, d), got {tuple(x.shape)}")
     if cos.shape != sin.shape or cos.dim() not in (2, 3) or cos.shape[-2:] != x.shape[-2:]:

@@ -29,11 +29,25 @@ import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
 
-from demos.validation import check_positive_int
+from demos.validation import check_floating, check_positive_int
+
+
+def _compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
+    """At least fp32 (as the reference, for bf16/fp16 inputs), fp64 when any input is fp64."""
+    dtype = torch.float32
+    for t in tensors:
+        if t is not None:
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
 
 
 def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch.Tensor:
-    """Check every shape; return the fp32 step sizes ``softplus(delta + delta_bias)``, (b, e, l)."""
+    """Check every shape, dtype and the sign of A; return the step sizes ``softplus(delta + delta_bias)``, (b, e, l),
+    in the compute dtype (:func:`_compute_dtype`)."""
+    optional = {"D": D, "z": z, "delta_bias": delta_bias}
+    check_floating(
+        u=u, delta=delta, A=A, B=B, C=C, **{k: t for k, t in optional.items() if t is not None}
+    )
     if u.dim() != 3:
         raise ValueError(f"u must have shape (b, e, l), got {tuple(u.shape)}")
     b, e, seqlen = u.shape
@@ -56,9 +70,16 @@ def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch
     ):
         if t is not None and tuple(t.shape) != want:
             raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
-    delta = delta.float()
+    if not (A <= 0).all():  # NaN fails too
+        bad = A[~(A <= 0)].flatten()[0].item()
+        raise ValueError(
+            f"A must be <= 0 everywhere (Mamba's A = -exp(A_log) < 0), got {bad}: "
+            "a positive A makes exp(delta A) grow without bound"
+        )
+    dtype = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    delta = delta.to(dtype)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[:, None]  # (b, e, l)
+        delta = delta + delta_bias.to(dtype)[:, None]  # (b, e, l)
     if delta_softplus:
         delta = F.softplus(delta)  # Delta = softplus(parameter + s_Delta(x)): Algorithm 2, line 3
     return delta
@@ -67,9 +88,9 @@ def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch
 def _finish(y, u, D, z, last_state, return_last_state):
     """``y + D u``, the gate ``* silu(z)``, cast back to u's dtype (Algorithm 2's output, Figure 3's gate)."""
     if D is not None:
-        y = y + u.float() * D.float()[:, None]  # (b, e, l): skip connection
+        y = y + u.to(y.dtype) * D.to(y.dtype)[:, None]  # (b, e, l): skip connection
     if z is not None:
-        y = y * F.silu(z.float())  # (b, e, l): the gate branch of the block
+        y = y * F.silu(z.to(y.dtype))  # (b, e, l): the gate branch of the block
     y = y.to(u.dtype)
     return (y, last_state) if return_last_state else y
 
@@ -100,15 +121,21 @@ def selective_scan(
 
     Returns:
         ``y`` of shape ``(b, e, l)`` in u's dtype; with ``return_last_state``, ``(y, x)`` where
-        ``x`` is the fp32 state ``(b, e, n)`` after the last token.
+        ``x`` is the state ``(b, e, n)`` after the last token, in the compute dtype.
+
+    Computed in fp32 for bf16/fp16/fp32 inputs (as the reference), in fp64 when an input is fp64.
+
+    Raises:
+        ValueError: a shape that does not fit, an integer tensor, ``A > 0`` (or NaN) anywhere.
     """
     delta = _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus)  # (b, e, l)
     # Eq. (4), zero-order hold for A: A_bar = exp(Delta A), elementwise since A is diagonal.
-    deltaA = torch.exp(einsum(delta, A.float(), "b e l, e n -> b e l n"))
+    dtype = delta.dtype  # at least fp32, fp64 stays fp64
+    deltaA = torch.exp(einsum(delta, A.to(dtype), "b e l, e n -> b e l n"))
     # For B the reference takes Euler's B_bar = Delta B, not ZOH's (Delta A)^-1 (exp(Delta A) - I) Delta B.
-    deltaB_u = einsum(delta * u.float(), B.float(), "b e l, b n l -> b e l n")
+    deltaB_u = einsum(delta * u.to(dtype), B.to(dtype), "b e l, b n l -> b e l n")
     b, e, seqlen, n = deltaA.shape
-    C = C.float()
+    C = C.to(dtype)
     x = deltaA.new_zeros(b, e, n)  # the state starts at zero
     ys = []
     for t in range(seqlen):
@@ -149,13 +176,15 @@ def selective_scan_parallel(
     # Pad to a multiple of T with delta = 0: there A_bar = 1 and B_bar u = 0, so nothing changes.
     pad = -seqlen % T
 
+    dtype = delta.dtype  # at least fp32, fp64 stays fp64
+
     def chunked(t: torch.Tensor, pattern: str) -> torch.Tensor:  # (..., l) -> t-first, chunked
-        return rearrange(F.pad(t.float(), (0, pad)), pattern, t=T)
+        return rearrange(F.pad(t.to(dtype), (0, pad)), pattern, t=T)
 
     dt = chunked(delta, "b e (c t) -> t b c e 1")
     # The discretisation of selective_scan, laid out (t, b, c, e, n) so that step t is contiguous.
-    deltaA = torch.exp(dt * A.float())  # (t, b, c, e, n)
-    deltaB_u = chunked(delta * u.float(), "b e (c t) -> t b c e 1") * chunked(
+    deltaA = torch.exp(dt * A.to(dtype))  # (t, b, c, e, n)
+    deltaB_u = chunked(delta * u.to(dtype), "b e (c t) -> t b c e 1") * chunked(
         B, "b n (c t) -> t b c 1 n"
     )  # (t, b, c, e, n)
     x, xs = torch.zeros_like(deltaB_u[0]), []  # (b, c, e, n)
@@ -163,7 +192,7 @@ def selective_scan_parallel(
         x = torch.addcmul(deltaB_u[t], deltaA[t], x)  # (b, c, e, n): deltaA x + deltaB_u, one op
         xs.append(x)
     # Product of A_bar from the chunk's start to t: exp(A * sum of delta), as A is the same at every t.
-    decay = torch.exp(dt.cumsum(dim=0) * A.float())  # (t, b, c, e, n)
+    decay = torch.exp(dt.cumsum(dim=0) * A.to(dtype))  # (t, b, c, e, n)
     entering, starts = torch.zeros_like(x[:, 0]), []  # (b, e, n)
     for chunk in range(x.shape[1]):  # (2) carry the state from chunk to chunk
         starts.append(entering)

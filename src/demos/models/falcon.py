@@ -46,7 +46,7 @@ from torch import nn
 from demos.layers.fused_qkv import FusedQKVAttention
 from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.models.llama import LlamaLM
-from demos.validation import check_positive_int
+from demos.validation import check_positive_int, check_rope_theta
 from demos.weights import load_hf_weights
 
 
@@ -71,6 +71,7 @@ class FalconLMConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
             check_positive_int(name, getattr(self, name))
+        check_rope_theta(self.rope_theta)  # else it would fail only at the first forward
         h = self.num_attention_heads
         if self.hidden_size % h:
             raise ValueError(

@@ -39,7 +39,7 @@ from demos.layers.mlp import GatedMLP
 from demos.layers.norms import RMSNorm
 from demos.layers.rope import rope_cos_sin
 from demos.models import fields_from_hf, rope_theta_from_hf
-from demos.validation import check_positive_int, check_token_ids
+from demos.validation import check_positive_int, check_rope_theta, check_token_ids
 from demos.weights import load_hf_weights
 
 
@@ -66,6 +66,7 @@ class LlamaLMConfig:
             check_positive_int(name, getattr(self, name))
         if not self.rms_norm_eps > 0:
             raise ValueError(f"rms_norm_eps ({self.rms_norm_eps!r}) must be positive")
+        check_rope_theta(self.rope_theta)  # else it would fail only at the first forward
         attn = self.attention_config()  # validates the attention fields
         object.__setattr__(self, "num_key_value_heads", attn.num_key_value_heads)
         object.__setattr__(self, "head_dim", attn.head_dim)

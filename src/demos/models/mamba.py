@@ -39,7 +39,7 @@ from demos.generation import GenerationMixin, check_attention_mask
 from demos.layers.norms import RMSNorm
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
 from demos.models import fields_from_hf
-from demos.validation import check_positive_int, check_token_ids
+from demos.validation import check_positive_int, check_state, check_token_ids
 from demos.weights import load_hf_weights
 
 
@@ -160,6 +160,9 @@ class MambaLMMixer(nn.Module):
 
     def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:
         """One token: (b, c) -> (b, c), updating ``state`` in place. Same as the full forward."""
+        b, (e, n, k) = hidden_states.shape[0], self.A_log.shape + (self.config.conv_kernel,)
+        check_state("conv", state.conv, (b, e, k - 1))  # a state from another batch or model
+        check_state("ssm", state.ssm, (b, e, n))
         x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # 2 x (b, e)
         window = torch.cat([state.conv, x[:, :, None]], dim=2)  # (b, e, k): last k inputs
         state.conv = window[:, :, 1:]
@@ -304,6 +307,18 @@ def state_bytes_per_token(
     seq_len: int,
     bytes_per_value: int = 2,
 ) -> float:
-    """Bytes of recurrent state per token of context: (conv + ssm state) / seq_len; it shrinks as 1/l."""
+    """Bytes of recurrent state per token of context: (conv + ssm state) / seq_len; it shrinks as 1/l.
+
+    Raises ``ValueError`` unless every argument is a positive integer (``conv_kernel`` >= 1).
+    """
+    for name, value in (
+        ("num_hidden_layers", num_hidden_layers),
+        ("intermediate_size", intermediate_size),
+        ("state_size", state_size),
+        ("conv_kernel", conv_kernel),
+        ("seq_len", seq_len),
+        ("bytes_per_value", bytes_per_value),
+    ):
+        check_positive_int(name, value)
     per_layer = intermediate_size * (conv_kernel - 1 + state_size)
     return num_hidden_layers * per_layer * bytes_per_value / seq_len

@@ -12,11 +12,12 @@ def weights_bytes(params: int | float, dtype: str) -> float:
     """Bytes to hold ``params`` weights at ``dtype`` (fp32, fp16, bf16, int8, nf4).
 
     nf4 counts 4 bits per weight and leaves out the per-block scales (about 0.5 bit per weight
-    more with block size 64), so it is a lower bound. ``ValueError`` for another dtype or a
-    negative count.
+    more with block size 64), so it is a lower bound. ``ValueError`` for another dtype, or a count
+    that is negative, NaN, infinite or not a number.
     """
     if dtype not in BYTES_PER_PARAMETER:
         raise ValueError(f"dtype ({dtype!r}) must be one of {sorted(BYTES_PER_PARAMETER)}")
-    if params < 0:
-        raise ValueError(f"params ({params}) must be >= 0")
+    from demos.validation import check_finite_number  # here: importing validation imports torch
+
+    check_finite_number("params", params, minimum=0)  # refuses NaN, inf, strings, None and bools
     return params * BYTES_PER_PARAMETER[dtype]

@@ -152,6 +152,37 @@ def attention(
     return torch.matmul(weights, v)  # (b, h, t, d)
 
 
+def rotate_cache_attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    position_embeddings: tuple[torch.Tensor, torch.Tensor],
+    cache: KVCache | None = None,
+    attention_mask: torch.Tensor | None = None,
+    window: int | None = None,
+) -> torch.Tensor:
+    """What every attention layer does between its projections: RoPE, the cache, causal attention.
+
+    Args:
+        q: ``(b, h, t, d)`` and k, v: ``(b, g, t, d)``, the new tokens' projections.
+        position_embeddings: ``(cos, sin)`` of the new tokens' positions, ``(t, d)`` or ``(b, t, d)``.
+        cache: the layer's :class:`~demos.layers.kv_cache.KVCache`, updated in place with k and v.
+        attention_mask: ``(b, cached + t)``, 1 for a real token, 0 for (left) padding.
+        window: a sliding window of keys (Mistral), or ``None``.
+
+    Returns:
+        ``(b, t, h * d)``: the heads' contexts side by side, ready for the output projection.
+    """
+    cos, sin = position_embeddings
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
+    if cache is not None:
+        k, v = cache.update(k, v)  # (b, g, s, d): past keys and values plus the new ones
+    pad = None if attention_mask is None else attention_mask[:, -k.shape[2] :]  # (b, s)
+    context = attention(q, k, v, window=window, key_padding_mask=pad)  # (b, h, t, d)
+    b, _, t, _ = q.shape
+    return context.transpose(1, 2).reshape(b, t, -1)  # (b, t, h * d)
+
+
 @dataclass(frozen=True)
 class AttentionConfig:
     """Shape of one attention layer, with transformers' field names."""
@@ -248,14 +279,9 @@ class GroupedQueryAttention(nn.Module):
         q = self.q_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, h, t, d)
         k = self.k_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
         v = self.v_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
-        cos, sin = position_embeddings
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
-        if cache is not None:
-            k, v = cache.update(k, v)  # (b, g, s, d): past keys and values plus the new ones
-        pad = None if attention_mask is None else attention_mask[:, -k.shape[2] :]  # (b, s)
-        window = self.config.sliding_window
-        context = attention(q, k, v, window=window, key_padding_mask=pad)  # (b, h, t, d)
-        context = context.transpose(1, 2).reshape(b, t, -1)  # (b, t, h * d)
+        context = rotate_cache_attend(
+            q, k, v, position_embeddings, cache, attention_mask, self.config.sliding_window
+        )  # (b, t, h * d)
         return self.o_proj(context)  # (b, t, c)
 
     @classmethod

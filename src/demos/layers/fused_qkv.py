@@ -34,9 +34,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from demos.layers.attention import attention
+from demos.layers.attention import rotate_cache_attend
 from demos.layers.kv_cache import KVCache
-from demos.layers.rope import apply_rope
 from demos.validation import check_positive_int
 
 LAYOUTS = ("falcon", "gpt_neox", "phi3")
@@ -145,14 +144,8 @@ class FusedQKVAttention(nn.Module):
         """
         if x.dim() != 3 or x.shape[-1] != self.hidden_size:
             raise ValueError(f"x must have shape (b, t, {self.hidden_size}), got {tuple(x.shape)}")
-        b, t, _ = x.shape
         q, k, v = split_fused_qkv(
             self.query_key_value(x), self.num_heads, self.num_kv_heads, self.head_dim, self.layout
         )  # (b, h, t, d), (b, g, t, d), (b, g, t, d)
-        cos, sin = position_embeddings
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # rotate by position
-        if cache is not None:
-            k, v = cache.update(k, v)  # (b, g, s, d): only g heads are kept
-        pad = None if attention_mask is None else attention_mask[:, -k.shape[2] :]  # (b, s)
-        context = attention(q, k, v, key_padding_mask=pad)  # (b, h, t, d)
-        return self.dense(context.transpose(1, 2).reshape(b, t, -1))  # (b, t, h * d) -> (b, t, c)
+        context = rotate_cache_attend(q, k, v, position_embeddings, cache, attention_mask)
+        return self.dense(context)  # (b, t, h * d) -> (b, t, c); the cache keeps only g heads

@@ -24,27 +24,7 @@ from typing import Any
 
 import torch
 
-from demos.validation import check_positive_int
-
-
-def check_attention_mask(attention_mask: Any, b: int, s: int) -> torch.Tensor | None:
-    """``None``, or the mask as a ``(b, s)`` long tensor of zeros and ones; ``ValueError`` otherwise."""
-    if attention_mask is None:
-        return None
-    if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (b, s):
-        got = (
-            tuple(attention_mask.shape)
-            if isinstance(attention_mask, torch.Tensor)
-            else type(attention_mask).__name__
-        )
-        raise ValueError(f"attention_mask must have shape (b, s) = ({b}, {s}), got {got}")
-    if attention_mask.dtype.is_floating_point or not bool(
-        ((attention_mask == 0) | (attention_mask == 1)).all()
-    ):
-        raise ValueError("attention_mask must hold integers 0 (padding) and 1 (real token)")
-    if not bool(attention_mask.any(dim=1).all()):
-        raise ValueError("attention_mask: every row needs at least one real token (a 1)")
-    return attention_mask.long()
+from demos.validation import check_attention_mask, check_positive_int
 
 
 def position_ids(

@@ -56,10 +56,42 @@ def check_token_ids(input_ids: torch.Tensor, vocab_size: int, shape: str = "(b, 
         raise ValueError(f"token ids must lie in [0, {vocab_size}), got values from {lo} to {hi}")
 
 
+def check_attention_mask(
+    attention_mask: Any, b: int, s: int, every_row_real: bool = True
+) -> torch.Tensor | None:
+    """``None``, or the padding mask as a ``(b, s)`` long tensor of zeros and ones; ``ValueError`` otherwise.
+
+    The convention is transformers' ``attention_mask``: 1 (or True) for a real token, 0 (False) for
+    padding. An *additive* mask (0 / -inf) or any other value is refused rather than read the wrong
+    way round. ``every_row_real``: a row must hold at least one real token (a prompt cannot be empty).
+    """
+    if attention_mask is None:
+        return None
+    if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (b, s):
+        got = (
+            tuple(attention_mask.shape)
+            if isinstance(attention_mask, torch.Tensor)
+            else type(attention_mask).__name__
+        )
+        raise ValueError(f"attention_mask must have shape (b, s) = ({b}, {s}), got {got}")
+    rule = "attention_mask must hold integers 0 (padding) and 1 (real token), or booleans"
+    if attention_mask.dtype.is_floating_point:
+        raise ValueError(
+            f"{rule}, got dtype {attention_mask.dtype} (an additive 0/-inf mask reads the other way round)"
+        )
+    bad = (attention_mask != 0) & (attention_mask != 1)
+    if bool(bad.any()):
+        raise ValueError(f"{rule}, got the value {attention_mask[bad].flatten()[0].item()}")
+    if every_row_real and not bool(attention_mask.any(dim=1).all()):
+        raise ValueError("attention_mask: every row needs at least one real token (a 1)")
+    return attention_mask.long()
+
+
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     """``ValueError`` unless ``q (b, h, t, d)``, ``k, v (b, g, s, d)`` fit together: ``h % g == 0``, ``s >= t``,
     one floating-point dtype for all three (integer tensors would give integer "probabilities")."""
     check_same_dtype(q=q, k=k, v=v)
+    check_same_device(q=q, k=k, v=v)
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.dim() != 4:
             raise ValueError(
@@ -112,6 +144,13 @@ def check_same_dtype(**tensors: torch.Tensor) -> None:
     dtypes = {name: x.dtype for name, x in tensors.items()}
     if len(set(dtypes.values())) > 1:
         raise ValueError(f"inputs must share one dtype, got {dtypes}")
+
+
+def check_same_device(**tensors: torch.Tensor) -> None:
+    """``ValueError`` unless every tensor lives on one device (torch's own error comes from deep inside)."""
+    devices = {name: str(x.device) for name, x in tensors.items()}
+    if len(set(devices.values())) > 1:
+        raise ValueError(f"inputs must be on one device, got {devices}")
 
 
 def check_log_probs(finite: bool = True, **tensors: torch.Tensor) -> None:

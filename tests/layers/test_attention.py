@@ -369,3 +369,37 @@ def test_float64_attention_stays_float64():
     for out in (attention(q, k, v), banded_attention(q, k, v, window=5)):
         assert out.dtype == torch.float64
         torch.testing.assert_close(out, expected, atol=1e-14, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "mask, match",
+    [
+        (
+            torch.tensor([[0.0, 0.0, float("-inf")]]),
+            "additive 0/-inf mask",
+        ),  # transformers' additive form
+        (torch.tensor([[1, 2, 1]]), "got the value 2"),
+        (torch.ones(1, 4, dtype=torch.long), r"shape \(b, s\) = \(1, 3\)"),
+    ],
+    ids=["additive", "not-0-or-1", "wrong-length"],
+)
+def test_key_padding_mask_in_another_convention_raises(mask, match):
+    """A mask in another convention would be read the wrong way round: refuse it, don't invert it."""
+    q, k = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
+    with pytest.raises(ValueError, match=match):
+        attention(q, k, k, key_padding_mask=mask)
+
+
+def test_key_padding_mask_of_booleans_equals_integers():
+    q, k, v = torch.randn(2, 2, 4, 4), torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    torch.testing.assert_close(
+        attention(q, k, v, key_padding_mask=mask.bool()), attention(q, k, v, key_padding_mask=mask)
+    )
+
+
+def test_qkv_on_different_devices_raise():
+    """The meta device stands in for a GPU: the error names the devices, not a kernel."""
+    q, k = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4, device="meta")
+    with pytest.raises(ValueError, match="must be on one device"):
+        attention(q, k, k)

@@ -121,3 +121,12 @@ def test_rope_base_must_exceed_one(base):
 def test_float64_tables_are_rotations_to_float64_precision():
     cos, sin = rope_cos_sin(torch.arange(0, 4096, 97), 8, dtype=torch.float64)
     torch.testing.assert_close(cos**2 + sin**2, torch.ones_like(cos), atol=1e-15, rtol=0)
+
+
+def test_odd_head_dim_and_table_batch_mismatch_raise():
+    """An odd d would pair the wrong channels; a (5, t, d) table would broadcast x to batch 5."""
+    with pytest.raises(ValueError, match=r"head_dim d \(7\) must be even"):
+        apply_rope(torch.randn(1, 2, 3, 7), torch.randn(3, 7), torch.randn(3, 7))
+    cos, sin = rope_cos_sin(torch.arange(3).expand(5, 3), 8)  # (5, 3, 8)
+    with pytest.raises(ValueError, match="cos and sin have batch 5, x has batch 1"):
+        apply_rope(torch.randn(1, 2, 3, 8), cos, sin)

@@ -75,3 +75,16 @@ def test_float64_stays_float64_and_bf16_computes_in_float32(scan):
     }
     yb, sb = scan(**xb, delta_softplus=True, return_last_state=True)
     assert yb.dtype == torch.bfloat16 and sb.dtype == torch.float32
+
+
+@pytest.mark.parametrize("scan", [selective_scan, selective_scan_parallel])
+def test_empty_sequence_raises(scan):
+    b, e, n = 1, 2, 3
+    with pytest.raises(ValueError, match=r"at least one token \(l >= 1\)"):
+        scan(
+            torch.randn(b, e, 0),
+            torch.randn(b, e, 0),
+            -torch.rand(e, n),
+            torch.randn(b, n, 0),
+            torch.randn(b, n, 0),
+        )

@@ -38,7 +38,13 @@ from torch import nn
 from demos.layers.kv_cache import KVCache
 from demos.layers.masks import causal_mask, sliding_window_mask
 from demos.layers.rope import apply_rope
-from demos.validation import check_finite_number, check_positive_int, check_qkv, check_window
+from demos.validation import (
+    check_attention_mask,
+    check_finite_number,
+    check_positive_int,
+    check_qkv,
+    check_window,
+)
 from demos.weights import load_hf_weights
 
 
@@ -69,11 +75,8 @@ def hide_padded_keys(
     Returns weights ``(b, h, t, s)`` computed in ``dtype`` (fp32 as transformers; fp64 for fp64 scores).
     """
     b, _, _, s = scores.shape
-    if key_padding_mask.shape != (b, s):
-        raise ValueError(
-            f"key_padding_mask must have shape (b, s) = ({b}, {s}), got {tuple(key_padding_mask.shape)}"
-        )
-    scores = scores.masked_fill(~key_padding_mask.bool()[:, None, None, :], float("-inf"))
+    key_padding_mask = check_attention_mask(key_padding_mask, b, s, every_row_real=False)
+    scores = scores.masked_fill(key_padding_mask[:, None, None, :] == 0, float("-inf"))
     empty = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (b, h, t, 1): nothing visible
     weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1, dtype=dtype)
     return weights.masked_fill(empty, 0.0)  # (b, h, t, s)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from demos.validation import check_floating, check_rope_theta
+from demos.validation import check_floating, check_rope_theta, check_same_device
 
 
 def rope_inv_freq(
@@ -93,12 +93,19 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
         ``(x_i, x_{i+d/2})`` becomes ``(x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin)``.
     """
     check_floating(x=x, cos=cos, sin=sin)  # integer tables would round every cosine to -1, 0 or 1
+    check_same_device(x=x, cos=cos, sin=sin)
     if x.dim() != 4:
         raise ValueError(f"x must have shape (b, h, t, d), got {tuple(x.shape)}")
+    if x.shape[-1] % 2:
+        raise ValueError(f"head_dim d ({x.shape[-1]}) must be even: RoPE turns channel pairs")
     if cos.shape != sin.shape or cos.dim() not in (2, 3) or cos.shape[-2:] != x.shape[-2:]:
         raise ValueError(
             f"cos and sin must both have shape (t, d) or (b, t, d) with (t, d) = {tuple(x.shape[-2:])}, "
             f"got {tuple(cos.shape)} and {tuple(sin.shape)}"
+        )
+    if cos.dim() == 3 and cos.shape[0] != x.shape[0]:  # would broadcast x to the tables' batch
+        raise ValueError(
+            f"cos and sin have batch {cos.shape[0]}, x has batch {x.shape[0]}: one table per sequence"
         )
     if cos.dim() == 3:
         cos, sin = cos[:, None], sin[:, None]  # (b, 1, t, d): broadcast over heads

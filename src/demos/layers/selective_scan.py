@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
 
-from demos.validation import check_floating, check_positive_int
+from demos.validation import check_floating, check_positive_int, check_same_device
 
 
 def _compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
@@ -45,12 +45,15 @@ def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch
     """Check every shape, dtype and the sign of A; return the step sizes ``softplus(delta + delta_bias)``, (b, e, l),
     in the compute dtype (:func:`_compute_dtype`)."""
     optional = {"D": D, "z": z, "delta_bias": delta_bias}
-    check_floating(
-        u=u, delta=delta, A=A, B=B, C=C, **{k: t for k, t in optional.items() if t is not None}
-    )
+    given = {"u": u, "delta": delta, "A": A, "B": B, "C": C}
+    given |= {k: t for k, t in optional.items() if t is not None}
+    check_floating(**given)
+    check_same_device(**given)
     if u.dim() != 3:
         raise ValueError(f"u must have shape (b, e, l), got {tuple(u.shape)}")
     b, e, seqlen = u.shape
+    if seqlen == 0:
+        raise ValueError(f"u must hold at least one token (l >= 1), got shape {tuple(u.shape)}")
     if delta.shape != u.shape:
         raise ValueError(
             f"delta {tuple(delta.shape)} must have the shape of u (b, e, l) = {(b, e, seqlen)}"

@@ -32,14 +32,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from demos.generation import GenerationMixin, check_attention_mask, position_ids
+from demos.generation import GenerationMixin, position_ids
 from demos.layers.attention import AttentionConfig, GroupedQueryAttention
 from demos.layers.kv_cache import KVCache
 from demos.layers.mlp import GatedMLP
 from demos.layers.norms import RMSNorm
 from demos.layers.rope import rope_cos_sin
 from demos.models import fields_from_hf, rope_theta_from_hf
-from demos.validation import check_positive_int, check_rope_theta, check_token_ids
+from demos.validation import (
+    check_attention_mask,
+    check_positive_int,
+    check_rope_theta,
+    check_token_ids,
+)
 from demos.weights import load_hf_weights
 
 

@@ -35,11 +35,16 @@ import torch.nn.functional as F
 from einops import einsum
 from torch import nn
 
-from demos.generation import GenerationMixin, check_attention_mask
+from demos.generation import GenerationMixin
 from demos.layers.norms import RMSNorm
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
 from demos.models import fields_from_hf
-from demos.validation import check_positive_int, check_state, check_token_ids
+from demos.validation import (
+    check_attention_mask,
+    check_positive_int,
+    check_state,
+    check_token_ids,
+)
 from demos.weights import load_hf_weights
 
 

@@ -71,7 +71,7 @@ def test_compare_reports_the_first_difference_with_its_values():
         ([2.0, 4.0], ["got a list", "values are right"]),
         (np.array([2.0, 4.0]), ["numpy", "values are right"]),
         (torch.tensor([2.0, 4.0, 0.0]), ["shape (3,), expected (2,)"]),
-        (torch.tensor([[2.0], [4.0]]), ["shape (2, 1)", "order of the axes"]),
+        (torch.tensor([[2.0], [4.0]]), ["shape (2, 1)", "extra size-1 axis 1", "squeeze(1)"]),
         (torch.tensor([2, 4]), ["int64", "floating-point"]),
         (torch.tensor([True, False]), ["bool", "floating-point"]),
         (torch.tensor([2.0, float("nan")]), ["1 NaN of 2", "index (1,)"]),

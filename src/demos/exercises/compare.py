@@ -8,6 +8,7 @@ turns these sentences into a :class:`~demos.exercises.core.Check`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,14 +44,36 @@ def _is_numpy(value: Any) -> bool:
     return type(value).__module__ == "numpy"
 
 
-def _number(x: Any) -> str:
+def _number(x: Any, digits: int = 6) -> str:
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, int):
         return f"{x:,}"
     if isinstance(x, float):
-        return f"{x:.6g}"
+        return f"{x:.{digits}g}"
     return repr(x)
+
+
+def _numbers(expected: Any, got: Any) -> tuple[str, str]:
+    """Both numbers with as many significant digits (6 or more) as it takes to tell them apart."""
+    digits = 6
+    if isinstance(expected, float) or isinstance(got, float):
+        while digits < 17 and f"{float(expected):.{digits}g}" == f"{float(got):.{digits}g}":
+            digits += 1
+    return _number(expected, digits), _number(got, digits)
+
+
+def _difference(expected: Any, got: Any) -> str:
+    """``5 more than expected``, with ``(2x the expected value)`` when that factor means something."""
+    diff = got - expected
+    size = abs(diff)
+    shown = f"{int(size):,}" if float(size).is_integer() and size < 2**63 else f"{size:.3g}"
+    words = f"{shown} {'more' if diff > 0 else 'less'} than expected"
+    if expected and got:
+        ratio = got / expected
+        if ratio >= 1.5 or 0 < ratio <= 0.67:
+            words += f", {ratio:.3g}x the expected value"
+    return words
 
 
 def describe_args(names: Sequence[str], args: tuple) -> str:
@@ -96,11 +119,30 @@ def compare(
     ``where`` turns a tensor index into words (``query 2, key 0``); ``values=False`` compares
     only types, shapes and dtypes.
     """
+    if isinstance(got, torch.Tensor) and (problem := _unusual_tensor(got, name)):
+        return problem
     if isinstance(expected, tuple):
-        return _compare_tuple(got, expected, atol, rtol, names, where)
-    if isinstance(expected, torch.Tensor):
-        return _compare_tensor(got, expected, atol, rtol, name, where, values)
-    return _compare_number(got, expected, atol, rtol, name, values)
+        problem = _compare_tuple(got, expected, atol, rtol, names, where)
+    elif isinstance(expected, torch.Tensor):
+        problem = _compare_tensor(got, expected, atol, rtol, name, where, values)
+    else:
+        problem = _compare_number(got, expected, atol, rtol, name, values)
+    if got is None and problem:
+        problem += " Did the function forget to `return`? (Printing a value returns None.)"
+    return problem
+
+
+def _unusual_tensor(got: torch.Tensor, name: str) -> str | None:
+    """A sentence for a tensor whose values cannot be read as they are (sparse, quantized, meta)."""
+    if got.is_meta:
+        what = "a tensor on the meta device, which has a shape but no values"
+    elif got.layout != torch.strided:
+        what = f"a {str(got.layout).removeprefix('torch.')} tensor (convert it with .to_dense())"
+    elif got.is_quantized:
+        what = f"a quantized tensor ({got.dtype}; convert it with .dequantize())"
+    else:
+        return None
+    return f"{name} is {what}: return a dense tensor on the CPU."
 
 
 def _compare_tuple(got, expected, atol, rtol, names, where) -> str | None:
@@ -121,8 +163,6 @@ def _compare_tuple(got, expected, atol, rtol, names, where) -> str | None:
 def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str | None:
     if not isinstance(got, torch.Tensor):
         problem = f"{name} should be {describe(expected)}, got {describe(got)}."
-        if got is None:
-            return problem + " Did the function forget to `return`?"
         if _is_numpy(got) or isinstance(got, list | tuple):
             try:
                 as_tensor = torch.as_tensor(got)
@@ -133,10 +173,7 @@ def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str 
         return problem
     got, expected = got.detach().cpu(), expected.detach().cpu()
     if got.shape != expected.shape:
-        problem = f"{name} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}."
-        if got.numel() == expected.numel():
-            problem += " It has the right number of elements: check the order of the axes."
-        return problem
+        return _compare_shapes(tuple(got.shape), tuple(expected.shape), name)
     if _kind(got.dtype) != _kind(expected.dtype):
         return (
             f"{name} is {describe(got)}; expected a {_KINDS[_kind(expected.dtype)]} "
@@ -172,11 +209,121 @@ def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str 
     if not bad.any():
         return None
     index = tuple(int(i) for i in bad.nonzero()[0])
-    return (
+    want, have = expected[index].item(), got[index].item()
+    shown_want, shown_have = _numbers(want, have)
+    message = (
         f"{name}: {int(bad.sum())} of {bad.numel()} elements differ; the first at "
-        f"{_at(index, where)}: expected {_value(expected[index])}, got {_value(got[index])}."
-        + precision
+        f"{_at(index, where)}: expected {shown_want}, got {shown_have}"
     )
+    if not got.dtype.is_floating_point:
+        return message + "." + precision
+    diff = abs(have - want)
+    message += f" (they differ by {diff:.2g})."
+    if not precision and atol == rtol == 0 and _only_rounding(got[bad], expected[bad]):
+        message += (
+            f" Every difference is rounding (at most {_ROUNDING_ULPS} units in the last place) and "
+            "this check is exact: an extra arithmetic step, or the same operations in another "
+            "order, rounds differently (x * 3 / 3 is not always x). Compute as the reference "
+            "does; an answer that only moves values (indexing, view, reshape, expand, cat) "
+            "needs no arithmetic at all."
+        )
+    return message + precision
+
+
+def _compare_shapes(got: tuple, expected: tuple, name: str) -> str:
+    """Say how two shapes differ and which axes to reorder, drop, add, merge or split."""
+    problem = f"{name} has shape {got}, expected {expected}."
+    same_numel = math.prod(got) == math.prod(expected)
+    if len(got) == len(expected):
+        if same_numel:
+            problem += " It has the right number of elements: check the order of the axes."
+        return problem
+    dimensions = "dimension" if len(got) == 1 else "dimensions"
+    problem = (
+        f"{name} has shape {got}, expected {expected}: {len(got)} {dimensions} instead of "
+        f"{len(expected)}."
+    )
+    if (extra := _size_one_axes(got, expected)) is not None:
+        return problem + (
+            f" The answer has {_size_one(extra)}: drop {_it(extra)} with "
+            f".squeeze({_dims(extra)}) (or leave out keepdim=True)."
+        )
+    if (missing := _size_one_axes(expected, got)) is not None:
+        return problem + (
+            f" The answer lacks the expected shape's {_size_one(missing)[len('an extra ') :]}: "
+            f"add {_it(missing)} with .unsqueeze(dim) (or keepdim=True)."
+        )
+    if not same_numel:
+        return problem
+    if (merge := _groups(got, expected)) is not None:
+        (start, stop), j = merge
+        return problem + (
+            f" It has the right number of elements: {_axes(range(start, stop))} "
+            f"{got[start:stop]} of the answer should be one axis of size {expected[j]}: merge "
+            f"them with .reshape or .flatten({start}, {stop - 1})."
+        )
+    if (split := _groups(expected, got)) is not None:
+        (start, stop), j = split
+        return problem + (
+            f" It has the right number of elements: axis {j} (size {got[j]}) of the answer "
+            f"should be {stop - start} axes {expected[start:stop]}; split it with .reshape."
+        )
+    return problem + " It has the right number of elements: reshape it to the expected shape."
+
+
+def _size_one(axes: list[int]) -> str:
+    if len(axes) == 1:
+        return f"an extra size-1 axis {axes[0]}"
+    return f"extra size-1 {_axes(axes)}"
+
+
+def _it(axes: list[int]) -> str:
+    return "it" if len(axes) == 1 else "them"
+
+
+def _dims(axes: list[int]) -> str:
+    return str(axes[0]) if len(axes) == 1 else str(tuple(axes))
+
+
+def _axes(axes) -> str:
+    axes = [str(a) for a in axes]
+    if len(axes) == 1:
+        return f"axis {axes[0]}"
+    return f"axes {', '.join(axes[:-1])} and {axes[-1]}"
+
+
+def _size_one_axes(longer: tuple, shorter: tuple) -> list[int] | None:
+    """The axes of ``longer`` that are size 1 and absent from ``shorter`` (None when not so)."""
+    if len(longer) <= len(shorter):
+        return None
+    extra, j = [], 0
+    for i, size in enumerate(longer):
+        if j < len(shorter) and size == shorter[j]:
+            j += 1
+        elif size == 1:
+            extra.append(i)
+        else:
+            return None
+    return extra if j == len(shorter) else None
+
+
+def _groups(longer: tuple, shorter: tuple) -> tuple[tuple[int, int], int] | None:
+    """The first run of 2+ consecutive axes of ``longer`` whose product is one axis of
+    ``shorter``, as ((start, stop), that axis), when ``longer`` folds into ``shorter`` so."""
+    if len(longer) <= len(shorter) or 0 in longer:
+        return None
+    runs, i = [], 0
+    for j, size in enumerate(shorter):
+        start, product = i, 1
+        while i < len(longer) and (product < size or i == start):
+            product *= longer[i]
+            i += 1
+        if product != size:
+            return None
+        runs.append(((start, i), j))
+    if i != len(longer):
+        return None
+    return next((run for run in runs if run[0][1] - run[0][0] > 1), None)
 
 
 def _at(index: tuple, where: Callable[[tuple], str] | None) -> str:
@@ -185,6 +332,16 @@ def _at(index: tuple, where: Callable[[tuple], str] | None) -> str:
 
 def _value(x: torch.Tensor) -> str:
     return _number(x.item())
+
+
+_ROUNDING_ULPS = 4  # differences up to this many units in the last place are called rounding
+
+
+def _only_rounding(got: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Whether every (finite) pair differs by at most ``_ROUNDING_ULPS`` units in the last place."""
+    finite = got.isfinite().all() and expected.isfinite().all()
+    limit = _ROUNDING_ULPS * torch.finfo(expected.dtype).eps * expected.abs()
+    return bool(finite and ((got - expected).abs() <= limit).all())
 
 
 def _as_number(got: Any) -> tuple[Any, str | None]:
@@ -231,8 +388,8 @@ def _compare_number(got, expected, atol, rtol, name, values=True) -> str | None:
     if value != value or abs(value) == float("inf"):
         return f"{name} is {value}, expected {_number(expected)}."
     if abs(value - expected) > atol + rtol * abs(expected):
-        ratio = f" ({value / expected:.3g}x the expected value)" if expected else ""
-        return f"{name}: expected {_number(expected)}, got {_number(value)}{ratio}."
+        shown_want, shown_have = _numbers(expected, value)
+        return f"{name}: expected {shown_want}, got {shown_have} ({_difference(expected, value)})."
     return None
 
 

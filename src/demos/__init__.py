@@ -68,6 +68,7 @@ _EXPORTS = {
     "FusedQKVAttention": "demos.layers.fused_qkv",
     "RMSNorm": "demos.layers.norms",
     "GatedMLP": "demos.layers.mlp",
+    "GeluMLP": "demos.layers.mlp",
     "selective_scan": "demos.layers.selective_scan",
     "selective_scan_parallel": "demos.layers.selective_scan",
     "moe_parameter_counts": "demos.layers.moe",

@@ -1,12 +1,15 @@
-"""Feed-forward blocks: the gated SwiGLU MLP of Llama-style models [shazeer2020glu].
+"""Feed-forward blocks: the gated SwiGLU MLP of Llama-style models [shazeer2020glu], and the
+two-matrix GELU MLP of GPT-style models [hendrycks2016gelu] (Falcon; next GPT-NeoX/Pythia, Persimmon).
 
 Axes: ``c`` hidden size, ``f`` intermediate (MLP) width; any leading axes (``b, t``).
 
 References:
-    shazeer2020glu  GLU Variants Improve Transformer, Eq. (6) (SwiGLU).
+    shazeer2020glu     GLU Variants Improve Transformer, Eq. (6) (SwiGLU).
+    hendrycks2016gelu  Gaussian Error Linear Units (GELUs).
 
 Reference implementation:
-    transformers==5.23.0, models/llama/modeling_llama.py::LlamaMLP
+    transformers==5.23.0, models/llama/modeling_llama.py::LlamaMLP;
+    models/falcon/modeling_falcon.py::FalconMLP; models/gpt_neox/modeling_gpt_neox.py::GPTNeoXMLP
 """
 
 from __future__ import annotations
@@ -30,3 +33,27 @@ class GatedMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_floating(x=x)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (b, t, f) -> (b, t, c)
+
+
+class GeluMLP(nn.Module):
+    """``dense_4h_to_h(act(dense_h_to_4h(x)))``: the GPT-style MLP, one hidden layer, no gate.
+
+    Parameter names are those of Falcon's and GPT-NeoX's MLPs in transformers, so their weights load
+    as they are. ``approximate`` is torch's: ``"none"`` for the exact (erf) GELU (Falcon, GPT-NeoX's
+    ``gelu``), ``"tanh"`` for the tanh approximation (``gelu_new``).
+    """
+
+    def __init__(
+        self, hidden_size: int, intermediate_size: int, bias: bool = True, approximate: str = "none"
+    ) -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate ({approximate!r}) must be 'none' or 'tanh'")
+        self.approximate = approximate
+        self.dense_h_to_4h = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.dense_4h_to_h = nn.Linear(intermediate_size, hidden_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_floating(x=x)
+        hidden = F.gelu(self.dense_h_to_4h(x), approximate=self.approximate)  # (b, t, f)
+        return self.dense_4h_to_h(hidden)  # (b, t, c)

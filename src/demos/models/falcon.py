@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from demos.layers.fused_qkv import FusedQKVAttention
+from demos.layers.mlp import GeluMLP
 from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.models.llama import LlamaLM
 from demos.validation import check_positive_int, check_rope_theta
@@ -145,18 +145,6 @@ class FalconLMAttention(FusedQKVAttention):
         return load_hf_weights(cls(FalconLMConfig.from_hf(hf_attention.config)), hf_attention)
 
 
-class FalconLMMLP(nn.Module):
-    """``dense_4h_to_h(gelu(dense_h_to_4h(x)))``: the GPT-style MLP, exact (erf) GELU."""
-
-    def __init__(self, config: FalconLMConfig) -> None:
-        super().__init__()
-        self.dense_h_to_4h = nn.Linear(config.hidden_size, config.ffn_hidden_size, bias=config.bias)
-        self.dense_4h_to_h = nn.Linear(config.ffn_hidden_size, config.hidden_size, bias=config.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense_4h_to_h(F.gelu(self.dense_h_to_4h(x)))  # (b, t, f) -> (b, t, c)
-
-
 class FalconLMBlock(nn.Module):
     """Parallel block: ``x + attn(norm_a(x)) + mlp(norm_m(x))``.
 
@@ -168,7 +156,8 @@ class FalconLMBlock(nn.Module):
         super().__init__()
         c, eps = config.hidden_size, config.layer_norm_epsilon
         self.self_attention = FalconLMAttention(config)  # NEW vs Llama: fused QKV
-        self.mlp = FalconLMMLP(config)  # NEW vs Llama: GELU MLP, not SwiGLU
+        # NEW vs Llama: a GELU MLP, not SwiGLU
+        self.mlp = GeluMLP(config.hidden_size, config.ffn_hidden_size, config.bias)
         self.two_norms = config.num_ln_in_parallel_attn == 2
         if self.two_norms:  # NEW vs Llama: LayerNorm with a bias, one per branch (40B/180B)
             self.ln_attn = nn.LayerNorm(c, eps=eps)

@@ -1,0 +1,57 @@
+"""The MLPs against transformers' own MLP modules: outputs and every gradient, fp32 and bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import FalconConfig, GPTNeoXConfig, LlamaConfig
+from transformers.models.falcon.modeling_falcon import FalconMLP
+from transformers.models.gpt_neox.modeling_gpt_neox import GPTNeoXMLP
+from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
+
+from demos.layers.mlp import GatedMLP, GeluMLP
+from demos.layers.norms import RMSNorm
+from demos.weights import load_hf_weights, randomize_weights_
+from helpers import assert_same_grads, cast_parameters
+
+
+def _compare(ours, hf, setting, width=32):
+    hf = cast_parameters(randomize_weights_(hf), setting.device, setting.dtype)
+    ours = load_hf_weights(ours, hf)
+    x = torch.randn(2, 5, width, device=setting.device, dtype=setting.dtype, requires_grad=True)
+    ref, out = hf(x), ours(x)
+    setting.close(out, ref)
+    w = torch.randn_like(out)
+    (ref * w).sum().backward()
+    g_ref, x.grad = x.grad.clone(), None
+    (out * w).sum().backward()
+    setting.close(x.grad, g_ref, grad=True, msg="d/dx")
+    assert_same_grads(ours, hf, setting)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_gated_mlp_matches_llama(setting, bias):
+    config = LlamaConfig(hidden_size=32, intermediate_size=56, mlp_bias=bias)
+    _compare(GatedMLP(32, 56, bias), LlamaMLP(config), setting)
+
+
+def test_gelu_mlp_matches_falcon(setting):
+    config = FalconConfig(hidden_size=32, ffn_hidden_size=48, bias=True)
+    _compare(GeluMLP(32, 48, bias=True), FalconMLP(config), setting)
+
+
+@pytest.mark.parametrize("act, approximate", [("gelu", "none"), ("gelu_pytorch_tanh", "tanh")])
+def test_gelu_mlp_matches_gpt_neox(setting, act, approximate):
+    config = GPTNeoXConfig(
+        hidden_size=32, num_attention_heads=4, intermediate_size=48, hidden_act=act
+    )
+    _compare(GeluMLP(32, 48, bias=True, approximate=approximate), GPTNeoXMLP(config), setting)
+
+
+def test_rms_norm_matches_llama(setting):
+    _compare(RMSNorm(32, eps=1e-5), LlamaRMSNorm(32, eps=1e-5), setting)
+
+
+def test_gelu_mlp_refuses_an_unknown_approximation():
+    with pytest.raises(ValueError, match=r"approximate \('fast'\) must be 'none' or 'tanh'"):
+        GeluMLP(4, 8, approximate="fast")

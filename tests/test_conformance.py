@@ -1,7 +1,8 @@
 """The conformance table: every language model here runs every check the models share.
 
 A row is a model: the transformers model it must equal (a tiny random config), our class, and a
-tolerance factor on the setting's (``conftest.py``). A new Llama-architecture family costs one row.
+tolerance factor on the setting's (``conftest.py``). A new Llama-architecture family costs one row;
+a new ``model_type`` also adds its tiny config to ``tests/helpers.py::TINY``.
 Checks: logits and gradients equal to transformers (CPU fp32/bf16, CUDA when present), the same on a
 left-padded batch, cached decoding equal to the full forward, greedy tokens equal to transformers'
 ``generate`` (one prompt, and a left-padded batch), sampling reproducible with a seed, parameter

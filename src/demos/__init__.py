@@ -12,9 +12,10 @@ Where code goes (the layout rule; the README repeats it):
     A model whose weights load from a transformers class (``llama.py`` for ``LlamaForCausalLM``).
     A new family subclasses the closest model already there and marks each change with
     ``# NEW vs Llama: ...``, as transformers' modular files do. Classes are named
-    ``<Family>LMConfig``, ``<Family>LM`` and ``<Family>LM<Part>`` (``LlamaLMBlock``), never a
+    ``<Prefix>LMConfig``, ``<Prefix>LM`` and ``<Prefix>LM<Part>`` (``LlamaLMBlock``), with
+    transformers' class prefix for that model_type (``GPTNeoXLM`` in ``gpt_neox.py``), never a
     transformers class name, so a notebook can import both. A Llama-architecture family with
-    no change of its own needs no file: a registry entry and a conformance-table row.
+    no change of its own needs no file: a registry entry and a row of ``tests/test_conformance.py``.
 ``demos/generation.py``
     One ``generate`` for every language model (greedy or sampled, padded batches).
 ``demos/training/``

@@ -130,3 +130,8 @@ def test_odd_head_dim_and_table_batch_mismatch_raise():
     cos, sin = rope_cos_sin(torch.arange(3).expand(5, 3), 8)  # (5, 3, 8)
     with pytest.raises(ValueError, match="cos and sin have batch 5, x has batch 1"):
         apply_rope(torch.randn(1, 2, 3, 8), cos, sin)
+
+
+def test_positions_as_a_list_raise():
+    with pytest.raises(ValueError, match="positions must be an integer tensor, got list"):
+        rope_cos_sin([0, 1, 2], 8)

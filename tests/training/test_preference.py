@@ -390,3 +390,20 @@ def test_orpo_with_a_confident_policy_is_finite_and_trl_where_trl_is(chosen, rej
     if chosen == 0.0 and rejected == 0.0:
         assert torch.isnan(trl[0])  # TRL: log1mexp(0) - log1mexp(0) = -inf + inf
         torch.testing.assert_close(losses[0], torch.tensor(0.1 * math.log(2), dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: dpo_loss(-1.0, -2.0, -1.0, -2.0), "chosen_logps must be a floating-point tensor"),
+        (
+            lambda: dpo_loss(*[-torch.ones(2)] * 4, label_smoothing=None),
+            r"label_smoothing \(None\) must be in \[0, 0.5\)",
+        ),
+        (lambda: orpo_loss([-1.0], [-2.0]), "chosen_logps must be a floating-point tensor"),
+    ],
+    ids=["floats", "label-smoothing-none", "lists"],
+)
+def test_plain_python_values_raise_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -62,6 +62,8 @@ def rope_cos_sin(
         ``(cos, sin)``, each of shape ``positions.shape + (d,)``: the d/2 angles repeated twice,
         once for each half of the head.
     """
+    if not isinstance(positions, torch.Tensor):
+        raise ValueError(f"positions must be an integer tensor, got {type(positions).__name__}")
     if positions.dtype.is_floating_point or positions.dtype == torch.bool:
         raise ValueError(f"positions must be an integer tensor, got dtype {positions.dtype}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:

@@ -38,6 +38,7 @@ LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 
 
 def _check_same_shape(**tensors: torch.Tensor) -> None:
+    check_floating(**tensors)  # a plain float or a list: say so, not AttributeError
     shapes = {name: tuple(t.shape) for name, t in tensors.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"inputs must have the same shape, got {shapes}")
@@ -161,7 +162,7 @@ def dpo_loss(
     )
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type ({loss_type!r}) must be one of {LOSS_TYPES}")
-    if not 0.0 <= label_smoothing < 0.5:
+    if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing ({label_smoothing!r}) must be in [0, 0.5)")
     if label_smoothing and loss_type != "sigmoid":
         raise ValueError(

@@ -18,21 +18,6 @@ from helpers import (
     tiny_model,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """Run this file's tiny CPU tensors on one thread, then restore the setting.
-
-    At these sizes a second thread saves nothing, and when the other core is busy (the tests run
-    next to other jobs on a 2-core machine) every multithreaded op waits for it: measured 47 s
-    for this file with two threads under load, 14 s with one.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SCANS = {"sequential": selective_scan, "parallel": selective_scan_parallel}
 # (D, z, delta_bias, delta_softplus): none, each alone, all (the block's setting)
 OPTIONS = [

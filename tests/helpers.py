@@ -99,7 +99,7 @@ def tiny_mixtral_config(**overrides):
 def cast_parameters(model: torch.nn.Module, device: str, dtype: torch.dtype) -> torch.nn.Module:
     """Move to ``device`` and cast the *parameters* to ``dtype``, keeping float buffers in fp32.
 
-    This is what ``from_pretrained(..., dtype=torch.bfloat16)`` gives: RoPE's ``inv_freq`` buffer stays
+    This is what loading a checkpoint with ``dtype=torch.bfloat16`` gives: RoPE's ``inv_freq`` buffer stays
     fp32. A plain ``model.to(torch.bfloat16)`` would round it to bf16 and make the reference, not our
     code, the less accurate side of the comparison.
     """
@@ -144,3 +144,14 @@ def assert_lm_parity(ours, reference, ids: torch.Tensor, setting, **forward_kwar
     (ref * w).sum().backward()
     (out * w).sum().backward()
     assert_same_grads(ours, reference, setting)
+
+
+def assert_same_input_grads(out, ref, inputs: dict, setting) -> None:
+    """``out`` equals ``ref``, and so do their gradients with respect to each of ``inputs`` (name ->
+    tensor) under one random linear loss, within ``setting``'s tolerances."""
+    setting.close(out, ref)
+    w = torch.randn_like(out)  # a random linear loss: every gradient is non-trivial
+    ours = torch.autograd.grad((out * w).sum(), tuple(inputs.values()))
+    theirs = torch.autograd.grad((ref * w).sum(), tuple(inputs.values()))
+    for name, a, b in zip(inputs, ours, theirs, strict=True):
+        setting.close(a, b, grad=True, msg=f"d/d{name}")

@@ -27,7 +27,7 @@ from demos.layers.attention import (
 from demos.layers.kv_cache import KVCache, kv_cache_bytes_per_token
 from demos.layers.masks import causal_mask, sliding_window_mask
 from demos.layers.rope import rope_cos_sin
-from helpers import cast_parameters, randomize_, tiny_llama_config
+from helpers import assert_same_input_grads, cast_parameters, randomize_, tiny_llama_config
 
 H, D = 4, 8  # query heads and head size of the small random tensors below
 
@@ -95,12 +95,7 @@ def test_attention_matches_transformers_eager(setting, g, t, s, window):
     )
     ours = attention(q, k, v, window=window)
     ref = hf_eager(q, k, v, mask[None, None])
-    setting.close(ours, ref)
-    w = torch.randn_like(ours)
-    grads = torch.autograd.grad((ours * w).sum(), (q, k, v))
-    ref_grads = torch.autograd.grad((ref * w).sum(), (q, k, v))
-    for name, a, b in zip("qkv", grads, ref_grads, strict=True):
-        setting.close(a, b, grad=True, msg=f"d/d{name}")
+    assert_same_input_grads(ours, ref, {"q": q, "k": k, "v": v}, setting)
 
 
 @pytest.mark.parametrize("g", [H, 2, 1])

@@ -33,7 +33,7 @@ import torch
 
 from demos.book import max_abs_diff
 from demos.layers.selective_scan import (
-    default_chunk_size,
+    DEFAULT_CHUNK_SIZE,
     selective_scan,
     selective_scan_parallel,
 )
@@ -140,9 +140,7 @@ def main() -> None:
                             selective_scan_parallel, args, opts.repeats, chunk_size=size
                         )
                         cells.append(f"{size}: {t * 1e3:.1f}ms")
-                print(
-                    f"e={e} l={length} default={default_chunk_size(b, e, n)} | " + ", ".join(cells)
-                )
+                print(f"e={e} l={length} default={DEFAULT_CHUNK_SIZE} | " + ", ".join(cells))
         return
     print("peak = most resident memory one call adds (VmHWM - VmRSS before, fresh subprocess)")
     header = (
@@ -166,7 +164,7 @@ def main() -> None:
             peaks = [peak_mib(f, b, e, n, length, torch.get_num_threads()) for f in FORMS]
             y_mib = b * e * length * 4 / 2**20
             print(
-                f"{e:>4} {length:>5} {default_chunk_size(b, e, n):>5} | {t_seq * 1e3:>8.1f}ms | "
+                f"{e:>4} {length:>5} {DEFAULT_CHUNK_SIZE:>5} | {t_seq * 1e3:>8.1f}ms | "
                 f"{t_par * 1e3:>7.1f}ms | {t_hf * 1e3:>10.1f}ms | {t_seq / t_par:>6.1f}x | "
                 f"{t_hf / t_par:>5.1f}x | "
                 + " | ".join(f"{p:>5.1f}MiB" for p in peaks)

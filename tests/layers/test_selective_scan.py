@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from demos.layers.selective_scan import (
-    default_chunk_size,
     selective_scan,
     selective_scan_parallel,
 )
@@ -125,9 +124,3 @@ def test_chunked_scan_equals_the_loop_values_state_and_gradients(length, chunk_s
         if not (name == "A" and length == 1):  # from x_0 = 0 one step never multiplies by A_bar
             assert g_seq.abs().max() > 0, name  # a gradient that is all zero proves nothing
         torch.testing.assert_close(g_par, g_seq, atol=1e-12, rtol=1e-12, msg=name)
-
-
-@pytest.mark.parametrize("b, e, n", [(1, 64, 16), (1, 128, 16), (1, 1536, 16), (4, 3, 2)])
-def test_default_chunk_size_is_a_power_of_two_in_range(b, e, n):
-    size = default_chunk_size(b, e, n)
-    assert 16 <= size <= 1024 and size & (size - 1) == 0

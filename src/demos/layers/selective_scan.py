@@ -155,18 +155,13 @@ def selective_scan(
     return _finish(y, u, D, z, x, return_last_state)
 
 
-# Elements (b * e * n * tokens) of one (t, b, c, e, n) temporary of the default chunk: 2**17, 512 KiB
-# in fp32, so that a chunk's handful of temporaries stays in a 2-4 MiB L2 cache. Chosen by
-# scripts/bench_mamba.py --sweep on a 2-core Xeon: 64 and 128 tokens at e = 64, n = 16 were within
-# noise of each other, 512 tokens were 1.3x slower, and the same budget was best at e = 128.
-_CHUNK_ELEMENTS = 2**17
-
-
-def default_chunk_size(b: int, e: int, n: int) -> int:
-    """Tokens per chunk of :func:`selective_scan_parallel`: the power of two that keeps one
-    ``(b, e, n)``-per-token temporary near 2**17 elements, at least 16 and at most 1024."""
-    tokens = _CHUNK_ELEMENTS / max(b * e * n, 1)
-    return int(min(max(2 ** round(math.log2(max(tokens, 1))), 16), 1024))
+# Tokens per chunk of selective_scan_parallel, chosen by `scripts/bench_mamba.py --sweep 16 32 64 128`
+# on the book's 2-core Xeon at l = 4096, b = 1, n = 16 (ms, two threads; one thread ranks the same):
+#   e = 64:   72.5 / 54.8 / 39.8 / 49.5     e = 128:  106.6 / 79.1 / 57.4 / 94.7
+#   e = 1536: 518 / 449 / 411 / 587
+# Shorter chunks make more Python steps (about 2 sqrt(L) per L tokens); longer ones make temporaries
+# (L, b, e, n) that leave the 4 MiB L2 cache and do more work per step (pieces of sqrt(L)).
+DEFAULT_CHUNK_SIZE = 64
 
 
 def _scan_chunk(dt, du, A, B, C, x0):
@@ -220,11 +215,11 @@ def selective_scan_parallel(
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """:func:`selective_scan` streamed chunk by chunk, parallel inside a chunk.
 
-    The sequence is read in chunks of ``chunk_size`` tokens (default :func:`default_chunk_size`,
-    from b * e * n); the state ``(b, e, n)`` is carried from one chunk to the next, so only
+    The sequence is read in chunks of ``chunk_size`` tokens (default ``DEFAULT_CHUNK_SIZE`` =
+    64, measured); the state ``(b, e, n)`` is carried from one chunk to the next, so only
     one chunk's ``(tokens, b, e, n)`` temporaries are alive at a time: beyond the ``(b, e, l)``
-    output, the memory does not grow with l. Inside a chunk of L tokens, :func:`_scan_chunk` takes about 2 sqrt(L)
-    vectorised steps instead of L. Python steps in all: about l / L * 2 sqrt(L).
+    output, the memory does not grow with l. Inside a chunk of L tokens, :func:`_scan_chunk`
+    takes about 2 sqrt(L) vectorised steps instead of L: about l / L * 2 sqrt(L) in all.
 
     Same arguments, result, dtypes and errors as :func:`selective_scan`, up to the order of fp32
     roundings; ``chunk_size`` that is not a positive integer raises ``ValueError``.
@@ -233,7 +228,7 @@ def selective_scan_parallel(
     b, e, seqlen = u.shape
     n = A.shape[1]
     if chunk_size is None:
-        chunk_size = default_chunk_size(b, e, n)
+        chunk_size = DEFAULT_CHUNK_SIZE
     check_positive_int("chunk_size", chunk_size)
     # At least fp32, fp64 stays fp64. Every (b, e, l)-sized step is taken one chunk at a time too,
     # written into the output: the only (b, e, l) tensor this function allocates.

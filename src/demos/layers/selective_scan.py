@@ -155,12 +155,14 @@ def selective_scan(
     return _finish(y, u, D, z, x, return_last_state)
 
 
-# Tokens per chunk of selective_scan_parallel, chosen by `scripts/bench_mamba.py --sweep 16 32 64 128`
-# on the book's 2-core Xeon at l = 4096, b = 1, n = 16 (ms, two threads; one thread ranks the same):
-#   e = 64:   72.5 / 54.8 / 39.8 / 49.5     e = 128:  106.6 / 79.1 / 57.4 / 94.7
-#   e = 1536: 518 / 449 / 411 / 587
-# Shorter chunks make more Python steps (about 2 sqrt(L) per L tokens); longer ones make temporaries
-# (L, b, e, n) that leave the 4 MiB L2 cache and do more work per step (pieces of sqrt(L)).
+# Tokens per chunk of selective_scan_parallel, chosen by `scripts/bench_mamba.py --sweep` on the
+# book's 2-core Xeon at l = 4096, b = 1, n = 16, best of 5 (ms for chunks of 16 / 32 / 64 / 128 / 256):
+#   two threads  e = 64:   66 / 47 / 31 / 26 / 38     e = 128: 87 / 62 / 46 / 63 / 90
+#                e = 1536: 409 / 312 / 278 / 780 / 717
+#   one thread   e = 64:   -- / 48 / 34 / 55 / 31     e = 128: -- / 68 / 49 / 89 / 77
+# 64 is the fastest or close to it everywhere. Shorter chunks make more Python-level steps (about
+# 2 sqrt(L) per L tokens); longer ones make (L, b, e, n) temporaries that leave the 4 MiB L2 cache;
+# and an L that is not a square pads its last piece (128 = 11 pieces of 12, 4 of them padding).
 DEFAULT_CHUNK_SIZE = 64
 
 
@@ -179,7 +181,9 @@ def _scan_chunk(dt, du, A, B, C, x0):
     pad = -L % T  # delta = 0 on padding: A_bar = 1 and B_bar u = 0, so nothing changes
 
     def pieces(t: torch.Tensor, pattern: str) -> torch.Tensor:  # (..., L) -> t-first, in pieces
-        return rearrange(F.pad(t, (0, pad)), pattern, t=T)
+        # Contiguous, so that the (t, b, k, e, n) products below are laid out step by step too:
+        # torch gives an elementwise result the strides of its inputs.
+        return rearrange(F.pad(t, (0, pad)), pattern, t=T).contiguous()
 
     dtp = pieces(dt, "b e (k t) -> t b k e 1")
     # The discretisation of selective_scan, laid out (t, b, k, e, n) so that step t is contiguous.

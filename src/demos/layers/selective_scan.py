@@ -41,9 +41,9 @@ def _compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
     return dtype
 
 
-def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch.Tensor:
+def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus, steps=True):
     """Check every shape, dtype and the sign of A; return the step sizes ``softplus(delta + delta_bias)``, (b, e, l),
-    in the compute dtype (:func:`_compute_dtype`)."""
+    in the compute dtype (:func:`_compute_dtype`); with ``steps=False`` only that dtype."""
     optional = {"D": D, "z": z, "delta_bias": delta_bias}
     given = {"u": u, "delta": delta, "A": A, "B": B, "C": C}
     given |= {k: t for k, t in optional.items() if t is not None}
@@ -80,6 +80,13 @@ def _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch
             "a positive A makes exp(delta A) grow without bound"
         )
     dtype = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    if not steps:
+        return dtype
+    return _step_sizes(delta, delta_bias, delta_softplus, dtype)
+
+
+def _step_sizes(delta, delta_bias, delta_softplus, dtype) -> torch.Tensor:
+    """``softplus(delta + delta_bias)`` in ``dtype``, for checked inputs (any stretch of l)."""
     delta = delta.to(dtype)
     if delta_bias is not None:
         delta = delta + delta_bias.to(dtype)[:, None]  # (b, e, l)
@@ -148,6 +155,55 @@ def selective_scan(
     return _finish(y, u, D, z, x, return_last_state)
 
 
+# Tokens per chunk of selective_scan_parallel, chosen by `scripts/bench_mamba.py --sweep` on the
+# book's 2-core Xeon at l = 4096, b = 1, n = 16, best of 5 (ms for chunks of 16 / 32 / 64 / 128 / 256):
+#   two threads  e = 64:   66 / 47 / 31 / 26 / 38     e = 128: 87 / 62 / 46 / 63 / 90
+#                e = 1536: 409 / 312 / 278 / 780 / 717
+#   one thread   e = 64:   -- / 48 / 34 / 55 / 31     e = 128: -- / 68 / 49 / 89 / 77
+# 64 is the fastest or close to it everywhere. Shorter chunks make more Python-level steps (about
+# 2 sqrt(L) per L tokens); longer ones make (L, b, e, n) temporaries that leave the 4 MiB L2 cache;
+# and an L that is not a square pads its last piece (128 = 11 pieces of 12, 4 of them padding).
+DEFAULT_CHUNK_SIZE = 64
+
+
+def _scan_chunk(dt, du, A, B, C, x0):
+    """One chunk, L tokens, from the entering state ``x0`` (b, e, n): all of its states at once.
+
+    ``dt``, ``du`` = delta * u: (b, e, L); B, C: (b, n, L). Returns ``y`` (b, e, L) and the state
+    after the chunk's last token. The chunk is cut into k pieces of T ~ sqrt(L) tokens:
+    (1) T steps, all pieces at once, each piece started from zero;
+    (2) k steps over the pieces, carrying the true state from each piece to the next;
+    (3) one vectorised line adding each piece's entering state, decayed by
+    ``exp(A * cumsum(delta))`` since the piece began (a sum of A * delta <= 0: at most 1, no overflow).
+    """
+    L = dt.shape[2]
+    T = math.ceil(math.sqrt(L))
+    pad = -L % T  # delta = 0 on padding: A_bar = 1 and B_bar u = 0, so nothing changes
+
+    def pieces(t: torch.Tensor, pattern: str) -> torch.Tensor:  # (..., L) -> t-first, in pieces
+        # Contiguous, so that the (t, b, k, e, n) products below are laid out step by step too:
+        # torch gives an elementwise result the strides of its inputs.
+        return rearrange(F.pad(t, (0, pad)), pattern, t=T).contiguous()
+
+    dtp = pieces(dt, "b e (k t) -> t b k e 1")
+    # The discretisation of selective_scan, laid out (t, b, k, e, n) so that step t is contiguous.
+    deltaA = torch.exp(dtp * A)  # (t, b, k, e, n)
+    deltaB_u = pieces(du, "b e (k t) -> t b k e 1") * pieces(B, "b n (k t) -> t b k 1 n")
+    x, xs = torch.zeros_like(deltaB_u[0]), []  # (b, k, e, n)
+    for t in range(T):  # (1) every piece at once, each started from x = 0
+        x = torch.addcmul(deltaB_u[t], deltaA[t], x)  # (b, k, e, n): deltaA x + deltaB_u, one op
+        xs.append(x)
+    # Product of A_bar from the piece's start to t: exp(A * sum of delta), as A is the same at every t.
+    decay = torch.exp(dtp.cumsum(dim=0) * A)  # (t, b, k, e, n)
+    entering, starts = x0, []  # (b, e, n)
+    for piece in range(x.shape[1]):  # (2) carry the state from piece to piece
+        starts.append(entering)
+        entering = torch.addcmul(x[:, piece], decay[-1, :, piece], entering)  # (b, e, n)
+    x = torch.addcmul(torch.stack(xs), decay, torch.stack(starts, dim=1))  # (t, b, k, e, n): (3)
+    y = x @ pieces(C, "b n (k t) -> t b k n 1")  # (t, b, k, e, 1): Eq. (2b), all t at once
+    return rearrange(y, "t b k e 1 -> b e (k t)")[:, :, :L], entering
+
+
 def selective_scan_parallel(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -161,46 +217,33 @@ def selective_scan_parallel(
     return_last_state: bool = False,
     chunk_size: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """:func:`selective_scan` computed chunk-parallel: about 2 sqrt(l) vectorised steps instead of l.
+    """:func:`selective_scan` streamed chunk by chunk, parallel inside a chunk.
 
-    The sequence is cut into c chunks of T tokens (T = ``chunk_size``, default ceil(sqrt(l))).
-    (1) All chunks at once, T steps: each token's state as if its chunk started from zero.
-    (2) c steps over the chunks: the true state entering each chunk, from the one before.
-    (3) One vectorised line: add the entering state, decayed by the product of ``deltaA`` since
-    the chunk began, ``exp(A * cumsum(delta))`` (at most 1: nothing overflows).
-    Same arguments and result as :func:`selective_scan`, up to the order of fp32 roundings.
+    The sequence is read in chunks of ``chunk_size`` tokens (default ``DEFAULT_CHUNK_SIZE`` =
+    64, measured); the state ``(b, e, n)`` is carried from one chunk to the next, so only
+    one chunk's ``(tokens, b, e, n)`` temporaries are alive at a time: beyond the ``(b, e, l)``
+    output, the memory does not grow with l. Inside a chunk of L tokens, :func:`_scan_chunk`
+    takes about 2 sqrt(L) vectorised steps instead of L: about l / L * 2 sqrt(L) in all.
+
+    Same arguments, result, dtypes and errors as :func:`selective_scan`, up to the order of fp32
+    roundings; ``chunk_size`` that is not a positive integer raises ``ValueError``.
     """
-    delta = _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus)  # (b, e, l)
-    seqlen = u.shape[2]
+    dtype = _prepare_delta(u, delta, A, B, C, D, z, delta_bias, delta_softplus, steps=False)
+    b, e, seqlen = u.shape
+    n = A.shape[1]
     if chunk_size is None:
-        chunk_size = math.ceil(math.sqrt(seqlen))
+        chunk_size = DEFAULT_CHUNK_SIZE
     check_positive_int("chunk_size", chunk_size)
-    T = min(chunk_size, seqlen)
-    # Pad to a multiple of T with delta = 0: there A_bar = 1 and B_bar u = 0, so nothing changes.
-    pad = -seqlen % T
-
-    dtype = delta.dtype  # at least fp32, fp64 stays fp64
-
-    def chunked(t: torch.Tensor, pattern: str) -> torch.Tensor:  # (..., l) -> t-first, chunked
-        return rearrange(F.pad(t.to(dtype), (0, pad)), pattern, t=T)
-
-    dt = chunked(delta, "b e (c t) -> t b c e 1")
-    # The discretisation of selective_scan, laid out (t, b, c, e, n) so that step t is contiguous.
-    deltaA = torch.exp(dt * A.to(dtype))  # (t, b, c, e, n)
-    deltaB_u = chunked(delta * u.to(dtype), "b e (c t) -> t b c e 1") * chunked(
-        B, "b n (c t) -> t b c 1 n"
-    )  # (t, b, c, e, n)
-    x, xs = torch.zeros_like(deltaB_u[0]), []  # (b, c, e, n)
-    for t in range(T):  # (1) every chunk at once, each started from x = 0
-        x = torch.addcmul(deltaB_u[t], deltaA[t], x)  # (b, c, e, n): deltaA x + deltaB_u, one op
-        xs.append(x)
-    # Product of A_bar from the chunk's start to t: exp(A * sum of delta), as A is the same at every t.
-    decay = torch.exp(dt.cumsum(dim=0) * A.to(dtype))  # (t, b, c, e, n)
-    entering, starts = torch.zeros_like(x[:, 0]), []  # (b, e, n)
-    for chunk in range(x.shape[1]):  # (2) carry the state from chunk to chunk
-        starts.append(entering)
-        entering = torch.addcmul(x[:, chunk], decay[-1, :, chunk], entering)  # (b, e, n)
-    x = torch.addcmul(torch.stack(xs), decay, torch.stack(starts, dim=1))  # (t, b, c, e, n): (3)
-    y = x @ chunked(C, "b n (c t) -> t b c n 1")  # (t, b, c, e, 1): Eq. (2b), all t at once
-    y = rearrange(y, "t b c e 1 -> b e (c t)")[:, :, :seqlen]  # (b, e, l)
-    return _finish(y, u, D, z, x[-1, :, -1], return_last_state)
+    # At least fp32, fp64 stays fp64. Every (b, e, l)-sized step is taken one chunk at a time too,
+    # written into the output: the only (b, e, l) tensor this function allocates.
+    A, B, C = A.to(dtype), B.to(dtype), C.to(dtype)
+    y = u.new_empty(b, e, seqlen)
+    x = torch.zeros(b, e, n, dtype=dtype, device=u.device)  # the state starts at zero
+    for start in range(0, seqlen, chunk_size):
+        part = slice(start, start + chunk_size)
+        dt = _step_sizes(delta[:, :, part], delta_bias, delta_softplus, dtype)  # (b, e, L)
+        du = dt * u[:, :, part].to(dtype)  # (b, e, L): Euler's B_bar u = delta B u, before B
+        y_part, x = _scan_chunk(dt, du, A, B[:, :, part], C[:, :, part], x)
+        zpart = None if z is None else z[:, :, part]
+        y[:, :, part] = _finish(y_part, u[:, :, part], D, zpart, None, False)
+    return (y, x) if return_last_state else y

@@ -2,7 +2,7 @@
 
 SFT a tiny model on the toy copy/reverse task, then DPO (frozen reference), "DPO without a reference"
 and ORPO (no reference) from the SFT model, and ORPO from the untrained model; see
-``demos.preference_toy`` for the task and the logged numbers.
+``demos.toys.zephyr`` for the task and the logged numbers.
 
 Run: ``PYTHONPATH=src python scripts/preference_run.py`` (about 30 s on two CPU cores). Writes
 ``results/preference_run.json``, which the chapter plots (it reruns the same run if the file is missing).

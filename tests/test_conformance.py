@@ -209,6 +209,8 @@ def test_bad_masks_and_generation_options_raise(row):
         ours.generate(ids, 0)
     with pytest.raises(ValueError, match=r"temperature \(0.0\) must be positive"):
         ours.generate(ids, 2, do_sample=True, temperature=0.0)
+    with pytest.raises(ValueError, match=r"temperature \(None\)"):
+        ours.generate(ids, 2, do_sample=True, temperature=None)
     cache = ours.new_cache(2)
     if isinstance(cache, list):
         cache = cache[:1]  # one KV cache for two layers

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from demos.validation import check_attention_mask, check_positive_int
+from demos.validation import check_attention_mask, check_finite_number, check_positive_int
 
 
 def position_ids(
@@ -102,6 +102,7 @@ def generate(
         raise ValueError("attention_mask must pad on the left: its last column must be all ones")
     generator = None
     if do_sample:
+        check_finite_number("temperature", temperature)  # None or a string: say so, not TypeError
         if not temperature > 0:
             raise ValueError(f"temperature ({temperature!r}) must be positive")
         if top_k is not None:

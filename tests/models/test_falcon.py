@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import FalconConfig, FalconForCausalLM
+from transformers import FalconForCausalLM
 
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 from demos.models.falcon import FalconLM, FalconLMAttention, FalconLMConfig
+from demos.registry import released_config
 from demos.weights import count_parameters
 from helpers import assert_lm_parity, tiny_config, tiny_model
 
@@ -94,31 +95,13 @@ def test_our_cache_is_h_over_g_times_smaller_than_transformers():
 
 # ---- KV-cache size and parameter counts of the released models ----
 
-RELEASED = {  # config.json of tiiuae/falcon-7b, falcon-40b, falcon-180B [hf_falcon_configs]
-    "falcon-7b": dict(
-        hidden_size=4544, num_hidden_layers=32, num_attention_heads=71, multi_query=True
-    ),
-    "falcon-40b": dict(
-        hidden_size=8192,
-        num_hidden_layers=60,
-        num_attention_heads=128,
-        num_kv_heads=8,
-        new_decoder_architecture=True,
-    ),
-    "falcon-180B": dict(
-        hidden_size=14848,
-        num_hidden_layers=80,
-        num_attention_heads=232,
-        num_kv_heads=8,
-        new_decoder_architecture=True,
-    ),
-}
+RELEASED = ["Falcon-7B", "Falcon-40B", "Falcon-180B"]  # read from the registry, not retyped
 
 
-@pytest.mark.parametrize("name", list(RELEASED))
+@pytest.mark.parametrize("name", RELEASED)
 def test_kv_cache_ratio_of_released_models(name):
     """The seed list says multi-query attention shrinks the KV cache "10-100x": check per model."""
-    cfg = FalconLMConfig(vocab_size=65024, **RELEASED[name])
+    cfg = FalconLMConfig.from_hf(released_config(name))
     ours = kv_cache_bytes_per_token(cfg.num_hidden_layers, cfg.kv_heads, cfg.head_dim)
     mha = kv_cache_bytes_per_token(cfg.num_hidden_layers, cfg.num_attention_heads, cfg.head_dim)
     assert mha // ours == cfg.num_attention_heads // cfg.kv_heads
@@ -127,7 +110,7 @@ def test_kv_cache_ratio_of_released_models(name):
 
 def test_full_size_parameter_count_on_meta_device():
     """Falcon-7B at full size, built on the meta device (no memory, nothing downloaded)."""
-    hf_config = FalconConfig(vocab_size=65024, **RELEASED["falcon-7b"])
+    hf_config = released_config("Falcon-7B")
     with torch.device("meta"):
         hf = FalconForCausalLM(hf_config)
         ours = FalconLM(FalconLMConfig.from_hf(hf_config))

@@ -81,7 +81,7 @@ def test_float_positions_raise():
 
 def test_cos_sin_shape_mismatch_raises():
     cos, sin = rope_cos_sin(torch.arange(5), 8)
-    with pytest.raises(ValueError, match=r"\(t, d\)"):
+    with pytest.raises(ValueError, match=r"\(t, r\)"):
         apply_rope(torch.randn(1, 2, 4, 8), cos, sin)  # t = 4 but the table has 5 positions
     with pytest.raises(ValueError, match=r"\(b, h, t, d\)"):
         apply_rope(torch.randn(2, 5, 8), cos, sin)
@@ -135,3 +135,51 @@ def test_odd_head_dim_and_table_batch_mismatch_raise():
 def test_positions_as_a_list_raise():
     with pytest.raises(ValueError, match="positions must be an integer tensor, got list"):
         rope_cos_sin([0, 1, 2], 8)
+
+
+@pytest.mark.parametrize("rotary_pct", [0.25, 0.5, 1.0])
+def test_partial_rotary_matches_gpt_neox(setting, rotary_pct):
+    """Partial rotary (GPT-NeoX's rotary_pct): the first r channels turn, the other d - r pass."""
+    from transformers import GPTNeoXConfig
+    from transformers.models.gpt_neox.modeling_gpt_neox import (
+        GPTNeoXRotaryEmbedding,
+    )
+    from transformers.models.gpt_neox.modeling_gpt_neox import (
+        apply_rotary_pos_emb as neox_apply_rotary_pos_emb,
+    )
+
+    b, h, t, d = 2, 4, 7, 16
+    config = GPTNeoXConfig(
+        hidden_size=h * d, num_attention_heads=h, rotary_pct=rotary_pct, vocab_size=32
+    )
+    positions = torch.arange(t, device=setting.device).expand(b, t)  # (b, t)
+    x = torch.empty(0, device=setting.device, dtype=setting.dtype)
+    hf_cos, hf_sin = GPTNeoXRotaryEmbedding(config).to(setting.device)(x, positions)
+    r = int(d * rotary_pct)
+    assert hf_cos.shape[-1] == r  # the reference rotates r of the d channels
+    cos, sin = rope_cos_sin(positions, r, config.rope_parameters["rope_theta"], setting.dtype)
+    setting.close(cos, hf_cos)
+    q = torch.randn(b, h, t, d, device=setting.device, dtype=setting.dtype)
+    k = torch.randn(b, h, t, d, device=setting.device, dtype=setting.dtype)
+    hf_q, hf_k = neox_apply_rotary_pos_emb(q, k, hf_cos, hf_sin)
+    setting.close(apply_rope(q, cos, sin), hf_q)
+    setting.close(apply_rope(k, cos, sin), hf_k)
+    if r < d:  # the channels past r are untouched, exactly
+        assert torch.equal(apply_rope(q, cos, sin)[..., r:], q[..., r:])
+
+
+def test_inv_freq_override_is_used_and_checked():
+    positions = torch.arange(5)
+    inv_freq = torch.tensor([1.0, 0.5])
+    cos, _ = rope_cos_sin(positions, 4, inv_freq=inv_freq)
+    expected = torch.cos(positions[:, None].float() * inv_freq)  # (t, d/2)
+    torch.testing.assert_close(cos, torch.cat((expected, expected), dim=-1))
+    with pytest.raises(ValueError, match="inv_freq must have shape"):
+        rope_cos_sin(positions, 8, inv_freq=inv_freq)
+
+
+@pytest.mark.parametrize("r", [3, 18])
+def test_rotated_width_must_be_even_and_at_most_d(r):
+    x = torch.randn(1, 1, 2, 16)
+    with pytest.raises(ValueError, match="even r <= d"):
+        apply_rope(x, torch.ones(2, r), torch.zeros(2, r))

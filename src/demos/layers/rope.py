@@ -46,17 +46,21 @@ def rope_cos_sin(
     head_dim: int,
     base: float = 10000.0,
     dtype: torch.dtype = torch.float32,
+    inv_freq: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosines and sines of the rotation angles for integer ``positions``.
 
     Args:
         positions: integer positions, shape ``(t,)`` or ``(b, t)``.
-        head_dim: ``d``, the size of each head (even).
+        head_dim: the number of rotated channels (even): ``d``, or fewer for partial rotary
+            (GPT-NeoX's ``rotary_pct``), where :func:`apply_rope` leaves the rest unrotated.
         base: the RoPE base (Llama 2: 10000).
         dtype: dtype of the returned tables (floating). Angles are computed in float32, as in
             transformers, because ``m * theta_i`` loses precision in half precision at large ``m``;
             for float64 tables in float64 (from the same float32 frequencies), so that the rotation
             stays a rotation to float64 precision.
+        inv_freq: frequencies to use instead of ``rope_inv_freq(head_dim, base)``, shape
+            ``(head_dim/2,)``: how scaled variants (Llama 3's, LongRoPE) plug in their own.
 
     Returns:
         ``(cos, sin)``, each of shape ``positions.shape + (d,)``: the d/2 angles repeated twice,
@@ -69,7 +73,16 @@ def rope_cos_sin(
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype ({dtype!r}) must be a floating-point dtype for cos/sin tables")
     work = torch.promote_types(dtype, torch.float32)  # fp32 as transformers; fp64 tables stay fp64
-    inv_freq = rope_inv_freq(head_dim, base, device=positions.device).to(work)  # (d/2,)
+    if inv_freq is None:
+        inv_freq = rope_inv_freq(head_dim, base, device=positions.device)
+    elif not isinstance(inv_freq, torch.Tensor) or inv_freq.shape != (head_dim // 2,):
+        shape = (
+            tuple(inv_freq.shape) if isinstance(inv_freq, torch.Tensor) else type(inv_freq).__name__
+        )
+        raise ValueError(
+            f"inv_freq must have shape ({head_dim // 2},) = (head_dim/2,), got {shape}"
+        )
+    inv_freq = inv_freq.to(positions.device, work)  # (d/2,)
     angles = positions[..., None].to(work) * inv_freq  # (..., t, d/2): m * theta_i
     angles = torch.cat(
         (angles, angles), dim=-1
@@ -88,11 +101,17 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
     Args:
         x: ``(b, h, t, d)`` queries or keys.
-        cos, sin: from :func:`rope_cos_sin`, shape ``(t, d)`` (shared by the batch) or ``(b, t, d)``.
+        cos, sin: from :func:`rope_cos_sin`, shape ``(t, r)`` (shared by the batch) or ``(b, t, r)``
+            with ``r = d`` or, for partial rotary (GPT-NeoX, Persimmon, Phi), an even ``r < d``.
 
     Returns:
         ``x * cos + rotate_half(x) * sin``, shape ``(b, h, t, d)``; in 2-D coordinates, each pair
-        ``(x_i, x_{i+d/2})`` becomes ``(x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin)``.
+        ``(x_i, x_{i+d/2})`` becomes ``(x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin)``. With
+        ``r < d`` only the first ``r`` channels turn (pairs ``(i, i + r/2)``); the other ``d - r``
+        pass through unchanged.
+
+    Reference implementation: transformers==5.23.0,
+    models/gpt_neox/modeling_gpt_neox.py::apply_rotary_pos_emb (the partial case).
     """
     check_floating(x=x, cos=cos, sin=sin)  # integer tables would round every cosine to -1, 0 or 1
     check_same_device(x=x, cos=cos, sin=sin)
@@ -100,9 +119,17 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
         raise ValueError(f"x must have shape (b, h, t, d), got {tuple(x.shape)}")
     if x.shape[-1] % 2:
         raise ValueError(f"head_dim d ({x.shape[-1]}) must be even: RoPE turns channel pairs")
-    if cos.shape != sin.shape or cos.dim() not in (2, 3) or cos.shape[-2:] != x.shape[-2:]:
+    t, d = x.shape[-2:]
+    r = cos.shape[-1] if cos.dim() else 0  # rotated channels
+    if (
+        cos.shape != sin.shape
+        or cos.dim() not in (2, 3)
+        or cos.shape[-2] != t
+        or not 0 < r <= d
+        or r % 2
+    ):
         raise ValueError(
-            f"cos and sin must both have shape (t, d) or (b, t, d) with (t, d) = {tuple(x.shape[-2:])}, "
+            f"cos and sin must both have shape (t, r) or (b, t, r) with t = {t} and an even r <= d = {d}, "
             f"got {tuple(cos.shape)} and {tuple(sin.shape)}"
         )
     if cos.dim() == 3 and cos.shape[0] != x.shape[0]:  # would broadcast x to the tables' batch
@@ -110,5 +137,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
             f"cos and sin have batch {cos.shape[0]}, x has batch {x.shape[0]}: one table per sequence"
         )
     if cos.dim() == 3:
-        cos, sin = cos[:, None], sin[:, None]  # (b, 1, t, d): broadcast over heads
+        cos, sin = cos[:, None], sin[:, None]  # (b, 1, t, r): broadcast over heads
+    if r < d:  # partial rotary: rotate the first r channels, pass the rest through
+        x_rot, x_pass = x[..., :r], x[..., r:]  # (b, h, t, r), (b, h, t, d - r)
+        return torch.cat((x_rot * cos + rotate_half(x_rot) * sin, x_pass), dim=-1)  # (b, h, t, d)
     return x * cos + rotate_half(x) * sin

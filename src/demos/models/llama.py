@@ -149,6 +149,16 @@ class LlamaLM(GenerationMixin, nn.Module):
         """Hook: the norm after the last block."""
         return RMSNorm(config.hidden_size, config.rms_norm_eps)
 
+    def position_embeddings(
+        self, positions: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hook: RoPE's ``(cos, sin)`` for ``positions`` ``(t,)`` or ``(b, t)``, each ``(..., t, r)``.
+
+        Llama rotates all ``r = d`` channels with the plain frequencies; a family with partial rotary
+        (``r < d``) or scaled frequencies (Llama 3, LongRoPE) overrides this one method.
+        """
+        return rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, dtype)
+
     def _part(self, i: int) -> nn.Module:
         return getattr(getattr(self, self.module_names[0]), self.module_names[i])
 
@@ -193,7 +203,9 @@ class LlamaLM(GenerationMixin, nn.Module):
         attention_mask = check_attention_mask(attention_mask, b, past + t)
         positions = position_ids(t, past, attention_mask, input_ids.device)  # (t,) or (b, t)
         x = self.embed(input_ids)  # (b, t, c)
-        cos_sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
+        cos_sin = self.position_embeddings(
+            positions, x.dtype
+        )  # (cos, sin), each (t, r) or (b, t, r)
         for i, block in enumerate(self.blocks):
             x = block(x, cos_sin, None if cache is None else cache[i], attention_mask)  # (b, t, c)
         return self.lm_head(self.norm_f(x))  # (b, t, v)

@@ -1,0 +1,56 @@
+"""Nearly right: the mistakes a careful reader makes when porting a model, each measured.
+
+A trap is a one-line wrong version of something a chapter derives, run next to the right version
+against the reference (transformers, TRL, bitsandbytes or lm-evaluation-harness) on the same tiny
+input. The right version must agree with the reference; the wrong one must not, and the size of its
+divergence is the lesson. Each chapter keeps its traps in ``demos/traps/<chapter>.py`` as a
+module-level list ``TRAPS``; :func:`all_traps` gathers them for the "Nearly right" appendix, and the
+tests run every one, so no number on that page is retyped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a trap's ``measure`` returns: both versions against the reference, same input."""
+
+    right_error: float  # max |right - reference|: at rounding level
+    wrong_error: float  # max |wrong - reference|: the divergence the mistake causes
+    tolerance: float  # the bound the right version meets (and the wrong one must exceed)
+    quantity: str  # what was compared, e.g. "logits of a 2-layer GemmaForCausalLM, fp32"
+
+
+@dataclass(frozen=True)
+class Trap:
+    """One measured mistake.
+
+    Attributes:
+        chapter: the chapter's notebook name in book/ (``"llama2"``), where the trap is explained.
+        title: a short name, e.g. ``"RoPE on adjacent pairs instead of halves"``.
+        wrong: the one-line wrong version, as code.
+        right: the line it replaces, as code.
+        shows: where the divergence shows, in words (``"every score past position 0"``).
+        measure: runs both versions against the reference; no arguments, seeded inside.
+    """
+
+    chapter: str
+    title: str
+    wrong: str
+    right: str
+    shows: str
+    measure: Callable[[], Measured]
+
+
+def all_traps() -> list[Trap]:
+    """Every ``TRAPS`` list of the modules in this package, in module-name order."""
+    traps: list[Trap] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        traps.extend(getattr(module, "TRAPS", []))
+    return traps

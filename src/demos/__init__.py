@@ -97,6 +97,12 @@ _EXPORTS = {
     "show_source": "demos.book",
     "parity_report": "demos.book",
     "compare_lm": "demos.book",
+    # evaluation: Chatbot Arena and GSM8K
+    "simulate_battles": "demos.eval.arena",
+    "online_elo": "demos.eval.arena",
+    "bradley_terry": "demos.eval.arena",
+    "bootstrap_bradley_terry": "demos.eval.arena",
+    "confidence_intervals": "demos.eval.arena",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -103,6 +103,9 @@ _EXPORTS = {
     "bradley_terry": "demos.eval.arena",
     "bootstrap_bradley_terry": "demos.eval.arena",
     "confidence_intervals": "demos.eval.arena",
+    "extract_strict": "demos.eval.gsm8k",
+    "extract_flexible": "demos.eval.gsm8k",
+    "maj_at_k": "demos.eval.gsm8k",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -203,12 +203,16 @@ def harness_gsm8k(
     import contextlib
     import io
     import logging
+    import warnings
     from pathlib import Path
 
-    import datasets
-    import lm_eval
     import yaml
-    from lm_eval.api.task import ConfigurableTask
+
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")  # tqdm's notebook notice when lm_eval is imported
+        import datasets
+        import lm_eval
+        from lm_eval.api.task import ConfigurableTask
 
     if len(outputs) != len(items):
         raise ValueError(f"got {len(outputs)} outputs for {len(items)} items")

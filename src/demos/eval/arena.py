@@ -350,9 +350,10 @@ def bradley_terry_sklearn(
 
     One row per battle, duplicated as FastChat's ``compute_mle_elo`` does: a win for model_a is
     two rows with label 1, a win for model_b two rows with label 0, a tie one of each ("two half
-    battles"). Row ``x`` has ``+1`` in model_a's column and ``-1`` in model_b's; no intercept.
-    ``C = inf`` is no regularisation (scikit-learn 1.8 deprecated ``penalty=None`` for it); a
-    finite ``C`` is the L2-penalised fit that scikit-learn runs by default (``C = 1``).
+    battles"). Row ``x`` has ``+ln(base)`` in model_a's column and ``-ln(base)`` in model_b's, no
+    intercept, so the coefficients are base-``base`` strengths (``theta / ln(base)``). ``C = inf``
+    is no regularisation (scikit-learn 1.8 deprecated ``penalty=None`` for it); ``C = 1`` is
+    scikit-learn's default L2 penalty, which fschat 0.2.36's ``compute_elo_mle_with_tie`` ran.
 
     Returns:
         ``{model: rating}`` on the Elo scale, centred on ``init_rating`` as :func:`bradley_terry`.
@@ -365,12 +366,12 @@ def bradley_terry_sklearn(
     X = np.zeros((2 * n, m))  # (2n, m): every battle twice
     rows = np.arange(2 * n)
     both = np.concatenate([pairs.numpy(), pairs.numpy()])
-    X[rows, both[:, 0]] = 1.0
-    X[rows, both[:, 1]] = -1.0
+    X[rows, both[:, 0]] = math.log(base)
+    X[rows, both[:, 1]] = -math.log(base)
     s = scores.numpy()
     y = np.concatenate([s > 0.0, s == 1.0]).astype(np.float64)  # a tie: 1 in the first copy only
     fit = LogisticRegression(C=C, fit_intercept=False, solver="newton-cg", tol=1e-12, max_iter=1000)
     fit.fit(X, y)
-    theta = torch.from_numpy(fit.coef_[0].copy())
+    theta = torch.from_numpy(fit.coef_[0].copy()) * math.log(base)  # natural-log strengths
     ratings = to_elo_scale(theta - theta.mean(), models, scale, base, init_rating)
     return dict(zip(models, ratings.tolist(), strict=True))

@@ -114,7 +114,7 @@ def check_two_model_gap(fn: Callable[[int, int, int], float]) -> Check:
         "3 wins to 1": (3, 1, 0),
         "even record with ties": (5, 5, 4),
         "b ahead, some ties": (20, 60, 20),
-        "the Arena's K-free answer for 1000 battles": (550, 350, 100),
+        "1,000 battles, 100 ties": (550, 350, 100),
     }
     if (stub := _not_attempted(fn, cases["3 wins to 1"])) is not None:
         return stub

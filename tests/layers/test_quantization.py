@@ -21,6 +21,7 @@ from demos.layers.quantization import (
     absmax_int_roundtrip,
     dequantize_absmax,
     double_quantize_absmax,
+    linear_weight_bytes,
     nf4_code,
     pack_nf4,
     unpack_nf4,
@@ -204,6 +205,33 @@ def test_linear_nf4_equals_bitsandbytes_linear4bit(bias):
     torch.testing.assert_close(gx_ours, gx_ref, atol=1e-5, rtol=1e-5)
 
 
+def tensor_bytes(*tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@pytest.mark.parametrize(("out_features", "in_features"), [(96, 256), (64, 64), (300, 512)])
+def test_linear_weight_bytes_equal_what_bitsandbytes_stores(out_features, in_features):
+    linear = torch.nn.Linear(in_features, out_features, bias=False)
+    int8 = bnb.nn.Linear8bitLt(in_features, out_features, bias=False, has_fp16_weights=False)
+    int8.load_state_dict(linear.state_dict())
+    int8 = int8.to("cpu")
+    stored = {"fp16": tensor_bytes(linear.weight.half())}
+    stored["int8"] = tensor_bytes(int8.weight.data, int8.weight.SCB)
+    for fmt, nested in (("nf4", False), ("nf4-dq", True)):
+        layer = bnb.nn.Linear4bit(
+            in_features, out_features, bias=False, compress_statistics=nested, quant_type="nf4"
+        )
+        layer.load_state_dict(linear.state_dict())
+        layer = layer.to("cpu")
+        state = layer.weight.quant_state
+        parts = [layer.weight.data, state.absmax]
+        if nested:
+            parts += [state.state2.absmax, state.offset.reshape(1).float()]
+        stored[fmt] = tensor_bytes(*parts)
+    for fmt, expected in stored.items():
+        assert linear_weight_bytes(out_features, in_features, fmt) == expected, fmt
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError, match=r"weight.numel\(\) \(100\) must be a positive multiple"):
         quantize_nf4(torch.randn(10, 10))
@@ -222,3 +250,5 @@ def test_bad_input_raises():
         dequantize_nf4(codes, absmax, 48)
     with pytest.raises(ValueError, match=r"weight must have shape \(out_features, in_features\)"):
         LinearNF4(torch.randn(64))
+    with pytest.raises(ValueError, match=r"fmt \('fp8'\) must be one of"):
+        linear_weight_bytes(64, 64, "fp8")

@@ -203,6 +203,35 @@ def absmax_int_roundtrip(weight: torch.Tensor, blocksize: int = 64, bits: int = 
     return (torch.round(x / scale).clamp(-top, top) * scale).reshape(weight.shape)
 
 
+FORMATS = ("fp16", "int8", "nf4", "nf4-dq")
+
+
+def linear_weight_bytes(
+    out_features: int, in_features: int, fmt: str, blocksize: int = 64, blocksize2: int = 256
+) -> int:
+    """Bytes that bitsandbytes keeps for one ``(out_features, in_features)`` weight in ``fmt``.
+
+    ``fp16``: 2 per value. ``int8`` (LLM.int8's ``Linear8bitLt``): 1 per value plus one float32
+    scale per output row. ``nf4``: 4 bits per value plus one float32 absmax per block.
+    ``nf4-dq`` (double quantisation): 4 bits per value, one byte per block, one float32 per
+    ``blocksize2`` blocks and one float32 offset. Shared code tables are not counted.
+    """
+    for name, value in (("out_features", out_features), ("in_features", in_features)):
+        check_positive_int(name, value)
+    check_positive_int("blocksize", blocksize)
+    check_positive_int("blocksize2", blocksize2)
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt ({fmt!r}) must be one of {FORMATS}")
+    n = out_features * in_features
+    blocks = -(-n // blocksize)  # ceil: the last block may be short
+    return {
+        "fp16": 2 * n,
+        "int8": n + 4 * out_features,
+        "nf4": -(-n // 2) + 4 * blocks,
+        "nf4-dq": -(-n // 2) + blocks + 4 * -(-blocks // blocksize2) + 4,
+    }[fmt]
+
+
 class LinearNF4(nn.Module):
     """A linear layer whose weight is stored as NF4 codes and block scales, dequantised in ``forward``.
 

@@ -40,6 +40,7 @@ TINY = {  # transformers model_type -> the fields of a tiny config of that type
     "mamba": dict(
         vocab_size=97, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2, conv_kernel=4
     ),
+    "phi3": _LLAMA,  # Phi3Config: the same fields; qkv_proj and gate_up_proj are fused
     "mixtral": dict(  # 5 experts, 2 per token, 3 layers
         vocab_size=50,
         hidden_size=16,

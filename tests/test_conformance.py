@@ -24,6 +24,7 @@ from demos.models.falcon import FalconLM
 from demos.models.llama import LlamaLM
 from demos.models.mamba import MambaLM
 from demos.models.mistral import MistralLM
+from demos.models.phi3 import Phi3LM
 from demos.weights import count_parameters
 from helpers import assert_lm_parity, assert_same_grads, assert_same_greedy_tokens, tiny_model
 
@@ -62,6 +63,24 @@ ROWS = {
             "num_attention_heads": 8,
             "num_key_value_heads": 1,
             "rope_parameters": {"rope_type": "default", "rope_theta": 5e6},
+        },
+    ),
+    # Phi-3: fused qkv_proj / gate_up_proj; a sliding window; LongRoPE below its switch (every
+    # sequence here is shorter than L = 64: short factors and the attention factor 1.15)
+    "phi3": Row("phi3", Phi3LM),
+    "phi3-W3": Row("phi3", Phi3LM, {"sliding_window": 3}),
+    "phi3-longrope": Row(
+        "phi3",
+        Phi3LM,
+        {
+            "original_max_position_embeddings": 64,
+            "rope_parameters": {
+                "rope_type": "longrope",
+                "rope_theta": 10000.0,
+                "factor": 4.0,
+                "short_factor": [1.0, 1.3, 2.1, 3.7],
+                "long_factor": [1.0, 2.9, 6.4, 15.2],
+            },
         },
     ),
 }

@@ -73,6 +73,13 @@ _EXPORTS = {
     "selective_scan": "demos.layers.selective_scan",
     "selective_scan_parallel": "demos.layers.selective_scan",
     "moe_parameter_counts": "demos.layers.moe",
+    # phi3: NF4 quantisation, LongRoPE, the model
+    "quantize_nf4": "demos.layers.quantization",
+    "dequantize_nf4": "demos.layers.quantization",
+    "LinearNF4": "demos.layers.quantization",
+    "longrope_inv_freq": "demos.models.phi3",
+    "Phi3LMConfig": "demos.models.phi3",
+    "Phi3LM": "demos.models.phi3",
     # models
     "LlamaLMConfig": "demos.models.llama",
     "LlamaLM": "demos.models.llama",

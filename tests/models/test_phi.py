@@ -71,6 +71,13 @@ def test_released_sizes_count_on_meta_device(name):
     assert count_parameters(ours) == sum(p.numel() for p in hf.parameters())
 
 
+@pytest.mark.parametrize("name", [size.name for size in family_sizes("Phi")])
+def test_released_sizes_rotate_32_channels_of_each_head(name):
+    """phi-1/1.5 (d = 64, factor 0.5) and phi-2 (d = 80, factor 0.4) both rotate 32 channels."""
+    config = PhiLMConfig.from_hf(released_config(name))
+    assert config.rotary_ndims == 32
+
+
 def test_bad_config_raises():
     with pytest.raises(ValueError, match=r"num_attention_heads \(4\) must be divisible by"):
         PhiLMConfig(97, 32, 1, 4, 56, num_key_value_heads=3)

@@ -17,6 +17,8 @@ Reference implementation:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,3 +83,14 @@ class SquaredReLUMLP(GeluMLP):
         check_floating(x=x)
         hidden = squared_relu(self.dense_h_to_4h(x))  # (b, t, f)  NEW vs GeluMLP
         return self.dense_4h_to_h(hidden)  # (b, t, c)
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU's tanh approximation written out, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    [hendrycks2016gelu], Section 2; transformers' ``gelu_new`` (``NewGELUActivation``) computes this
+    formula term by term. ``F.gelu(x, approximate="tanh")`` is the same function, fused, and differs
+    from it in the last bits, which a float32 gradient comparison at 1e-5 can see. Any shape, same dtype.
+    """
+    inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
+    return 0.5 * x * (1.0 + torch.tanh(inner))

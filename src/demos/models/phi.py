@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from demos.layers.attention import AttentionConfig, GroupedQueryAttention
+from demos.layers.mlp import gelu_tanh
 from demos.models.gpt_neox import GELU_APPROXIMATIONS, GPTNeoXLM, GPTNeoXLMConfig
 from demos.validation import check_floating, check_positive_int
 from demos.weights import load_hf_weights
@@ -107,7 +108,9 @@ class PhiLMMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_floating(x=x)
-        return self.fc2(F.gelu(self.fc1(x), approximate=self.approximate))  # (b, t, f) -> (b, t, c)
+        h = self.fc1(x)  # (b, t, f)
+        h = gelu_tanh(h) if self.approximate == "tanh" else F.gelu(h)  # gelu_new: the formula
+        return self.fc2(h)  # (b, t, c)
 
 
 class PhiLMBlock(nn.Module):

@@ -90,7 +90,10 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
     [hendrycks2016gelu], Section 2; transformers' ``gelu_new`` (``NewGELUActivation``) computes this
     formula term by term. ``F.gelu(x, approximate="tanh")`` is the same function, fused, and differs
-    from it in the last bits, which a float32 gradient comparison at 1e-5 can see. Any shape, same dtype.
+    from it in the last bits, which a float32 gradient comparison at 1e-5 can see; so can the order in
+    which the terms are built, which sets the order autograd sums ``x``'s three gradients. Any
+    shape, same dtype.
     """
+    half_x = 0.5 * x  # first, as in transformers: autograd then adds x's three gradients in its order
     inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
-    return 0.5 * x * (1.0 + torch.tanh(inner))
+    return half_x * (1.0 + torch.tanh(inner))

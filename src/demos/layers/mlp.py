@@ -94,6 +94,6 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     which the terms are built, which sets the order autograd sums ``x``'s three gradients. Any
     shape, same dtype.
     """
-    half_x = 0.5 * x  # first, as in transformers: autograd then adds x's three gradients in its order
+    half_x = 0.5 * x  # first, as transformers does: it sets the order of x's gradients
     inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
     return half_x * (1.0 + torch.tanh(inner))

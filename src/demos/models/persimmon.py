@@ -97,8 +97,10 @@ class PersimmonLMAttention(GPTNeoXLMAttention):
             raise ValueError(f"x must have shape (b, t, {self.hidden_size}), got {tuple(x.shape)}")
         h, d = self.num_heads, self.head_dim
         q, k, v = split_fused_qkv(self.query_key_value(x), h, h, d, "gpt_neox")  # (b, h, t, d)
-        if self.qk_layernorm:  # NEW vs GPT-NeoX: normalise each head's query and key
-            q, k = self.q_layernorm(q), self.k_layernorm(k)  # (b, h, t, d), over d
+        if self.qk_layernorm:  # NEW vs GPT-NeoX: normalise each head's query and key, over d
+            # on the (b, t, h, d) view, as transformers does: the same order of the weights' gradient sums
+            q = self.q_layernorm(q.transpose(1, 2)).transpose(1, 2)  # (b, h, t, d)
+            k = self.k_layernorm(k.transpose(1, 2)).transpose(1, 2)  # (b, h, t, d)
         context = rotate_cache_attend(q, k, v, position_embeddings, cache, attention_mask)
         return self.dense(context)  # (b, t, h * d) -> (b, t, c)
 

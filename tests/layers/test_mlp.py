@@ -10,7 +10,7 @@ from transformers.models.gpt_neox.modeling_gpt_neox import GPTNeoXMLP
 from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
 from transformers.models.persimmon.modeling_persimmon import PersimmonMLP
 
-from demos.layers.mlp import GatedMLP, GeluMLP, SquaredReLUMLP, squared_relu
+from demos.layers.mlp import GatedMLP, GeluMLP, SquaredReLUMLP, gelu_tanh, squared_relu
 from demos.layers.norms import RMSNorm
 from demos.weights import load_hf_weights, randomize_weights_
 from helpers import assert_same_grads, cast_parameters
@@ -69,3 +69,23 @@ def test_squared_relu_is_zero_below_and_square_above():
     expected = torch.where(x > 0, x * x, torch.zeros_like(x))  # the definition, elementwise
     torch.testing.assert_close(squared_relu(x), expected, atol=0, rtol=0)
     assert squared_relu(x).dtype == torch.float64
+
+
+@pytest.mark.parametrize("fn", [squared_relu, gelu_tanh], ids=["squared_relu", "gelu_tanh"])
+def test_activations_pass_float64_gradcheck(fn):
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    x.data[x.data.abs() < 1e-3] = 0.5  # away from relu's kink at 0, where no derivative exists
+    assert torch.autograd.gradcheck(fn, (x,))
+
+
+def test_gelu_tanh_equals_transformers_gelu_new_bit_for_bit():
+    from transformers.activations import NewGELUActivation
+
+    x = torch.randn(4, 7, requires_grad=True)
+    y = x.detach().clone().requires_grad_(True)
+    out, ref = gelu_tanh(x), NewGELUActivation()(y)
+    assert torch.equal(out, ref)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    assert torch.equal(x.grad, y.grad)  # same terms in the same order: the same gradient sums

@@ -51,6 +51,39 @@ TINY = {  # transformers model_type -> the fields of a tiny config of that type
         num_local_experts=5,
         num_experts_per_tok=2,
     ),
+    # GPT-NeoX (Pythia): head_dim 8, rotary_pct 0.5 -> 4 rotated channels (Pythia: 0.25 of 64+)
+    "gpt_neox": dict(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=56,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        rotary_pct=0.5,
+        use_parallel_residual=True,
+        max_position_embeddings=256,
+    ),
+    # Persimmon: squared ReLU, q/k LayerNorm, head_dim 8, half of it rotated
+    "persimmon": dict(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=56,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        partial_rotary_factor=0.5,
+        qk_layernorm=True,
+        rope_theta=25000.0,
+        max_position_embeddings=256,
+    ),
+    # Phi (phi-1/1.5/2): one shared LayerNorm, head_dim 8, half of it rotated, gelu_new
+    "phi": dict(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=56,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        partial_rotary_factor=0.5,
+        max_position_embeddings=256,
+    ),
 }
 # no special tokens, so generate never stops early; eager attention, the reference path
 COMMON = dict(attn_implementation="eager", bos_token_id=None, eos_token_id=None, pad_token_id=None)
@@ -156,3 +189,31 @@ def assert_same_input_grads(out, ref, inputs: dict, setting) -> None:
     theirs = torch.autograd.grad((ref * w).sum(), tuple(inputs.values()))
     for name, a, b in zip(inputs, ours, theirs, strict=True):
         setting.close(a, b, grad=True, msg=f"d/d{name}")
+
+
+# ---- one layer or block against its transformers module (GPT-NeoX, Persimmon, Phi tests) ----
+
+
+def causal(t: int, setting) -> torch.Tensor:
+    """transformers' additive causal mask ``(1, 1, t, t)``."""
+    mask = torch.full((t, t), float("-inf"), device=setting.device).triu(1)
+    return mask.to(setting.dtype)[None, None]
+
+
+def assert_module_parity(ours, hf, run_ours, run_hf, shape, setting) -> None:
+    """Same output, same gradient of one random linear loss for the input and every parameter."""
+    x = torch.randn(*shape, device=setting.device, dtype=setting.dtype)
+    x_ours, x_ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out, ref = run_ours(x_ours), run_hf(x_ref)
+    setting.close(out, ref)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    setting.close(x_ours.grad, x_ref.grad, grad=True, msg="d/dx")
+    assert_same_grads(ours, hf, setting)
+
+
+def tables(rotary_emb, t: int, setting):
+    """transformers' own partial cos/sin tables ``(1, t, r)`` in the setting's dtype."""
+    x = torch.ones(1, device=setting.device, dtype=setting.dtype)  # only its dtype is read
+    return rotary_emb(x, torch.arange(t, device=setting.device)[None])

@@ -21,9 +21,12 @@ import torch
 from torch import nn
 
 from demos.models.falcon import FalconLM
+from demos.models.gpt_neox import GPTNeoXLM
 from demos.models.llama import LlamaLM
 from demos.models.mamba import MambaLM
 from demos.models.mistral import MistralLM
+from demos.models.persimmon import PersimmonLM
+from demos.models.phi import PhiLM
 from demos.models.phi3 import Phi3LM
 from demos.weights import count_parameters
 from helpers import assert_lm_parity, assert_same_grads, assert_same_greedy_tokens, tiny_model
@@ -83,6 +86,11 @@ ROWS = {
             },
         },
     ),
+    # GPT-NeoX (Pythia): partial rotary, fused QKV; parallel residual and the sequential block
+    "pythia-parallel": Row("gpt_neox", GPTNeoXLM),
+    "neox-sequential": Row("gpt_neox", GPTNeoXLM, {"use_parallel_residual": False}),
+    "persimmon": Row("persimmon", PersimmonLM),  # QK LayerNorm, squared ReLU
+    "phi": Row("phi", PhiLM),  # one shared LayerNorm, biased dense layers and head
 }
 
 rows = pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))

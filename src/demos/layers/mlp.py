@@ -1,18 +1,23 @@
-"""Feed-forward blocks: the gated SwiGLU MLP of Llama-style models [shazeer2020glu], and the
-two-matrix GELU MLP of GPT-style models [hendrycks2016gelu] (Falcon; next GPT-NeoX/Pythia, Persimmon).
+"""Feed-forward blocks: the gated SwiGLU MLP of Llama-style models [shazeer2020glu], the
+two-matrix GELU MLP of GPT-style models [hendrycks2016gelu] (Falcon, GPT-NeoX/Pythia), and the same
+two matrices with a squared ReLU between them [so2021primer] (Persimmon).
 
 Axes: ``c`` hidden size, ``f`` intermediate (MLP) width; any leading axes (``b, t``).
 
 References:
     shazeer2020glu     GLU Variants Improve Transformer, Eq. (6) (SwiGLU).
     hendrycks2016gelu  Gaussian Error Linear Units (GELUs).
+    so2021primer       Primer: Searching for Efficient Transformers, Section 3 (squared ReLU).
 
 Reference implementation:
     transformers==5.23.0, models/llama/modeling_llama.py::LlamaMLP;
-    models/falcon/modeling_falcon.py::FalconMLP; models/gpt_neox/modeling_gpt_neox.py::GPTNeoXMLP
+    models/falcon/modeling_falcon.py::FalconMLP; models/gpt_neox/modeling_gpt_neox.py::GPTNeoXMLP;
+    models/persimmon/modeling_persimmon.py::PersimmonMLP with activations.py::ReLUSquaredActivation
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -57,3 +62,38 @@ class GeluMLP(nn.Module):
         check_floating(x=x)
         hidden = F.gelu(self.dense_h_to_4h(x), approximate=self.approximate)  # (b, t, f)
         return self.dense_4h_to_h(hidden)  # (b, t, c)
+
+
+def squared_relu(x: torch.Tensor) -> torch.Tensor:
+    """``relu(x)**2`` elementwise: zero for ``x <= 0``, ``x**2`` above; any shape, same dtype."""
+    return torch.square(F.relu(x))
+
+
+class SquaredReLUMLP(GeluMLP):
+    """``dense_4h_to_h(relu(dense_h_to_4h(x))**2)``: Persimmon's MLP, GPT-NeoX's names.
+
+    NEW vs GeluMLP: the activation only. Squared ReLU [so2021primer] keeps ReLU's exact zeros (a
+    sparse hidden layer) and grows like ``x**2`` above zero instead of like ``x``.
+    """
+
+    def __init__(self, hidden_size: int, intermediate_size: int, bias: bool = True) -> None:
+        super().__init__(hidden_size, intermediate_size, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_floating(x=x)
+        hidden = squared_relu(self.dense_h_to_4h(x))  # (b, t, f)  NEW vs GeluMLP
+        return self.dense_4h_to_h(hidden)  # (b, t, c)
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU's tanh approximation written out, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    [hendrycks2016gelu], Section 2; transformers' ``gelu_new`` (``NewGELUActivation``) computes this
+    formula term by term. ``F.gelu(x, approximate="tanh")`` is the same function, fused, and differs
+    from it in the last bits, which a float32 gradient comparison at 1e-5 can see; so can the order in
+    which the terms are built, which sets the order autograd sums ``x``'s three gradients. Any
+    shape, same dtype.
+    """
+    half_x = 0.5 * x  # first, as transformers does: it sets the order of x's gradients
+    inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
+    return half_x * (1.0 + torch.tanh(inner))

@@ -1,0 +1,203 @@
+"""Largest differences between the GPT-NeoX, Persimmon and Phi code here and transformers', per component.
+
+    PYTHONPATH=src python scripts/parity_neox_family.py
+
+Each component gets its transformers counterpart's weights (tiny random models, fp32 and bf16, nothing
+downloaded), the same input, and one random linear loss; the table gives the largest absolute
+difference of the outputs and of every gradient (input and parameters). The tests assert these
+(tests/models/test_gpt_neox.py, test_persimmon.py, test_phi.py, tests/layers/test_mlp.py and the rows
+of tests/test_conformance.py); this script only prints them, for the issue's closing note.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from demos.layers.mlp import GeluMLP, SquaredReLUMLP
+from demos.models.gpt_neox import GPTNeoXLM, GPTNeoXLMAttention, GPTNeoXLMBlock, GPTNeoXLMConfig
+from demos.models.persimmon import (
+    PersimmonLM,
+    PersimmonLMAttention,
+    PersimmonLMBlock,
+    PersimmonLMConfig,
+)
+from demos.models.phi import PhiLM, PhiLMAttention, PhiLMBlock, PhiLMConfig, PhiLMMLP
+from demos.traps.persimmon import tiny_persimmon
+from demos.traps.phi import tiny_phi
+from demos.traps.pythia import tiny_pythia
+from demos.weights import load_hf_weights
+
+T = 9
+
+
+def cast(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Cast the parameters only: RoPE's inv_freq buffer stays fp32, as when a checkpoint loads."""
+    for p in model.parameters():
+        p.data = p.data.to(dtype)
+    return model
+
+
+def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad for n, p in module.named_parameters()}
+
+
+def module_errors(ours, hf, run_ours, run_hf, width: int, dtype) -> tuple[float, float]:
+    """(max |output diff|, max |gradient diff|) for one random input of shape (2, T, width)."""
+    ours.zero_grad(set_to_none=True)
+    hf.zero_grad(set_to_none=True)  # the transformers modules are shared between rows
+    x = torch.randn(2, T, width, dtype=dtype)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out, ref = run_ours(a), run_hf(b)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    grads = [(a.grad, b.grad)] + [(g, _grads(hf)[n]) for n, g in _grads(ours).items()]
+    return (out - ref).abs().max().item(), max((g - h).abs().max().item() for g, h in grads)
+
+
+def lm_errors(ours, hf, dtype) -> tuple[float, float]:
+    hf.zero_grad(set_to_none=True)
+    ids = torch.randint(0, 128, (2, T))
+    out, ref = ours(ids), hf(ids).logits
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    theirs = _grads(hf)
+    diff = max((g - theirs[n]).abs().max().item() for n, g in _grads(ours).items())
+    return (out - ref).abs().max().item(), diff
+
+
+def rows(dtype: torch.dtype):
+    mask = torch.full((T, T), float("-inf")).triu(1).to(dtype)[None, None]
+    positions = torch.arange(T)[None]
+    one = torch.ones(1, dtype=dtype)
+    for parallel in (True, False):
+        hf = cast(tiny_pythia(use_parallel_residual=parallel), dtype)
+        cos, sin = hf.gpt_neox.rotary_emb(one, positions)
+        layer = hf.gpt_neox.layers[0]
+        cfg = GPTNeoXLMConfig.from_hf(hf.config)
+        kind = "parallel" if parallel else "sequential"
+        if parallel:
+            att = GPTNeoXLMAttention.from_hf(layer.attention)
+            yield (
+                "GPTNeoXLMAttention (rotary_pct 0.25)",
+                "GPTNeoXAttention",
+                module_errors(
+                    att,
+                    layer.attention,
+                    lambda x, m=att, c=cos, s=sin: m(x, (c[0], s[0])),
+                    lambda x, m=layer.attention, c=cos, s=sin: m(
+                        x, mask, position_embeddings=(c, s)
+                    )[0],
+                    64,
+                    dtype,
+                ),
+            )
+            mlp = load_hf_weights(GeluMLP(64, 128), layer.mlp)
+            yield "GeluMLP", "GPTNeoXMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, 64, dtype)
+        block = load_hf_weights(GPTNeoXLMBlock(cfg), layer)
+        yield (
+            f"GPTNeoXLMBlock ({kind})",
+            "GPTNeoXLayer",
+            module_errors(
+                block,
+                layer,
+                lambda x, m=block, c=cos, s=sin: m(x, (c[0], s[0])),
+                lambda x, m=layer, c=cos, s=sin: m(
+                    x, attention_mask=mask, position_embeddings=(c, s)
+                ),
+                64,
+                dtype,
+            ),
+        )
+        yield (
+            f"GPTNeoXLM ({kind})",
+            "GPTNeoXForCausalLM",
+            lm_errors(GPTNeoXLM.from_hf(hf), hf, dtype),
+        )
+
+    hf = cast(tiny_persimmon(), dtype)
+    cos, sin = hf.model.rotary_emb(one, positions)
+    layer = hf.model.layers[0]
+    cfg = PersimmonLMConfig.from_hf(hf.config)
+    mlp = load_hf_weights(SquaredReLUMLP(64, 128), layer.mlp)
+    yield "SquaredReLUMLP", "PersimmonMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, 64, dtype)
+    att = PersimmonLMAttention.from_hf(layer.self_attn)
+    yield (
+        "PersimmonLMAttention (QK LayerNorm)",
+        "PersimmonAttention",
+        module_errors(
+            att,
+            layer.self_attn,
+            lambda x: att(x, (cos[0], sin[0])),
+            lambda x: layer.self_attn(x, attention_mask=mask, position_embeddings=(cos, sin))[0],
+            64,
+            dtype,
+        ),
+    )
+    block = load_hf_weights(PersimmonLMBlock(cfg), layer)
+    yield (
+        "PersimmonLMBlock",
+        "PersimmonDecoderLayer",
+        module_errors(
+            block,
+            layer,
+            lambda x: block(x, (cos[0], sin[0])),
+            lambda x: layer(x, attention_mask=mask, position_embeddings=(cos, sin)),
+            64,
+            dtype,
+        ),
+    )
+    yield "PersimmonLM", "PersimmonForCausalLM", lm_errors(PersimmonLM.from_hf(hf), hf, dtype)
+
+    hf = cast(tiny_phi(num_key_value_heads=2), dtype)
+    cos, sin = hf.model.rotary_emb(one, positions)
+    layer = hf.model.layers[0]
+    cfg = PhiLMConfig.from_hf(hf.config)
+    att = PhiLMAttention.from_hf(layer.self_attn)
+    yield (
+        "PhiLMAttention (g = 2)",
+        "PhiAttention",
+        module_errors(
+            att,
+            layer.self_attn,
+            lambda x: att(x, (cos[0], sin[0])),
+            lambda x: layer.self_attn(x, (cos, sin), mask)[0],
+            64,
+            dtype,
+        ),
+    )
+    mlp = load_hf_weights(PhiLMMLP(cfg), layer.mlp)
+    yield "PhiLMMLP (gelu_new)", "PhiMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, 64, dtype)
+    block = load_hf_weights(PhiLMBlock(cfg), layer)
+    yield (
+        "PhiLMBlock",
+        "PhiDecoderLayer",
+        module_errors(
+            block,
+            layer,
+            lambda x: block(x, (cos[0], sin[0])),
+            lambda x: layer(x, attention_mask=mask, position_embeddings=(cos, sin)),
+            64,
+            dtype,
+        ),
+    )
+    yield "PhiLM", "PhiForCausalLM", lm_errors(PhiLM.from_hf(hf), hf, dtype)
+
+
+def main() -> None:
+    import transformers
+
+    print(f"reference: transformers=={transformers.__version__}, torch=={torch.__version__}, CPU")
+    print(
+        f"{'component':38} {'reference':24} {'dtype':8} {'max |out diff|':>15} {'max |grad diff|':>16}"
+    )
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(0)
+        for name, reference, (out, grad) in rows(dtype):
+            label = str(dtype).removeprefix("torch.")
+            print(f"{name:38} {reference:24} {label:8} {out:15.3e} {grad:16.3e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -64,6 +64,22 @@ ROWS = {
             "rope_parameters": {"rope_type": "default", "rope_theta": 5e6},
         },
     ),
+    # Llama 3.1's RoPE scaling on a context of 64: of the 4 frequencies one is kept, one blended,
+    # two divided by the factor (the released values: factor 8, 1, 4, 8192 over 128 channels)
+    "llama3-like": Row(
+        "llama",
+        LlamaLM,
+        {
+            "rope_parameters": {
+                "rope_type": "llama3",
+                "rope_theta": 10000.0,
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64,
+            }
+        },
+    ),
 }
 
 rows = pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))

@@ -73,6 +73,9 @@ _EXPORTS = {
     "selective_scan": "demos.layers.selective_scan",
     "selective_scan_parallel": "demos.layers.selective_scan",
     "moe_parameter_counts": "demos.layers.moe",
+    # Llama 3 and Gemma (branch llama3-gemma)
+    "Llama3RopeScaling": "demos.layers.rope_scaling",
+    "llama3_inv_freq": "demos.layers.rope_scaling",
     # models
     "LlamaLMConfig": "demos.models.llama",
     "LlamaLM": "demos.models.llama",

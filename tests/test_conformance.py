@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from demos.models.falcon import FalconLM
+from demos.models.gemma import GemmaLM
 from demos.models.llama import LlamaLM
 from demos.models.mamba import MambaLM
 from demos.models.mistral import MistralLM
@@ -80,6 +81,8 @@ ROWS = {
             }
         },
     ),
+    "gemma": Row("gemma", GemmaLM),  # 2B-like: MQA, head_dim 16 != 32 / 4, tied, GeGLU, 1 + w
+    "gemma-7b-like": Row("gemma", GemmaLM, {"num_key_value_heads": 4}),  # multi-head
 }
 
 rows = pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))

@@ -76,6 +76,9 @@ _EXPORTS = {
     # Llama 3 and Gemma (branch llama3-gemma)
     "Llama3RopeScaling": "demos.layers.rope_scaling",
     "llama3_inv_freq": "demos.layers.rope_scaling",
+    "GemmaRMSNorm": "demos.layers.norms",
+    "GemmaLMConfig": "demos.models.gemma",
+    "GemmaLM": "demos.models.gemma",
     # models
     "LlamaLMConfig": "demos.models.llama",
     "LlamaLM": "demos.models.llama",

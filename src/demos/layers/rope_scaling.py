@@ -5,14 +5,15 @@ not the model. Each frequency ``theta_i`` has a wavelength ``lambda_i = 2 pi / t
 full turn). Wavelengths shorter than ``L / high_freq_factor`` (``L`` the original context) stay as
 they are; wavelengths longer than ``L / low_freq_factor`` are divided by ``factor`` (the rotation
 slows ``factor`` times, as in position interpolation); in between, the new frequency blends the two
-linearly in ``L / lambda_i``, so the change is continuous [meta2024llama31].
+linearly in ``L / lambda_i``, so the change is continuous [meta2024llamamodels].
 
 Axes:
     d  head dimension (the rotated channels); the d/2 frequencies are indexed by i
 
 References:
-    meta2024llama31  config.json of meta-llama/Llama-3.1-8B (rope_scaling: factor 8,
-                     low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings 8192).
+    meta2024llamamodels  meta-llama/llama-models, models/llama3/model.py::apply_scaling (Meta's
+                         reference code: factor 8, low_freq_factor 1, high_freq_factor 4, an
+                         original context of 8192, "values obtained from grid search").
     chen2023pi       Extending Context Window of Large Language Models via Positional
                      Interpolation (dividing every frequency by the factor).
 
@@ -67,6 +68,11 @@ class Llama3RopeScaling:
             high_freq_factor=rope["high_freq_factor"],
             original_max_position_embeddings=rope["original_max_position_embeddings"],
         )
+
+
+LLAMA31_ROPE_SCALING = Llama3RopeScaling(
+    factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192
+)  # Llama 3.1's values, from Meta's reference code [meta2024llamamodels] (apply_scaling)
 
 
 def llama3_inv_freq(inv_freq: torch.Tensor, scaling: Llama3RopeScaling) -> torch.Tensor:

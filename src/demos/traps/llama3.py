@@ -1,7 +1,7 @@
 """The Llama 3 chapter's traps: porting Llama 3.1's RoPE scaling almost right.
 
 Both run a tiny random ``LlamaForCausalLM`` with ``rope_type="llama3"`` (an original context of 64
-tokens, factor 8, 16-channel heads) on 192 tokens, and compare its logits with our ``LlamaLM``
+tokens, factor 8, 16-channel heads) on 128 tokens, and compare its logits with our ``LlamaLM``
 given the right frequencies and a wrong set.
 
 Reference implementation: transformers==5.23.0, modeling_rope_utils.py::_compute_llama3_parameters,
@@ -22,7 +22,7 @@ from demos.traps import Measured, Trap
 SCALING = Llama3RopeScaling(
     factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=64
 )
-TOKENS = 192  # three times the original context
+TOKENS = 128  # twice the original context
 
 
 def scale_every_frequency(inv_freq: torch.Tensor, scaling: Llama3RopeScaling) -> torch.Tensor:

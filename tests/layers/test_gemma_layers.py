@@ -112,3 +112,23 @@ def test_unknown_activation_raises():
 def test_gemma_rms_norm_refuses_integer_input():
     with pytest.raises(ValueError, match="floating"):
         GemmaRMSNorm(4)(torch.ones(2, 4, dtype=torch.long))
+
+
+def test_gradcheck_gemma_norm_geglu_and_scaled_embedding():
+    """float64 gradcheck: inputs and weights of the (1 + w) norm, GeGLU, and the scaled embedding."""
+    from torch.autograd import gradcheck
+
+    def leaf(*shape):
+        return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+    norm = GemmaRMSNorm(6).double()
+    assert gradcheck(norm, (leaf(2, 3, 6),))
+    assert gradcheck(
+        lambda x, w: torch.func.functional_call(norm, {"weight": w}, (x,)), (leaf(2, 3, 6), leaf(6))
+    )
+    assert gradcheck(GatedMLP(6, 10, hidden_act="gelu_pytorch_tanh").double(), (leaf(2, 3, 6),))
+    embed = GemmaLMScaledEmbedding(7, 4).double()
+    ids = torch.tensor([[0, 3, 3, 6]])
+    assert gradcheck(
+        lambda w: torch.func.functional_call(embed, {"weight": w}, (ids,)), (leaf(7, 4),)
+    )

@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
@@ -133,3 +135,23 @@ def test_other_scalings_are_still_refused():
     )
     with pytest.raises(ValueError, match="rope_type 'linear' is not supported here"):
         LlamaLMConfig.from_hf(config)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    factor=st.floats(1.0, 64.0),
+    low=st.floats(0.25, 4.0),
+    gap=st.floats(0.5, 16.0),
+    log2_original=st.integers(4, 17),
+    half_dim=st.integers(1, 128),
+    theta=st.sampled_from([10000.0, 500000.0, 1e6]),
+)
+def test_llama3_inv_freq_equals_transformers_on_random_settings(
+    factor, low, gap, log2_original, half_dim, theta
+):
+    setting = (factor, low, low + gap, 2**log2_original, 2 * half_dim, theta)
+    expected, _ = ROPE_INIT_FUNCTIONS["llama3"](hf_config(*setting))
+    ours = llama3_inv_freq(
+        rope_inv_freq(2 * half_dim, theta), Llama3RopeScaling.from_hf(hf_config(*setting))
+    )
+    torch.testing.assert_close(ours, expected, atol=0, rtol=0)

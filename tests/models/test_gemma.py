@@ -23,13 +23,16 @@ def test_pad_token_row_gets_the_gradient_of_transformers(setting):
     assert_lm_parity(ours, hf, ids, setting)
 
 
-def test_bf16_logits_equal_transformers_bit_for_bit():
-    """Same operations in the same order: the normaliser in bf16, (1 + w) before the cast."""
+def test_bf16_logits_and_gradients_equal_transformers_bit_for_bit():
+    """Same operations in the same order (the normaliser in bf16, (1 + w) before the cast, one fp32
+    copy of x in the norm), so on the CPU even bf16 gradients agree exactly."""
+    from demos.book import compare_lm
+
     hf = tiny_model("gemma", dtype=torch.bfloat16)
-    ours = GemmaLM.from_hf(hf)
-    ids = torch.randint(0, 97, (2, 9))
-    with torch.no_grad():
-        assert torch.equal(ours(ids), hf(ids).logits)
+    pairs = compare_lm(GemmaLM.from_hf(hf), hf, torch.randint(0, 97, (2, 9)))
+    assert len(pairs) == 1 + len(list(hf.parameters()))
+    for name, (ours, reference) in pairs.items():
+        assert ours.dtype == torch.bfloat16 and torch.equal(ours, reference), name
 
 
 @pytest.mark.parametrize("size", family_sizes("Gemma"), ids=lambda s: s.name)

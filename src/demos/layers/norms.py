@@ -52,6 +52,6 @@ class GemmaRMSNorm(RMSNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_floating(x=x)
-        work = torch.promote_types(x.dtype, torch.float32)  # fp32 statistics; fp64 stays fp64
-        normed = x.to(work) * torch.rsqrt(x.to(work).pow(2).mean(-1, keepdim=True) + self.eps)
-        return (normed * (1.0 + self.weight.to(work))).to(x.dtype)  # (..., c): gain, then cast
+        xw = x.to(torch.promote_types(x.dtype, torch.float32))  # fp32 statistics; fp64 stays
+        normed = xw * torch.rsqrt(xw.pow(2).mean(-1, keepdim=True) + self.eps)  # (..., c)
+        return (normed * (1.0 + self.weight.to(xw.dtype))).to(x.dtype)  # gain, then cast

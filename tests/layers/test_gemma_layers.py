@@ -132,3 +132,12 @@ def test_gradcheck_gemma_norm_geglu_and_scaled_embedding():
     assert gradcheck(
         lambda w: torch.func.functional_call(embed, {"weight": w}, (ids,)), (leaf(7, 4),)
     )
+
+
+def test_gated_mlp_pickles_with_any_activation():
+    import pickle
+
+    mlp = GatedMLP(4, 8, hidden_act="gelu_pytorch_tanh")
+    copy = pickle.loads(pickle.dumps(mlp))
+    x = torch.randn(2, 4)
+    assert copy.hidden_act == "gelu_pytorch_tanh" and torch.equal(copy(x), mlp(x))

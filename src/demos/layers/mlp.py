@@ -14,6 +14,8 @@ Reference implementation:
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +25,7 @@ from demos.validation import check_floating
 # the gate's activation, by transformers' ``hidden_act`` name (ACT2FN): SwiGLU and GeGLU
 GATE_ACTIVATIONS = {
     "silu": F.silu,  # SwiGLU (Llama)
-    "gelu_pytorch_tanh": lambda z: F.gelu(z, approximate="tanh"),  # GeGLU, tanh GELU (Gemma)
+    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),  # GeGLU, tanh GELU (Gemma)
     "gelu": F.gelu,  # GeGLU with the exact (erf) GELU
 }
 
@@ -47,17 +49,19 @@ class GatedMLP(nn.Module):
             raise ValueError(
                 f"hidden_act ({hidden_act!r}) must be one of {sorted(GATE_ACTIVATIONS)}"
             )
-        self.hidden_act = hidden_act
-        self.act = GATE_ACTIVATIONS[hidden_act]
+        self.hidden_act = hidden_act  # a name, not a function: the module stays picklable
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
 
+    def act(self, z: torch.Tensor) -> torch.Tensor:
+        """The gate's activation, ``hidden_act`` (elementwise)."""
+        return GATE_ACTIVATIONS[self.hidden_act](z)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_floating(x=x)
-        return self.down_proj(
-            self.act(self.gate_proj(x)) * self.up_proj(x)
-        )  # (b, t, f) -> (b, t, c)
+        hidden = self.act(self.gate_proj(x)) * self.up_proj(x)  # (b, t, f): gate * up
+        return self.down_proj(hidden)  # (b, t, c)
 
 
 class GeluMLP(nn.Module):

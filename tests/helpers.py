@@ -84,6 +84,18 @@ TINY = {  # transformers model_type -> the fields of a tiny config of that type
         partial_rotary_factor=0.5,
         max_position_embeddings=256,
     ),
+    # Gemma-2B style: head_dim 16 != hidden / heads = 8, one key/value head, tied embeddings
+    "gemma": dict(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=56,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+    ),
 }
 # no special tokens, so generate never stops early; eager attention, the reference path
 COMMON = dict(attn_implementation="eager", bos_token_id=None, eos_token_id=None, pad_token_id=None)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from demos.models.falcon import FalconLM
+from demos.models.gemma import GemmaLM
 from demos.models.gpt_neox import GPTNeoXLM
 from demos.models.llama import LlamaLM
 from demos.models.mamba import MambaLM
@@ -91,6 +92,24 @@ ROWS = {
     "neox-sequential": Row("gpt_neox", GPTNeoXLM, {"use_parallel_residual": False}),
     "persimmon": Row("persimmon", PersimmonLM),  # QK LayerNorm, squared ReLU
     "phi": Row("phi", PhiLM),  # one shared LayerNorm, biased dense layers and head
+    # Llama 3.1's RoPE scaling on a context of 64: of the 4 frequencies one is kept, one blended,
+    # two divided by the factor (the released values: factor 8, 1, 4, 8192 over 128 channels)
+    "llama3-like": Row(
+        "llama",
+        LlamaLM,
+        {
+            "rope_parameters": {
+                "rope_type": "llama3",
+                "rope_theta": 10000.0,
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64,
+            }
+        },
+    ),
+    "gemma": Row("gemma", GemmaLM),  # 2B-like: MQA, head_dim 16 != 32 / 4, tied, GeGLU, 1 + w
+    "gemma-7b-like": Row("gemma", GemmaLM, {"num_key_value_heads": 4}),  # multi-head
 }
 
 rows = pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))

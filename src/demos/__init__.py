@@ -80,6 +80,12 @@ _EXPORTS = {
     "longrope_inv_freq": "demos.models.phi3",
     "Phi3LMConfig": "demos.models.phi3",
     "Phi3LM": "demos.models.phi3",
+    # Llama 3 and Gemma (branch llama3-gemma)
+    "Llama3RopeScaling": "demos.layers.rope_scaling",
+    "llama3_inv_freq": "demos.layers.rope_scaling",
+    "GemmaRMSNorm": "demos.layers.norms",
+    "GemmaLMConfig": "demos.models.gemma",
+    "GemmaLM": "demos.models.gemma",
     # models
     "LlamaLMConfig": "demos.models.llama",
     "LlamaLM": "demos.models.llama",

@@ -1,23 +1,25 @@
-"""Feed-forward blocks: the gated SwiGLU MLP of Llama-style models [shazeer2020glu], the
-two-matrix GELU MLP of GPT-style models [hendrycks2016gelu] (Falcon, GPT-NeoX/Pythia), and the same
-two matrices with a squared ReLU between them [so2021primer] (Persimmon).
+"""Feed-forward blocks: the gated MLP of Llama-style models (SwiGLU; GeGLU in Gemma) [shazeer2020glu],
+the two-matrix GELU MLP of GPT-style models [hendrycks2016gelu] (Falcon, GPT-NeoX/Pythia, Phi), and the
+same two matrices with a squared ReLU between them [so2021primer] (Persimmon).
 
 Axes: ``c`` hidden size, ``f`` intermediate (MLP) width; any leading axes (``b, t``).
 
 References:
-    shazeer2020glu     GLU Variants Improve Transformer, Eq. (6) (SwiGLU).
+    shazeer2020glu     GLU Variants Improve Transformer, Eq. (6) (SwiGLU, GEGLU).
     hendrycks2016gelu  Gaussian Error Linear Units (GELUs).
     so2021primer       Primer: Searching for Efficient Transformers, Section 3 (squared ReLU).
 
 Reference implementation:
     transformers==5.23.0, models/llama/modeling_llama.py::LlamaMLP;
-    models/falcon/modeling_falcon.py::FalconMLP; models/gpt_neox/modeling_gpt_neox.py::GPTNeoXMLP;
+    models/gemma/modeling_gemma.py::GemmaMLP; models/falcon/modeling_falcon.py::FalconMLP;
+    models/gpt_neox/modeling_gpt_neox.py::GPTNeoXMLP;
     models/persimmon/modeling_persimmon.py::PersimmonMLP with activations.py::ReLUSquaredActivation
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -25,19 +27,46 @@ from torch import nn
 
 from demos.validation import check_floating
 
+# the gate's activation, by transformers' ``hidden_act`` name (ACT2FN): SwiGLU and GeGLU
+GATE_ACTIVATIONS = {
+    "silu": F.silu,  # SwiGLU (Llama)
+    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),  # GeGLU, tanh GELU (Gemma)
+    "gelu": F.gelu,  # GeGLU with the exact (erf) GELU
+}
+
 
 class GatedMLP(nn.Module):
-    """SwiGLU feed-forward: ``down(silu(gate(x)) * up(x))``."""
+    """Gated feed-forward: ``down(act(gate(x)) * up(x))``; SwiGLU with ``silu``, GeGLU with a GELU.
 
-    def __init__(self, hidden_size: int, intermediate_size: int, bias: bool = False) -> None:
+    ``hidden_act`` is transformers' name of the gate's activation: ``"silu"`` (Llama, the
+    default), ``"gelu_pytorch_tanh"`` (Gemma's tanh-approximate GELU) or ``"gelu"`` (exact).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        intermediate_size: int,
+        bias: bool = False,
+        hidden_act: str = "silu",
+    ) -> None:
         super().__init__()
+        if hidden_act not in GATE_ACTIVATIONS:
+            raise ValueError(
+                f"hidden_act ({hidden_act!r}) must be one of {sorted(GATE_ACTIVATIONS)}"
+            )
+        self.hidden_act = hidden_act  # a name, not a function: the module stays picklable
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
 
+    def act(self, z: torch.Tensor) -> torch.Tensor:
+        """The gate's activation, ``hidden_act`` (elementwise)."""
+        return GATE_ACTIVATIONS[self.hidden_act](z)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_floating(x=x)
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (b, t, f) -> (b, t, c)
+        hidden = self.act(self.gate_proj(x)) * self.up_proj(x)  # (b, t, f): gate * up
+        return self.down_proj(hidden)  # (b, t, c)
 
 
 class GeluMLP(nn.Module):

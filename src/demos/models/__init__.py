@@ -17,10 +17,13 @@ def fields_from_hf(config_class: type, hf_config: Any, **values: Any) -> Any:
     return config_class(**{**read, **values})
 
 
-def rope_theta_from_hf(hf_config: Any) -> float:
-    """RoPE's base from a transformers config; ``ValueError`` for a scaled RoPE (only 'default' here)."""
+def rope_theta_from_hf(hf_config: Any, supported: tuple[str, ...] = ("default",)) -> float:
+    """RoPE's base from a transformers config; ``ValueError`` for a ``rope_type`` the caller cannot
+    compute (``supported``: 'default' unless the model reads its scaling too, as Llama's reads
+    'llama3' with :meth:`demos.layers.rope_scaling.Llama3RopeScaling.from_hf`)."""
     rope = getattr(hf_config, "rope_parameters", None) or {}
     rope_type = rope.get("rope_type", "default")
-    if rope_type != "default":
-        raise ValueError(f"rope_type {rope_type!r} is not supported here: only 'default' RoPE")
+    if rope_type not in supported:
+        allowed = ", ".join(repr(t) for t in supported)
+        raise ValueError(f"rope_type {rope_type!r} is not supported here: only {allowed}")
     return rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))

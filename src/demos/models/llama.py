@@ -37,7 +37,8 @@ from demos.layers.attention import AttentionConfig, GroupedQueryAttention
 from demos.layers.kv_cache import KVCache
 from demos.layers.mlp import GatedMLP
 from demos.layers.norms import RMSNorm
-from demos.layers.rope import rope_cos_sin
+from demos.layers.rope import rope_cos_sin, rope_inv_freq
+from demos.layers.rope_scaling import Llama3RopeScaling, llama3_inv_freq
 from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.validation import (
     check_attention_mask,
@@ -65,6 +66,9 @@ class LlamaLMConfig:
     mlp_bias: bool = False  # biases on gate/up/down
     tie_word_embeddings: bool = False  # lm_head shares the embedding matrix
     sliding_window: int | None = None  # Mistral's W; None for Llama
+    # Llama 3.1's rope_type "llama3", read from rope_parameters; None: plain RoPE. (Not named
+    # rope_scaling: transformers configs carry a legacy dict of that name, fields_from_hf would read it)
+    llama3_rope_scaling: Llama3RopeScaling | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "intermediate_size", "num_hidden_layers"):
@@ -72,6 +76,11 @@ class LlamaLMConfig:
         if not self.rms_norm_eps > 0:
             raise ValueError(f"rms_norm_eps ({self.rms_norm_eps!r}) must be positive")
         check_rope_theta(self.rope_theta)  # else it would fail only at the first forward
+        scaling = self.llama3_rope_scaling
+        if scaling is not None and not isinstance(scaling, Llama3RopeScaling):
+            raise ValueError(
+                f"llama3_rope_scaling must be a Llama3RopeScaling or None, got {type(scaling).__name__}"
+            )
         attn = self.attention_config()  # validates the attention fields
         object.__setattr__(self, "num_key_value_heads", attn.num_key_value_heads)
         object.__setattr__(self, "head_dim", attn.head_dim)
@@ -93,7 +102,12 @@ class LlamaLMConfig:
             raise ValueError(
                 f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' for a SwiGLU GatedMLP"
             )
-        return fields_from_hf(cls, hf_config, rope_theta=rope_theta_from_hf(hf_config))
+        return fields_from_hf(
+            cls,
+            hf_config,
+            rope_theta=rope_theta_from_hf(hf_config, supported=("default", "llama3")),
+            llama3_rope_scaling=Llama3RopeScaling.from_hf(hf_config),  # Llama 3.1; else None
+        )
 
 
 class LlamaLMBlock(nn.Module):
@@ -154,10 +168,16 @@ class LlamaLM(GenerationMixin, nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hook: RoPE's ``(cos, sin)`` for ``positions`` ``(t,)`` or ``(b, t)``, each ``(..., t, r)``.
 
-        Llama rotates all ``r = d`` channels with the plain frequencies; a family with partial rotary
-        (``r < d``) or scaled frequencies (Llama 3, LongRoPE) overrides this one method.
+        Llama rotates all ``r = d`` channels with the plain frequencies, or with Llama 3.1's
+        scaled ones when ``config.llama3_rope_scaling`` is set; a family with partial rotary (``r < d``)
+        or another scaling (LongRoPE) overrides this one method.
         """
-        return rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, dtype)
+        d, base = self.config.head_dim, self.config.rope_theta
+        scaling = getattr(self.config, "llama3_rope_scaling", None)
+        if scaling is None:
+            return rope_cos_sin(positions, d, base, dtype)
+        inv_freq = llama3_inv_freq(rope_inv_freq(d, base), scaling)  # (d/2,): Llama 3.1
+        return rope_cos_sin(positions, d, base, dtype, inv_freq=inv_freq)
 
     def _part(self, i: int) -> nn.Module:
         return getattr(getattr(self, self.module_names[0]), self.module_names[i])

@@ -1,0 +1,162 @@
+"""Each component of the Llama 3 and Gemma chapters, its reference, and the largest error measured.
+
+    PYTHONPATH=src python scripts/parity_llama3_gemma.py
+
+Builds every reference from a tiny random config (nothing downloaded), copies the weights, and prints
+``max |ours - reference|`` over outputs and every gradient, in float32 and bfloat16 on the CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+from transformers.models.gemma.modeling_gemma import GemmaMLP, GemmaTextScaledWordEmbedding
+from transformers.models.gemma.modeling_gemma import GemmaRMSNorm as HFGemmaRMSNorm
+
+from demos.book import compare_lm, max_abs_diff
+from demos.layers.mlp import GatedMLP
+from demos.layers.norms import GemmaRMSNorm
+from demos.layers.rope import rope_inv_freq
+from demos.layers.rope_scaling import Llama3RopeScaling, llama3_inv_freq
+from demos.models.gemma import GemmaLM, GemmaLMScaledEmbedding
+from demos.models.llama import LlamaLM
+from demos.weights import load_hf_weights, randomize_weights_
+
+ROWS: list[tuple[str, str, float]] = []
+
+
+def record(component: str, reference: str, error: float) -> None:
+    ROWS.append((component, reference, error))
+
+
+def worst(pairs: dict) -> float:
+    return max(max_abs_diff(a, b) for a, b in pairs.values())
+
+
+def cast(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    for p in model.parameters():  # parameters only: RoPE's inv_freq buffer stays float32
+        p.data = p.data.to(dtype)
+    return model
+
+
+def llama3_frequencies() -> None:
+    errors = []
+    for factor, low, high, original, d, theta in [
+        (8.0, 1.0, 4.0, 8192, 128, 500000.0),
+        (32.0, 1.0, 4.0, 8192, 64, 500000.0),
+        (4.0, 2.0, 8.0, 2048, 128, 10000.0),
+        (2.0, 0.5, 1.5, 64, 16, 10000.0),
+    ]:
+        rope = dict(rope_type="llama3", rope_theta=theta, factor=factor, low_freq_factor=low)
+        rope |= dict(high_freq_factor=high, original_max_position_embeddings=original)
+        config = LlamaConfig(
+            hidden_size=4 * d,
+            num_attention_heads=4,
+            head_dim=d,
+            max_position_embeddings=4 * original,
+            rope_parameters=rope,
+        )
+        expected, _ = ROPE_INIT_FUNCTIONS["llama3"](config)
+        ours = llama3_inv_freq(rope_inv_freq(d, theta), Llama3RopeScaling.from_hf(config))
+        errors.append(max_abs_diff(ours, expected))
+    record(
+        "llama3_inv_freq (4 settings)",
+        "modeling_rope_utils._compute_llama3_parameters",
+        max(errors),
+    )
+
+
+def llama3_model() -> None:
+    torch.manual_seed(0)
+    rope = dict(rope_type="llama3", rope_theta=10000.0, factor=8.0, low_freq_factor=1.0)
+    rope |= dict(high_freq_factor=4.0, original_max_position_embeddings=64)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        rope_parameters=rope,
+        attn_implementation="eager",
+    )
+    reference = randomize_weights_(LlamaForCausalLM(config)).eval()
+    ids = torch.randint(0, 128, (2, 160))
+    error = worst(compare_lm(LlamaLM.from_hf(reference), reference, ids))
+    record("LlamaLM, rope_type llama3, 160 tokens, fp32", "LlamaForCausalLM", error)
+
+
+def gemma_layers(dtype: torch.dtype) -> None:
+    name = str(dtype).removeprefix("torch.")
+    for component, ours, hf in [
+        (
+            "GatedMLP(hidden_act='gelu_pytorch_tanh')",
+            GatedMLP(32, 56, hidden_act="gelu_pytorch_tanh"),
+            GemmaMLP(GemmaConfig(hidden_size=32, intermediate_size=56)),
+        ),
+        ("GemmaRMSNorm (1 + w)", GemmaRMSNorm(32), HFGemmaRMSNorm(32)),
+    ]:
+        hf = cast(randomize_weights_(hf), dtype)
+        ours = load_hf_weights(ours, hf)
+        x = torch.randn(2, 5, 32, dtype=dtype, requires_grad=True)
+        ref, out = hf(x), ours(x)
+        w = torch.randn_like(out)
+        (ref * w).sum().backward()
+        ref_grad, x.grad = x.grad.clone(), None
+        (out * w).sum().backward()
+        pairs = {"out": (out, ref), "dx": (x.grad, ref_grad)}
+        pairs |= {
+            n: (p.grad, dict(hf.named_parameters())[n].grad) for n, p in ours.named_parameters()
+        }
+        record(f"{component}, {name}", f"modeling_gemma.{type(hf).__name__}", worst(pairs))
+    hf = GemmaTextScaledWordEmbedding(11, 3072, None, embed_scale=3072**0.5)
+    ours = GemmaLMScaledEmbedding(11, 3072)
+    ours.load_state_dict(hf.state_dict())
+    ids = torch.tensor([[0, 3, 10, 7]])
+    error = max_abs_diff(cast(ours, dtype)(ids), cast(hf, dtype)(ids))
+    record(f"GemmaLMScaledEmbedding (c = 3072), {name}", "GemmaTextScaledWordEmbedding", error)
+
+
+def gemma_model(num_key_value_heads: int, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    config = GemmaConfig(
+        vocab_size=128,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=num_key_value_heads,
+        head_dim=16,
+        max_position_embeddings=256,
+        attn_implementation="eager",
+        pad_token_id=None,
+    )
+    reference = cast(randomize_weights_(GemmaForCausalLM(config)), dtype).eval()
+    ids = torch.randint(0, 128, (2, 19))
+    error = worst(compare_lm(GemmaLM.from_hf(reference), reference, ids))
+    label = "MQA, 2B-like" if num_key_value_heads == 1 else "MHA, 7B-like"
+    name = str(dtype).removeprefix("torch.")
+    record(f"GemmaLM ({label}, h*d != c), {name}", "GemmaForCausalLM", error)
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    llama3_frequencies()
+    llama3_model()
+    for dtype in (torch.float32, torch.bfloat16):
+        gemma_layers(dtype)
+        gemma_model(1, dtype)
+        gemma_model(4, dtype)
+    width = max(len(c) for c, _, _ in ROWS)
+    print(
+        f"{'component'.ljust(width)}  {'reference (transformers==5.23.0)'.ljust(48)}  max |error|"
+    )
+    for component, reference, error in ROWS:
+        print(f"{component.ljust(width)}  {reference.ljust(48)}  {error:.3e}")
+    print(f"largest error over {len(ROWS)} comparisons: {max(e for _, _, e in ROWS):.3e}")
+
+
+if __name__ == "__main__":
+    main()

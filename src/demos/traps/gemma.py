@@ -1,0 +1,119 @@
+"""The Gemma chapter's traps: two one-line slips when porting Gemma from Llama code.
+
+Both compare the logits of a tiny random ``GemmaForCausalLM`` with our ``GemmaLM`` as written and
+with one line changed: RMSNorm's gain ``w`` instead of ``1 + w`` (fp32), and the embedding's
+``sqrt(c)`` kept in float32 instead of rounded to the weights' bfloat16 (bf16, with Gemma-7B's
+width c = 3072, where the normaliser is 55.4256 in float32 and 55.5 in bfloat16).
+
+Reference implementation: transformers==5.23.0, models/gemma/modeling_gemma.py::GemmaRMSNorm,
+::GemmaTextScaledWordEmbedding, ::GemmaForCausalLM
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from demos.traps import Measured, Trap
+
+
+def tiny_gemma(hidden_size: int = 64, dtype: torch.dtype = torch.float32, seed: int = 0):
+    """A tiny random ``GemmaForCausalLM`` (2 layers, MQA, head_dim 16), norm offsets ``w`` near 0
+    as in a trained Gemma (transformers initialises them at 0: the gain 1 + 0)."""
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    from demos.weights import randomize_weights_
+
+    torch.manual_seed(seed)
+    config = GemmaConfig(
+        vocab_size=97,
+        hidden_size=hidden_size,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=256,
+        attn_implementation="eager",
+        pad_token_id=None,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    model = randomize_weights_(GemmaForCausalLM(config))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.normal_(0.0, 0.1)  # the stored offset w, near 0
+        for p in model.parameters():  # parameters only: RoPE's inv_freq buffer stays float32,
+            p.data = p.data.to(dtype)  # as when a checkpoint is loaded in bfloat16
+    return model.eval()
+
+
+def _errors(model, wrong_forward) -> tuple[float, float]:
+    """``(max |ours - reference|, max |ours with one line wrong - reference|)`` on 2 x 16 tokens."""
+    from demos.models.gemma import GemmaLM
+
+    ours = GemmaLM.from_hf(model).eval()
+    ids = torch.randint(0, model.config.vocab_size, (2, 16))
+    with torch.no_grad():
+        expected = model(ids).logits.float()
+        right = (ours(ids).float() - expected).abs().max().item()
+        wrong_forward(ours)
+        wrong = (ours(ids).float() - expected).abs().max().item()
+    return right, wrong
+
+
+def measure_norm_gain() -> Measured:
+    """RMSNorm's ``w`` instead of ``1 + w`` in every norm, fp32."""
+    from demos.layers.norms import GemmaRMSNorm
+
+    def plain_gain(ours) -> None:
+        for module in ours.modules():
+            if isinstance(module, GemmaRMSNorm):  # Llama's formula on Gemma's weights
+                module.forward = lambda x, m=module: (
+                    x.float()
+                    * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + m.eps)
+                    * m.weight
+                ).to(x.dtype)
+
+    right, wrong = _errors(tiny_gemma(), plain_gain)
+    return Measured(right, wrong, 1e-4, "logits of a 2-layer GemmaForCausalLM, fp32")
+
+
+def measure_normalizer_dtype() -> Measured:
+    """The embedding multiplied by ``sqrt(c)`` in float32 instead of in the weights' bfloat16."""
+
+    def float32_normalizer(ours) -> None:
+        embed = ours.embed
+        c = embed.embedding_dim
+        embed.forward = lambda ids: (
+            torch.nn.functional.embedding(ids, embed.weight, embed.padding_idx)
+            * torch.tensor(math.sqrt(c), dtype=torch.float32)  # 55.4256, not bf16's 55.5
+        )
+
+    model = tiny_gemma(hidden_size=3072, dtype=torch.bfloat16)
+    right, wrong = _errors(model, float32_normalizer)
+    return Measured(
+        right, wrong, 1e-6, "logits of a 2-layer GemmaForCausalLM of width 3072, bfloat16"
+    )
+
+
+TRAPS = [
+    Trap(
+        chapter="gemma",
+        title="Gemma's RMSNorm gain w instead of 1 + w",
+        wrong="return x_hat * self.weight",
+        right="return (x_hat * (1.0 + self.weight.float())).type_as(x)",
+        shows="every norm: the stored offsets are near 0, so the wrong gain all but erases the input",
+        measure=measure_norm_gain,
+    ),
+    Trap(
+        chapter="gemma",
+        title="Gemma's embedding scale sqrt(c) in float32 instead of the weights' dtype",
+        wrong="x = embed(ids) * torch.tensor(c ** 0.5)  # float32: 55.4256",
+        right="x = embed(ids) * torch.tensor(c ** 0.5).to(embed.weight.dtype)  # bf16: 55.5",
+        shows="every logit in bfloat16: the residual stream starts 0.13 % smaller than in training",
+        measure=measure_normalizer_dtype,
+    ),
+]

@@ -97,6 +97,10 @@ _EXPORTS = {
     "show_source": "demos.book",
     "parity_report": "demos.book",
     "compare_lm": "demos.book",
+    # debugging a from-scratch model against its reference
+    "first_divergence": "demos.debugging",
+    "Divergence": "demos.debugging",
+    "NoDivergence": "demos.debugging",
 }
 
 __all__ = sorted(_EXPORTS)

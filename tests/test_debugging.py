@@ -248,3 +248,32 @@ def test_nothing_matched_is_a_value_error_not_agreement(ids):
     ours, _ = pair("llama")
     with pytest.raises(ValueError, match="no decoder blocks match"):
         first_divergence(ours, tiny_model("mamba"), ids)
+
+
+def test_a_rebuilt_residual_names_what_it_adds(ids):
+    class DoubledAttention(LlamaLMBlock):  # attention's output enters the residual twice
+        def forward(self, x, position_embeddings, cache=None, attention_mask=None):
+            a = self.self_attn(self.input_layernorm(x), position_embeddings, cache, attention_mask)
+            x = x + 2 * a
+            return x + self.mlp(self.post_attention_layernorm(x))
+
+    ours, reference = pair("llama")
+    swap_block(ours, 0, DoubledAttention)
+    result = first_divergence(ours, reference, ids)
+    # the residual after attention is rebuilt as block input + attention output, which agree:
+    # the first output computed from the doubled sum is the post-attention norm's
+    assert (result.layer, result.substep) == (0, "post-attention norm"), str(result)
+
+
+def test_the_plan_of_a_llama_block():
+    from demos.debugging import _plan
+
+    steps = [(s.layer, s.substep, s.name) for s in _plan(*pair("llama")) if s.layer == 0]
+    assert steps == [
+        (0, "input norm", "model.layers.0.input_layernorm"),
+        (0, "attention", "model.layers.0.self_attn"),
+        (0, "residual after attention", "model.layers.0 input + model.layers.0.self_attn"),
+        (0, "post-attention norm", "model.layers.0.post_attention_layernorm"),
+        (0, "MLP", "model.layers.0.mlp"),
+        (0, "residual after MLP", "model.layers.0"),
+    ]

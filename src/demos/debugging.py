@@ -83,16 +83,21 @@ class Divergence:
 
     def __str__(self) -> str:
         place = "" if self.layer is None else f"layer {self.layer}, "
+        modules = (
+            f"module {self.ours_module} in both"
+            if self.ours_module == self.reference_module
+            else f"ours: {self.ours_module}, reference: {self.reference_module}"
+        )
         head = (
-            f"First divergence at {place}{self.substep} (ours: {self.ours_module}; "
-            f"reference: {self.reference_module}), sub-step {self.compared} of those compared"
+            f"First divergence at {place}{self.substep} "
+            f"(sub-step {self.compared} in forward order; {modules})"
         )
         if self.note:
             return f"{head}: {self.note}."
         token = f", token position {self.where[1]}" if len(self.where) > 1 else ""
         return (
             f"{head}: max |ours - reference| = {self.max_abs_diff:.3g} at index "
-            f"{self.where}{token}, where the tolerance is {self.tolerance:.3g} "
+            f"{self.where}{token}; the tolerance there is {self.tolerance:.3g} "
             f"(atol {self.atol:g} + rtol {self.rtol:g} x |reference|)."
         )
 
@@ -117,8 +122,15 @@ class NoDivergence:
 class _Step:
     layer: int | None
     substep: str
-    ours: str  # module name in ours (or "<block name> + <attention name>" for a rebuilt sum)
-    reference: str
+    module: str  # the hooked module's name, the same in both models
+    block_input: str | None = None  # for a rebuilt residual: the block whose input is added
+
+    @property
+    def name(self) -> str:
+        """The module's name, or ``"<block> input + <attention>"`` for a rebuilt residual."""
+        return (
+            self.module if self.block_input is None else f"{self.block_input} input + {self.module}"
+        )
 
 
 def _first_tensor(output: Any) -> torch.Tensor | None:
@@ -191,13 +203,13 @@ def _plan(ours: nn.Module, reference: nn.Module) -> list[_Step]:
     ]
     embeds = [n for n in shared if isinstance(mine[f"{prefix}{n}"], nn.Embedding)]
     norms = [n for n in shared if n not in embeds]
-    steps = [_Step(None, "embedding", f"{prefix}{n}", f"{prefix}{n}") for n in embeds]
+    steps = [_Step(None, "embedding", f"{prefix}{n}") for n in embeds]
     for i in range(len(mine[blocks])):
         steps += _block_steps(i, f"{blocks}.{i}", mine, theirs)
-    steps += [_Step(None, "final norm", f"{prefix}{n}", f"{prefix}{n}") for n in norms]
+    steps += [_Step(None, "final norm", f"{prefix}{n}") for n in norms]
     if "lm_head" in mine and "lm_head" in theirs:
-        steps.append(_Step(None, "lm_head", "lm_head", "lm_head"))
-    if not any(s.layer is not None and s.ours != f"{blocks}.{s.layer}" for s in steps):
+        steps.append(_Step(None, "lm_head", "lm_head"))
+    if not any(s.layer is not None and s.module != f"{blocks}.{s.layer}" for s in steps):
         raise ValueError(f"no submodule of the blocks in {blocks} has the same name in both models")
     return steps
 
@@ -218,22 +230,21 @@ def _block_steps(
     steps = []
     for name, substep in layout:
         if name == BLOCK_OUTPUT:
-            steps.append(_Step(i, substep, block, block))
+            steps.append(_Step(i, substep, block))
         elif name == ATTENTION_RESIDUAL:
             attention = f"{block}.{layout[1][0]}"
             if attention in mine and attention in theirs:
-                steps.append(_Step(i, substep, f"{block} + {attention}", f"{block} + {attention}"))
+                steps.append(_Step(i, substep, attention, block))
         elif f"{block}.{name}" in mine and f"{block}.{name}" in theirs:
-            steps.append(_Step(i, substep, f"{block}.{name}", f"{block}.{name}"))
+            steps.append(_Step(i, substep, f"{block}.{name}"))
     return steps
 
 
 def _value(step: _Step, recorder: _Recorder) -> torch.Tensor | None:
     """The step's output on one side: a hooked output, or block input + attention output."""
-    if " + " not in step.ours:
-        return recorder.outputs.get(step.ours)
-    block, attention = step.ours.split(" + ")
-    x, attn = recorder.inputs.get(block), recorder.outputs.get(attention)
+    if step.block_input is None:
+        return recorder.outputs.get(step.module)
+    x, attn = recorder.inputs.get(step.block_input), recorder.outputs.get(step.module)
     return None if x is None or attn is None else x + attn
 
 
@@ -243,7 +254,7 @@ def _compare(
     """A :class:`Divergence` if ``a`` (ours) and ``b`` (reference) differ beyond tolerance."""
 
     def diverged(note: str, diff: float = float("inf")) -> tuple[Divergence, float]:
-        fields = (step.layer, step.substep, step.ours, step.reference, diff, (), float("nan"))
+        fields = (step.layer, step.substep, step.name, step.name, diff, (), float("nan"))
         return Divergence(*fields, atol, rtol, n, note), diff
 
     if a is None or b is None:
@@ -261,7 +272,7 @@ def _compare(
     if (diff <= atol + rtol * b.abs()).all():
         return None, largest
     tolerance = atol + rtol * abs(b[where].item())
-    fields = (step.layer, step.substep, step.ours, step.reference, largest, where, tolerance)
+    fields = (step.layer, step.substep, step.name, step.name, largest, where, tolerance)
     return Divergence(*fields, atol, rtol, n), largest
 
 
@@ -311,8 +322,8 @@ def first_divergence(
     check_finite_number("atol", atol, minimum=0)
     check_finite_number("rtol", rtol, minimum=0)
     steps = _plan(ours, reference)
-    names = {s.ours.split(" + ")[-1] for s in steps}
-    blocks_in = {s.ours.split(" + ")[0] for s in steps if " + " in s.ours}
+    names = {s.module for s in steps}
+    blocks_in = {s.block_input for s in steps if s.block_input is not None}
     recorders = (_Recorder(ours, names, blocks_in), _Recorder(reference, names, blocks_in))
     try:
         with torch.no_grad():

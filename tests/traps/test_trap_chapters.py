@@ -26,3 +26,14 @@ def test_one_line_each():
     for trap in all_traps():
         for text in (trap.wrong, trap.right):
             assert "\n" not in text and len(text) <= 76, (trap.title, text)
+
+
+def test_measure_is_seeded_inside_and_leaves_the_random_state_alone():
+    import torch
+
+    for trap in all_traps():
+        before = torch.random.get_rng_state()
+        first = trap.measure()
+        assert torch.equal(torch.random.get_rng_state(), before), trap.title
+        torch.manual_seed(12345)  # another global seed: the same numbers
+        assert trap.measure() == first, trap.title

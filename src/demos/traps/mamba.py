@@ -8,7 +8,7 @@ the gate z): right is :func:`demos.layers.selective_scan.selective_scan`, the re
 transformers' ``mamba_selective_scan``.
 
 References:
-    gu2023mamba  Mamba, Eq. (4) and Section 3.5 (the simplification of B-bar).
+    gu2023mamba  Mamba, Eq. (4) (zero-order hold for A and B).
 
 Reference implementation: transformers==5.23.0, models/mamba/modeling_mamba.py::mamba_selective_scan.
 """

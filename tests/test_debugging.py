@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -76,6 +77,20 @@ class NoMLPResidualBlock(LlamaLMBlock):
         return self.mlp(self.post_attention_layernorm(x))
 
 
+def adjacent_rope_in(attn):
+    """Monkeypatch one attention layer: RoPE on pairs (2i, 2i + 1) instead of halves, there only."""
+    from demos.layers import attention
+    from demos.traps.llama2 import rope_adjacent_pairs
+
+    original = attn.forward
+
+    def forward(*args, **kwargs):
+        with mock.patch.object(attention, "apply_rope", rope_adjacent_pairs):
+            return original(*args, **kwargs)
+
+    attn.forward = forward  # nn.Module.__call__ calls it, so the hooks still fire
+
+
 def swap_block(ours, i, block_class):
     block = block_class(ours.config)
     block.load_state_dict(ours.blocks[i].state_dict())
@@ -93,6 +108,12 @@ PLANTED = {  # name -> (family, plant(ours), layer, sub-step)
         "llama",
         lambda m: m.blocks[0].self_attn.register_forward_pre_hook(negate_sin, with_kwargs=True),
         0,
+        "attention",
+    ),
+    "llama: RoPE halves swapped for adjacent pairs in block 1": (
+        "llama",
+        lambda m: adjacent_rope_in(m.blocks[1].self_attn),
+        1,
         "attention",
     ),
     "llama: MLP's norm wired to the block input": (

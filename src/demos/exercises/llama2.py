@@ -93,9 +93,10 @@ SUBSTEPS = (  # a sequential block's sub-steps in forward order, as demos.debugg
 class BuggyBlock(LlamaLMBlock):
     """Llama's block with one planted mistake: it runs, its shapes are right, and it is wrong."""
 
-    def forward(self, x, position_embeddings, cache=None, attention_mask=None):
+    def forward(self, x, rope, cache=None, mask=None):
+        """``x (b, t, c)``; ``rope`` (cos, sin), ``cache`` and ``mask`` as for LlamaLMBlock."""
         attn_in = self.input_layernorm(x)  # (b, t, c)
-        h = x + self.self_attn(attn_in, position_embeddings, cache, attention_mask)
+        h = x + self.self_attn(attn_in, rope, cache, mask)  # (b, t, c)
         return h + self.mlp(self.post_attention_layernorm(x))  # (b, t, c)
 
 

@@ -28,12 +28,12 @@ def test_one_line_each():
             assert "\n" not in text and len(text) <= 76, (trap.title, text)
 
 
-def test_measure_is_seeded_inside_and_leaves_the_random_state_alone():
+def test_measure_is_seeded_inside():
+    """The same numbers whatever the caller's global seed: a page shows what the tests measured."""
     import torch
 
     for trap in all_traps():
-        before = torch.random.get_rng_state()
+        torch.manual_seed(1)
         first = trap.measure()
-        assert torch.equal(torch.random.get_rng_state(), before), trap.title
-        torch.manual_seed(12345)  # another global seed: the same numbers
+        torch.manual_seed(12345)
         assert trap.measure() == first, trap.title

@@ -127,6 +127,10 @@ _EXPORTS = {
     "extract_strict": "demos.eval.gsm8k",
     "extract_flexible": "demos.eval.gsm8k",
     "maj_at_k": "demos.eval.gsm8k",
+    # debugging a from-scratch model against its reference
+    "first_divergence": "demos.debugging",
+    "Divergence": "demos.debugging",
+    "NoDivergence": "demos.debugging",
 }
 
 __all__ = sorted(_EXPORTS)

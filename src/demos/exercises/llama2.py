@@ -9,6 +9,7 @@ import torch
 from demos.exercises.core import Check, Mistake, check_function
 from demos.layers.attention import repeat_kv
 from demos.layers.kv_cache import kv_cache_bytes_per_token
+from demos.models.llama import LlamaLM, LlamaLMBlock
 
 
 def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Check:
@@ -72,4 +73,125 @@ def check_kv_cache_bytes(fn: Callable[..., int]) -> Check:
     names = ("num_hidden_layers", "num_key_value_heads", "head_dim", "seq_len", "batch")
     return check_function(
         fn, kv_cache_bytes_reference, cases, (*names, "bytes_per_value"), mistakes=mistakes
+    )
+
+
+# ---------------------------------------------------------------- find the planted mistake
+
+PLANTED_SUBSTEP = "post-attention norm"  # where BuggyBlock's mistake first shows
+PLANTED_MODULE = "post_attention_layernorm"
+SUBSTEPS = (  # a sequential block's sub-steps in forward order, as demos.debugging names them
+    "input norm",
+    "attention",
+    "residual after attention",
+    "post-attention norm",
+    "MLP",
+    "residual after MLP",
+)
+
+
+class BuggyBlock(LlamaLMBlock):
+    """Llama's block with one planted mistake: it runs, its shapes are right, and it is wrong."""
+
+    def forward(self, x, rope, cache=None, mask=None):
+        """``x (b, t, c)``; ``rope`` (cos, sin), ``cache`` and ``mask`` as for LlamaLMBlock."""
+        attn_in = self.input_layernorm(x)  # (b, t, c)
+        h = x + self.self_attn(attn_in, rope, cache, mask)  # (b, t, c)
+        return h + self.mlp(self.post_attention_layernorm(x))  # (b, t, c)
+
+
+def planted_mistake_models(layer: int = 1) -> tuple[LlamaLM, torch.nn.Module, torch.Tensor]:
+    """A tiny random ``LlamaForCausalLM`` (2 layers), a ``LlamaLM`` with its weights whose block
+    ``layer`` is a :class:`BuggyBlock`, and ``(2, 12)`` token ids: ``(ours, reference, input_ids)``.
+    Seeded: the same models on every call."""
+    from demos.traps.tiny import seeded, tiny_reference, token_ids
+
+    with seeded(0):
+        reference = tiny_reference("llama")
+        input_ids = token_ids(reference.config.vocab_size)
+    ours = LlamaLM.from_hf(reference)
+    buggy = BuggyBlock(ours.config)
+    buggy.load_state_dict(ours.blocks[layer].state_dict())
+    ours.blocks[layer] = buggy
+    return ours.eval(), reference, input_ids
+
+
+def _read_answer(value) -> tuple[int, str] | str:
+    """``(layer, substep)`` from what the learner returned, or a message saying what is wrong."""
+    if value is None:
+        return "returned None"
+    if hasattr(value, "layer") and hasattr(value, "substep"):  # a Divergence itself
+        value = (value.layer, value.substep)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        return f"returned {type(value).__name__} {value!r:.60}, not a pair (layer, substep)"
+    layer, substep = value
+    if isinstance(layer, bool) or not isinstance(layer, int) or not isinstance(substep, str):
+        return f"returned {value!r:.60}: layer must be an int and substep a str"
+    name = substep.strip()
+    name = PLANTED_SUBSTEP if name == PLANTED_MODULE else name
+    canonical = {s.lower(): s for s in SUBSTEPS}  # "mlp" reads as "MLP"
+    return layer, canonical.get(name.lower(), name)
+
+
+def _hint(answer: tuple[int, str], layer: int) -> str:
+    """Why ``answer`` is not the first divergence of a model whose bug sits in block ``layer``."""
+    got_layer, substep = answer
+    if substep not in SUBSTEPS:
+        return (
+            f"{substep!r} is not a sub-step of a Llama block; first_divergence names them "
+            f"{', '.join(SUBSTEPS)}."
+        )
+    if got_layer > layer:
+        return (
+            f"layer {got_layer} differs, but so does every layer after the first one that "
+            "differs: it reads a wrong input. Look for the first."
+        )
+    if got_layer < layer:
+        return f"layer {got_layer} still agrees with the reference; the mistake comes later."
+    planted = SUBSTEPS.index(PLANTED_SUBSTEP)
+    if SUBSTEPS.index(substep) > planted:
+        return (
+            f"the layer is right, and {substep!r} differs, but it inherits its difference from "
+            "an earlier sub-step of that layer: report the first one."
+        )
+    return f"the layer is right, but {substep!r} still agrees with the reference there."
+
+
+def check_planted_mistake(answer) -> Check:
+    """Check where a learner says :class:`BuggyBlock` first leaves the reference.
+
+    ``answer`` is a function ``(ours, reference, input_ids) -> (layer, substep)`` (it may return
+    ``first_divergence``'s result itself), run on two models from :func:`planted_mistake_models`,
+    with the bug in layer 1 and in layer 0; or the pair itself for the model with the bug in
+    layer 1. ``substep`` as :mod:`demos.debugging` names it (``"MLP"``), or the module's name.
+    Never raises on a wrong answer.
+    """
+    layers = (1, 0) if callable(answer) else (1,)
+    for layer in layers:
+        case = f"a 2-layer tiny Llama with BuggyBlock in layer {layer}, input_ids (2, 12)"
+        value = answer
+        if callable(answer):
+            try:
+                value = answer(*planted_mistake_models(layer))
+            except Exception as error:  # the learner's code: report it, do not crash
+                return Check(False, f"On {case}: raised {type(error).__name__}: {error}")
+        read = _read_answer(value)
+        if read == "returned None" and layer == 1:
+            return Check(
+                False,
+                "Not attempted yet: the answer returned None. Run first_divergence(ours, "
+                "reference, input_ids) and return the layer and sub-step it reports.",
+            )
+        if isinstance(read, str):
+            return Check(False, f"On {case}: the answer {read}.")
+        if read == (1, PLANTED_SUBSTEP) and layer == 0:
+            why = "the same pair as for layer 1: does the function look, or return a fixed pair?"
+            return Check(False, f"On {case}: got {read}; {why}")
+        if read != (layer, PLANTED_SUBSTEP):
+            return Check(False, f"On {case}: got {read}; {_hint(read, layer)}")
+    return Check(
+        True,
+        f"The first divergence is in the layer that holds BuggyBlock, at the {PLANTED_SUBSTEP}: "
+        "its input, the residual after attention, agrees with the reference and its output "
+        "does not. Now read show_source(BuggyBlock.forward): what does that norm read?",
     )

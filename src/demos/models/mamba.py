@@ -133,9 +133,15 @@ class MambaLMMixer(nn.Module):
         hidden_states: torch.Tensor,
         parallel: bool = True,
         attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """(b, l, c) -> (b, l, c); ``parallel`` picks the chunked scan or the sequential loop."""
-        return self._forward(hidden_states, parallel, attention_mask)[0]
+        return_state: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, MambaState]:
+        """(b, l, c) -> (b, l, c); ``parallel`` picks the chunked scan or the sequential loop.
+
+        ``return_state``: also return the :class:`MambaState` after the last token (the block asks
+        for it through this call, not ``_forward``, so forward hooks see every mixer run).
+        """
+        out = self._forward(hidden_states, parallel, attention_mask)
+        return out if return_state else out[0]
 
     def _forward(
         self,
@@ -192,8 +198,16 @@ class MambaLMBlock(nn.Module):
         self.mixer = MambaLMMixer(config)
         self.residual_in_fp32 = config.residual_in_fp32
 
-    def forward(self, hidden_states: torch.Tensor, parallel: bool = True) -> torch.Tensor:
-        return self._forward(hidden_states, parallel)[0]
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        parallel: bool = True,
+        attention_mask: torch.Tensor | None = None,
+        return_state: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, MambaState]:
+        """(b, l, c) -> (b, l, c), and the mixer's state if ``return_state`` (as the mixer)."""
+        out = self._forward(hidden_states, parallel, attention_mask)
+        return out if return_state else out[0]
 
     def _forward(
         self, hidden_states: torch.Tensor, *mixer_args: Any
@@ -201,7 +215,7 @@ class MambaLMBlock(nn.Module):
         """``mixer_args``: ``(parallel, attention_mask)`` as for the mixer's ``_forward``."""
         residual = hidden_states.float() if self.residual_in_fp32 else hidden_states
         normed = self.norm(hidden_states.to(self.norm.weight.dtype))
-        out, state = self.mixer._forward(normed, *mixer_args)
+        out, state = self.mixer(normed, *mixer_args, return_state=True)  # hooks see it
         return residual + out, state  # (b, l, c)
 
     def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:
@@ -279,7 +293,7 @@ class MambaLM(GenerationMixin, nn.Module):
         if past == 0:  # the prompt: the scan over all of it
             for i, layer in enumerate(layers):
                 new = None if mask is None else mask[:, -length:]
-                hidden_states, state = layer._forward(hidden_states, parallel, new)  # (b, l, c)
+                hidden_states, state = layer(hidden_states, parallel, new, return_state=True)
                 if cache is not None:
                     cache.states[i] = state
         else:  # decoding: the recurrence, one token at a time (new tokens are real ones)

@@ -1,0 +1,94 @@
+"""The "Nearly right" appendix, rendered from the traps: measure each one, then write Markdown.
+
+Kept out of the notebook so that the page holds no retyped number and the rendering is tested: the
+page calls :func:`measure_all` and prints :func:`summary_markdown` and :func:`trap_markdown`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from demos.traps import Measured, Trap
+
+
+def measure_all(traps: list[Trap]) -> list[tuple[Trap, Measured]]:
+    """Run every trap's ``measure()`` (each seeded inside), in the given order."""
+    return [(trap, trap.measure()) for trap in traps]
+
+
+def in_book_order(traps: list[Trap], toc: Path | None = None) -> list[Trap]:
+    """``traps`` sorted by their chapter's place in ``_toc.yml`` (as given if it is not there)."""
+    path = Path("_toc.yml") if toc is None else toc
+    if not path.is_file():
+        return list(traps)
+    pages = re.findall(r"file:\s*book/(\S+)", path.read_text())
+    return sorted(traps, key=lambda t: pages.index(t.chapter) if t.chapter in pages else len(pages))
+
+
+def holds(measured: Measured) -> bool:
+    """The right version meets the tolerance and the wrong one exceeds it."""
+    return measured.right_error <= measured.tolerance < measured.wrong_error
+
+
+def chapter_title(chapter: str, book: Path | None = None) -> str:
+    """The first ``# heading`` of ``book/<chapter>.ipynb``, or the file name if it is not there."""
+    path = (Path("book") if book is None else book) / f"{chapter}.ipynb"
+    if path.is_file():
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                for line in "".join(cell["source"]).splitlines():
+                    if line.startswith("# "):
+                        return line[2:].strip()
+    return chapter
+
+
+def _number(x: float) -> str:
+    return format(x, ".2g")
+
+
+def _times(ratio: float) -> str:
+    """``5176.3 -> "5,176×"``: how many tolerances the wrong version misses by."""
+    return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2g}×"
+
+
+def summary_markdown(results: list[tuple[Trap, Measured]], book: Path | None = None) -> str:
+    """A verdict line, then one row per trap: chapter, trap, and how far past the tolerance it goes."""
+    if not results:
+        return "*No chapter has registered a trap yet.*"
+    broken = [trap.title for trap, m in results if not holds(m)]
+    chapters = {trap.chapter for trap, _ in results}
+    if broken:
+        verdict = "**Not every trap holds on this build:** " + "; ".join(broken) + "."
+    else:
+        ratios = [m.wrong_error / m.tolerance for _, m in results]
+        verdict = (
+            f"**{len(results)} traps from {len(chapters)} chapters, measured as this page ran.** "
+            "Every right version is within its tolerance of the reference; every wrong one misses "
+            f"it by {_times(min(ratios))} to {_times(max(ratios))} the tolerance."
+        )
+    rows = ["| Chapter | Trap | wrong error / tolerance |", "|---|---|---|"]
+    for trap, m in results:
+        link = f"[{chapter_title(trap.chapter, book)}]({trap.chapter}.ipynb)"
+        rows.append(f"| {link} | {trap.title} | {_times(m.wrong_error / m.tolerance)} |")
+    return verdict + "\n\n" + "\n".join(rows)
+
+
+def trap_markdown(trap: Trap, measured: Measured, book: Path | None = None) -> str:
+    """One trap: where it is explained, the wrong and the right line, the two errors, where it shows."""
+    link = f"[{chapter_title(trap.chapter, book)}]({trap.chapter}.ipynb)"
+    code = f"```python\n# wrong\n{trap.wrong}\n# right\n{trap.right}\n```"
+    table = "\n".join(
+        [
+            "| against the reference | max abs error |",
+            "|---|---|",
+            f"| right version | {_number(measured.right_error)} |",
+            f"| **wrong version** | **{_number(measured.wrong_error)}** |",
+            f"| tolerance | {_number(measured.tolerance)} |",
+        ]
+    )
+    return (
+        f"### {trap.title}\n\nFrom {link}.\n\n{code}\n\n{table}\n\n"
+        f"*Compared:* {measured.quantity}.\n\n*Where it shows:* {trap.shows}."
+    )

@@ -1,0 +1,68 @@
+"""The appendix's Markdown: every trap and its numbers appear; a trap that does not hold is said
+loudly; nothing is rendered as agreement when there is nothing to render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from demos.traps import Measured, Trap
+from demos.traps.page import (
+    chapter_title,
+    holds,
+    in_book_order,
+    summary_markdown,
+    trap_markdown,
+)
+
+BOOK = Path(__file__).resolve().parents[2] / "book"
+
+
+def fake(title: str, right: float, wrong: float) -> tuple[Trap, Measured]:
+    measured = Measured(right, wrong, 1e-4, "logits of something, fp32")
+    trap = Trap("llama2", title, "y = wrong(x)", "y = right(x)", "everywhere", lambda: measured)
+    return trap, measured
+
+
+def test_a_trap_renders_its_lines_numbers_and_link():
+    trap, measured = fake("A mistake", 0.0, 4.88)
+    text = trap_markdown(trap, measured, BOOK)
+    for piece in ("### A mistake", "y = wrong(x)", "y = right(x)", "4.9", "0.0001", "everywhere"):
+        assert piece in text
+    assert "[Llama 2](llama2.ipynb)" in text
+
+
+def test_summary_gives_the_verdict_first():
+    results = [fake("A", 0.0, 0.5), fake("B", 1e-7, 50.0)]
+    text = summary_markdown(results, BOOK)
+    assert text.startswith("**2 traps from 1 chapters")
+    assert "5,000× to 500,000×" in text and "| B | 500,000× |" in text
+
+
+def test_summary_says_when_a_trap_does_not_hold():
+    results = [
+        fake("fine", 0.0, 1.0),
+        fake("agrees anyway", 0.0, 1e-6),
+        fake("right off", 1.0, 9.0),
+    ]
+    assert [holds(m) for _, m in results] == [True, False, False]
+    text = summary_markdown(results, BOOK)
+    assert text.startswith("**Not every trap holds") and "agrees anyway; right off" in text
+
+
+def test_nothing_to_render_is_not_agreement():
+    assert "No chapter" in summary_markdown([])
+
+
+def test_chapter_title_falls_back_to_the_name():
+    assert chapter_title("llama2", BOOK) == "Llama 2"
+    assert chapter_title("no_such_chapter", BOOK) == "no_such_chapter"
+
+
+def test_book_order_follows_the_table_of_contents():
+    (a, _), (b, _) = fake("A", 0.0, 1.0), fake("B", 0.0, 1.0)
+    zephyr = Trap("zephyr", "Z", "w", "r", "s", lambda: None)
+    mamba = Trap("mamba", "M", "w", "r", "s", lambda: None)
+    toc = BOOK.parent / "_toc.yml"
+    ordered = in_book_order([zephyr, mamba, a], toc)
+    assert [t.chapter for t in ordered] == ["llama2", "mamba", "zephyr"]
+    assert in_book_order([zephyr, b], BOOK / "no_toc.yml") == [zephyr, b]

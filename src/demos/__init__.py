@@ -88,6 +88,16 @@ _EXPORTS = {
     "dpo_loss": "demos.training.preference",
     "orpo_loss": "demos.training.preference",
     "log1mexp": "demos.training.preference",
+    # evaluation
+    "loglikelihood": "demos.eval.scoring",
+    "encode_pair": "demos.eval.scoring",
+    "multiple_choice_scores": "demos.eval.metrics",
+    "MultipleChoiceScores": "demos.eval.metrics",
+    "acc": "demos.eval.metrics",
+    "acc_norm": "demos.eval.metrics",
+    "fewshot_prompt": "demos.eval.fewshot",
+    "LEADERBOARD_TASKS": "demos.eval.fewshot",
+    "LEADERBOARD_SHOTS": "demos.eval.fewshot",
     # shared helpers
     "check_positive_int": "demos.validation",
     "check_token_ids": "demos.validation",

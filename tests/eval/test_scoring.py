@@ -46,12 +46,12 @@ def greedy_pairs(model, tokenizer, n=3):
     return pairs
 
 
-def assert_same(ours, reference):
+def assert_same(ours, reference, atol=1e-5):
     assert len(ours) == len(reference) > 0
     for (ll, greedy), (ref_ll, ref_greedy) in zip(ours, reference, strict=True):
         assert isinstance(ll, float) and torch.isfinite(torch.tensor(ll))
         assert greedy == ref_greedy
-        torch.testing.assert_close(ll, ref_ll, atol=1e-5, rtol=1e-6)
+        torch.testing.assert_close(ll, ref_ll, atol=atol, rtol=1e-6)
 
 
 def test_loglikelihood_equals_hflm(model, tokenizer):
@@ -74,6 +74,15 @@ def test_add_bos_token_override_equals_hflm(model, tokenizer, add_bos_token):
     ours = loglikelihood(model, tokenizer, PAIRS[:5], add_bos_token=add_bos_token)
     reference = harness_loglikelihood(model, tokenizer, PAIRS[:5], add_bos_token=add_bos_token)
     assert_same(ours, reference)
+
+
+@pytest.mark.parametrize("batch_size", [3, 16])
+def test_batched_scoring_equals_hflm_batched(model, tokenizer, batch_size):
+    """Right-padded batches: equal to HFLM's own batches up to float32 rounding."""
+    pairs = PAIRS + greedy_pairs(model, tokenizer)
+    ours = loglikelihood(model, tokenizer, pairs, batch_size=batch_size)
+    reference = harness_loglikelihood(model, tokenizer, pairs, batch_size=batch_size)
+    assert_same(ours, reference, atol=1e-4)
 
 
 def test_short_window_equals_hflm(model, tokenizer):

@@ -34,9 +34,7 @@ ACC_NORM_WRONG = {
         ["leading space"],
     ),
     "last on a tie": (
-        lambda lls, cs, g: float(
-            max(range(len(lls)), key=lambda i: (lls[i] / len(cs[i]), i)) == g
-        ),
+        lambda lls, cs, g: float(max(range(len(lls)), key=lambda i: (lls[i] / len(cs[i]), i)) == g),
         ["a tie goes to the first choice"],
     ),
 }

@@ -19,6 +19,7 @@ Reference implementation: lm-eval==0.4.13, ``lm_eval/models/huggingface.py::HFLM
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -39,6 +40,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 400, bos: bool = Tru
         bos: prepend ``<s>`` to every encoding, as Llama's tokenizer does; without it the tokenizer
             has no BOS token at all (GPT-2 and Pythia style) and the harness falls back to EOS.
     """
+    return _train_tokenizer(tuple(texts), vocab_size, bos)
+
+
+@functools.lru_cache(maxsize=8)
+def _train_tokenizer(texts: tuple[str, ...], vocab_size: int, bos: bool) -> Any:
+    """Trained once per (texts, vocab_size, bos): BPE training is deterministic."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -75,13 +82,15 @@ def _quiet():
         logging.disable(previous)
 
 
-def hflm(model: Any, tokenizer: Any, **kwargs: Any) -> Any:
-    """lm-eval's ``HFLM`` around a transformers model instance, batch size 1, on the model's device."""
+def hflm(model: Any, tokenizer: Any, batch_size: int = 1, **kwargs: Any) -> Any:
+    """lm-eval's ``HFLM`` around a transformers model instance, on the model's device."""
     with _quiet():
         from lm_eval.models.huggingface import HFLM
 
         device = str(next(model.parameters()).device)
-        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1, device=device, **kwargs)
+        return HFLM(
+            pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, **kwargs
+        )
 
 
 def instances(pairs: Sequence[tuple[str, str]], task: str = "demo") -> list[Any]:

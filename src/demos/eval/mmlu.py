@@ -82,9 +82,11 @@ def mmlu_predict(
     choices = question[1]
     if style in ("harness2023", "harness"):
         conts = [
-            f" {L}. {c}" if style == "harness2023" else f" {L}" for L, c in zip("ABCD", choices)
+            f" {L}. {c}" if style == "harness2023" else f" {L}"
+            for L, c in zip("ABCD", choices, strict=True)
         ]
-        lls = [ll for ll, _ in loglikelihood(model, tokenizer, [(prompt, c) for c in conts])]
+        requests = [(prompt, c) for c in conts]
+        lls = [ll for ll, _ in loglikelihood(model, tokenizer, requests, batch_size=4)]
         return multiple_choice_scores(lls, conts, 0).pred
     ids = torch.tensor([encode(tokenizer, prompt)])
     out = model(ids)

@@ -110,30 +110,40 @@ def _logits(model: Callable[..., Any], input_ids: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def score_tokens(
-    model: Callable[..., Any], context_ids: list[int], continuation_ids: list[int], max_length: int
-) -> tuple[float, bool]:
-    """Log-probability of ``continuation_ids`` after ``context_ids``, and whether each is greedy.
+    model: Callable[..., Any], requests: Sequence[tuple[list[int], list[int]]], max_length: int
+) -> list[tuple[float, bool]]:
+    """Log-probability of each request's continuation ids after its context ids, and whether every
+    continuation token is the greedy one, for ``b`` requests in one forward pass.
 
-    The input is the last ``max_length + 1`` tokens of context + continuation, minus the last
-    token (which is only predicted, never fed): a long context loses its *start*. The sum is taken
-    in the logits' dtype, at least float32.
+    Each input is the last ``max_length + 1`` tokens of context + continuation minus the last
+    (which is only predicted, never fed): a long context loses its *start*. Rows are padded on the
+    right, as HFLM pads a batch; a causal model's logits before the padding cannot see it. The
+    sums are taken in the logits' dtype, at least float32.
     """
-    if not continuation_ids:
-        raise ValueError("continuation has no tokens: nothing to score")
-    if len(continuation_ids) > max_length:
-        raise ValueError(
-            f"continuation has {len(continuation_ids)} tokens, more than max_length ({max_length})"
-        )
-    tokens = (context_ids + continuation_ids)[-(max_length + 1) :][:-1]
+    inputs = []
+    for context_ids, continuation_ids in requests:
+        if not continuation_ids:
+            raise ValueError("continuation has no tokens: nothing to score")
+        if len(continuation_ids) > max_length:
+            raise ValueError(
+                f"continuation has {len(continuation_ids)} tokens, "
+                f"more than max_length ({max_length})"
+            )
+        inputs.append((context_ids + continuation_ids)[-(max_length + 1) :][:-1])
+    t = max(len(tokens) for tokens in inputs)
     device = next(iter(getattr(model, "parameters", lambda: iter([]))()), torch.empty(0)).device
-    input_ids = torch.tensor([tokens], dtype=torch.long, device=device)  # (1, t)
-    logits = _logits(model, input_ids)[0]  # (t, v)
+    padded = [tokens + [0] * (t - len(tokens)) for tokens in inputs]  # right padding
+    logits = _logits(model, torch.tensor(padded, dtype=torch.long, device=device))  # (b, t, v)
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
-    logprobs = torch.log_softmax(logits, dim=-1)[-len(continuation_ids) :]  # (n, v)
-    target = torch.tensor(continuation_ids, device=logprobs.device)  # (n,)
-    greedy = bool((logprobs.argmax(dim=-1) == target).all())
-    return float(logprobs.gather(1, target[:, None]).sum()), greedy
+    results = []
+    for row, tokens, (_, continuation_ids) in zip(logits, inputs, requests, strict=True):
+        n = len(continuation_ids)
+        logprobs = torch.log_softmax(row[: len(tokens)], dim=-1)[-n:]  # (n, v)
+        target = torch.tensor(continuation_ids, device=logprobs.device)  # (n,)
+        greedy = bool((logprobs.argmax(dim=-1) == target).all())
+        results.append((float(logprobs.gather(1, target[:, None]).sum()), greedy))
+    return results
 
 
 def loglikelihood(
@@ -143,6 +153,7 @@ def loglikelihood(
     *,
     max_length: int | None = None,
     add_bos_token: bool | None = None,
+    batch_size: int = 1,
 ) -> list[tuple[float, bool]]:
     """``HFLM.loglikelihood`` from scratch: one ``(log-probability, is_greedy)`` per request.
 
@@ -154,6 +165,8 @@ def loglikelihood(
         requests: ``(context, continuation)`` string pairs, as in lm-eval's ``Instance.args``.
         max_length: the model's window; default as the harness resolves it (:func:`max_length_of`).
         add_bos_token: None (the harness's default): the tokenizer's own choice; True/False force it.
+        batch_size: requests per forward pass, right-padded (1, the setting compared with HFLM,
+            feeds each request alone; more is faster and equal up to float rounding).
 
     Returns:
         A list of ``(float, bool)``: the continuation's summed log-probability (natural log) and
@@ -168,12 +181,15 @@ def loglikelihood(
     if max_length is None:
         max_length = max_length_of(model, tokenizer)
     check_positive_int("max_length", max_length)
-    results = []
+    check_positive_int("batch_size", batch_size)
+    encoded = []
     for request in requests:
         if not isinstance(request, tuple | list) or len(request) != 2:
             raise ValueError(
                 f"each request must be a (context, continuation) pair, got {request!r}"
             )
-        context_ids, continuation_ids = encode_pair(tokenizer, *request, add_bos_token)
-        results.append(score_tokens(model, context_ids, continuation_ids, max_length))
+        encoded.append(encode_pair(tokenizer, *request, add_bos_token))
+    results = []
+    for start in range(0, len(encoded), batch_size):
+        results += score_tokens(model, encoded[start : start + batch_size], max_length)
     return results

@@ -22,6 +22,11 @@ def _argmax(values):
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
+def _normalised(lls, choices, length):
+    """``ll / length(choice)`` for each choice: the shape of the mistakes below."""
+    return [ll / length(c) for ll, c in zip(lls, choices, strict=True)]
+
+
 NOT_ATTEMPTED = "not attempted yet: this is the stub's placeholder; write the function's body."
 
 ACC_NORM_MISTAKES = [
@@ -31,17 +36,17 @@ ACC_NORM_MISTAKES = [
         "this is acc: the log-likelihoods are compared without dividing by the choices' lengths.",
     ),
     Mistake(
-        lambda lls, cs, g: float(_argmax([ll / len(c.encode()) for ll, c in zip(lls, cs)]) == g),
+        lambda lls, cs, g: float(_argmax(_normalised(lls, cs, lambda c: len(c.encode()))) == g),
         "this divides by UTF-8 bytes (the harness's acc_bytes); acc_norm divides by len(choice), "
         "the number of characters. They differ on non-ASCII text.",
     ),
     Mistake(
-        lambda lls, cs, g: float(_argmax([ll / (len(c) + 1) for ll, c in zip(lls, cs)]) == g),
+        lambda lls, cs, g: float(_argmax(_normalised(lls, cs, lambda c: len(c) + 1)) == g),
         "the length counts the leading space of the continuation; the harness divides by the "
         "length of the choice text itself.",
     ),
     Mistake(
-        lambda lls, cs, g: float(_argmax([ll * len(c) for ll, c in zip(lls, cs)]) == g),
+        lambda lls, cs, g: float(_argmax(_normalised(lls, cs, lambda c: 1 / len(c))) == g),
         "this multiplies by the length; acc_norm divides the log-likelihood by it.",
     ),
 ]
@@ -56,9 +61,7 @@ def check_acc_norm(fn: Callable[..., float]) -> Check:
         "four choices": ([-7.0, -6.5, -9.0, -8.0], ["seven", "six", "nine!!!!", "eight"], 2),
         "gold is wrong even unnormalised": ([-1.0, -20.0], ["yes", "a long no"], 1),
     }
-    return check_function(
-        fn, acc_norm_reference, cases, ACC_NORM_ARGS, mistakes=ACC_NORM_MISTAKES
-    )
+    return check_function(fn, acc_norm_reference, cases, ACC_NORM_ARGS, mistakes=ACC_NORM_MISTAKES)
 
 
 def choice_probabilities_reference(loglikelihoods: torch.Tensor) -> torch.Tensor:

@@ -147,6 +147,7 @@ def harness_task(
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.tasks._yaml_loader import load_yaml
 
+    datasets.disable_progress_bars()
     config = load_yaml(task_yaml(name))
     shots = list(fewshot_docs if fewshot_docs is not None else docs)
     splits = {"train": shots, "dev": shots, "validation": list(docs), "test": list(docs)}

@@ -132,6 +132,14 @@ def task_yaml(name: str) -> Path:
     raise ValueError(f"no offline harness task named {name!r}; known: {sorted(special)} + mmlu_*")
 
 
+def task_config(name: str) -> dict:
+    """The harness's configuration of task ``name`` as a dict (its yaml with includes resolved)."""
+    with _quiet():
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        return load_yaml(task_yaml(name))
+
+
 def harness_task(
     name: str, docs: Sequence[dict], fewshot_docs: Sequence[dict] | None = None, **overrides: Any
 ) -> Any:
@@ -145,10 +153,9 @@ def harness_task(
     """
     import datasets
     from lm_eval.api.task import ConfigurableTask
-    from lm_eval.tasks._yaml_loader import load_yaml
 
     datasets.disable_progress_bars()
-    config = load_yaml(task_yaml(name))
+    config = task_config(name)
     shots = list(fewshot_docs if fewshot_docs is not None else docs)
     splits = {"train": shots, "dev": shots, "validation": list(docs), "test": list(docs)}
     data = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})

@@ -11,8 +11,7 @@ def measure() -> Measured:
 
     from demos.eval.mmlu import macro_average, micro_average
 
-    # per-question scores of three subjects of very different sizes (MMLU's test split ranges
-    # from 100 to 1,534 questions a subject)
+    # per-question scores of three subjects of very different sizes, as MMLU's subjects differ
     per_subject = {
         "professional_law": [1.0] * 500 + [0.0] * 1034,
         "high_school_biology": [1.0] * 200 + [0.0] * 110,
@@ -25,7 +24,7 @@ def measure() -> Measured:
         right_error=abs(micro_average(per_subject) - reference),
         wrong_error=abs(macro_average(per_subject) - reference),
         tolerance=1e-12,
-        quantity="MMLU group accuracy of 3 subjects (1,534, 310 and 102 questions) vs lm-eval "
+        quantity="group accuracy of 3 subjects of 1,534, 310 and 102 questions vs lm-eval "
         "0.4.13 aggregate_subtask_metrics(weight_by_size=True)",
     )
 

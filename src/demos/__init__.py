@@ -98,6 +98,9 @@ _EXPORTS = {
     "fewshot_prompt": "demos.eval.fewshot",
     "LEADERBOARD_TASKS": "demos.eval.fewshot",
     "LEADERBOARD_SHOTS": "demos.eval.fewshot",
+    "mc1": "demos.eval.truthfulqa",
+    "mc2": "demos.eval.truthfulqa",
+    "winogrande_requests": "demos.eval.winogrande",
     # shared helpers
     "check_positive_int": "demos.validation",
     "check_token_ids": "demos.validation",

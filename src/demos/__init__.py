@@ -3,11 +3,12 @@
 Where code goes (the layout rule; the README repeats it):
 
 ``demos/layers/``
-    An idea a chapter derives, as pure functions and small modules: RoPE and its scalings
-    (``rope``), attention (``attention``), masks (``masks``), KV caches (``kv_cache``), banded
-    sliding-window attention (``banded_attention``), fused q/k/v layouts (``fused_qkv``), norms
-    (``norms``), MLPs (``mlp``), the selective scan (``selective_scan``), mixture of experts
-    (``moe``); later quantisation, FFT convolution, ...
+    An idea a chapter derives, as pure functions and small modules: RoPE, partial rotary included
+    (``rope``), Llama 3's frequency scaling (``rope_scaling``), attention (``attention``), masks
+    (``masks``), KV caches (``kv_cache``), banded sliding-window attention (``banded_attention``),
+    fused q/k/v layouts (``fused_qkv``), norms (``norms``), MLPs (``mlp``), the selective scan
+    (``selective_scan``), mixture of experts (``moe``), NF4 quantisation (``quantization``); later
+    FFT convolution, ...
 ``demos/models/<transformers model_type>.py``
     A model whose weights load from a transformers class (``llama.py`` for ``LlamaForCausalLM``).
     A new family subclasses the closest model already there and marks each change with
@@ -21,13 +22,19 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/training/``
     Losses (pure functions of tensors) and training loops; ``trl_reference`` drives TRL offline.
 ``demos/eval/``
-    Evaluation: scorers and the metrics of the benchmark chapters.
+    Evaluation: continuation log-likelihoods and metrics as lm-evaluation-harness computes them
+    (``scoring``, ``metrics``, ``fewshot``), one module per benchmark with rules of its own
+    (``mmlu``, ``truthfulqa``, ``winogrande``, ``gsm8k``) and Chatbot Arena's ratings (``arena``).
 ``demos/toys/<chapter>.py``
     A chapter's toy task with its data, shared by the chapter and its script.
 ``demos/exercises/<chapter>.py``
     That chapter's checkers, built on ``demos.exercises.core``.
 ``demos/registry/``
     The model registry (``registry.yaml``, one cited record per released size).
+``demos/traps/<chapter>.py``
+    That chapter's measured mistakes (``TRAPS``), gathered by the "Nearly right" appendix.
+``demos/debugging.py``
+    ``first_divergence``: the first layer and sub-step where a from-scratch model leaves its reference.
 ``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``
     Shared argument checks (``ValueError`` at the boundary), weight copying, chapter helpers.
     Shared helpers are public and live in one module; nothing private is imported across modules.

@@ -113,13 +113,34 @@ def untouched_template(fn: Any) -> str | None:
     return None
 
 
-def _not_attempted(fn: Any, placeholder: str, case: str, context: str, expected: Any) -> Check:
+def _what(expected: Any, names: Sequence[str] | None = None) -> str:
+    """What kind of value to return, without giving the answer away: a tensor's dtype and shape,
+    "an int" or "a number", a tuple's items."""
+    if isinstance(expected, tuple):
+        names = list(names or [])
+        items = [
+            f"{names[i]}: {_what(item)}" if i < len(names) else _what(item)
+            for i, item in enumerate(expected)
+        ]
+        return f"a tuple of {len(expected)} ({'; '.join(items)})"
+    if isinstance(expected, torch.Tensor):
+        return describe(expected)
+    if isinstance(expected, bool):
+        return "a bool"
+    if isinstance(expected, int):
+        return "an int"
+    if isinstance(expected, float):
+        return "a number"
+    return describe(expected)
+
+
+def _not_attempted(fn: Any, placeholder: str, context: str, expected: Any, names) -> Check:
     name = getattr(fn, "__name__", "the function")
     return Check(
         False,
         f"`{name}` is still the template (`{placeholder}`). Replace `# {TEMPLATE_MARK}` and "
         f"the placeholder with your code, then run the cell again. {context} it should return "
-        f"{describe(expected)}.",
+        f"{_what(expected, names)}.",
         attempted=False,
     )
 
@@ -270,7 +291,7 @@ def check_function(
             if template is not None and (
                 run.error is not None or spec.compare(run.value, expected, args) is not None
             ):
-                return _not_attempted(fn, template, case, context, expected)
+                return _not_attempted(fn, template, context, expected, names)
             if run.error is not None:
                 error = run.error
                 return Check(False, f"{context} it raised {type(error).__name__}: {error}")

@@ -95,10 +95,15 @@ def untouched_template(fn: Any) -> str | None:
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, IndentationError):
         return None
-    if TEMPLATE_MARK not in source or not tree.body:
+    if not tree.body or not isinstance(tree.body[0], ast.FunctionDef):
         return None
-    func = tree.body[0]
-    if not isinstance(func, ast.FunctionDef):
+    return template_return(tree.body[0], source)
+
+
+def template_return(func: ast.FunctionDef, source: str) -> str | None:
+    """For a function's syntax tree and the source holding it: its placeholder ``return`` if it is
+    an untouched exercise template (see :func:`untouched_template`), else None."""
+    if TEMPLATE_MARK not in (ast.get_source_segment(source, func) or ""):
         return None
     body = [
         stmt

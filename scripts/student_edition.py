@@ -6,7 +6,8 @@ Into DIR it writes:
 
 - ``book/<chapter>.ipynb``: every chapter of ``_toc.yml`` (the parts other than "Overview" and
   "Back matter") with each solution cell (tagged ``solution``) replaced by a one-line note that
-  the solution is in the instructor's copy, and every output and execution count cleared. The
+  the solution is in the instructor's copy (and the Solutions section's introduction by one
+  saying so), and every output and execution count cleared. The
   exercise stubs and their checkers stay, so "Run all" answers each with ❌ *Not attempted yet*.
 - ``results/``: a copy of the recorded results the chapters read (``../results/...``), so the
   notebooks run from DIR/book/ as they do from the repository's book/.
@@ -30,9 +31,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_CHAPTERS = {"Overview", "Back matter"}  # parts of _toc.yml whose pages have no exercises
-NOTE = (
-    "*The worked solution to this exercise is in the instructor's copy of the book "
-    "(solutions/{chapter}.ipynb of the student edition).*"
+NOTE = "*The worked solution to this exercise is in the instructor's copy.*"
+SOLUTIONS_NOTE = (
+    "## Solutions\n\n*This is the student edition: the worked solutions are in the instructor's "
+    "copy (the edition's solutions/{chapter}.ipynb).*"
 )
 
 
@@ -63,12 +65,13 @@ def cleared(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def student_notebook(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
     """The chapter with each solution cell replaced by a note and all outputs cleared."""
     out = copy.deepcopy(nb)
-    out.cells = [
-        nbformat.v4.new_markdown_cell(NOTE.format(chapter=chapter))
-        if is_solution(cell)
-        else cleared(cell)
-        for cell in nb.cells
-    ]
+    out.cells = []
+    for cell in nb.cells:
+        if is_solution(cell):
+            cell = nbformat.v4.new_markdown_cell(NOTE)
+        elif cell.cell_type == "markdown" and cell.source.startswith("## Solutions"):
+            cell = nbformat.v4.new_markdown_cell(SOLUTIONS_NOTE.format(chapter=chapter))
+        out.cells.append(cleared(cell))
     for cell in out.cells:
         cell.pop("id", None)
     out.nbformat_minor = 4

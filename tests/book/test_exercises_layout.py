@@ -205,3 +205,35 @@ def test_no_solution_before_the_solutions_section(path):
             assert "solution" not in tags(cell), f"{path.name}: a solution cell under {heading}"
             defined = [n for n in assigned_names(cell) if n.startswith("solution_")]
             assert not defined, f"{path.name}: {defined} defined under {heading}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_each_solution_passes_and_each_stub_is_not_attempted(path, tmp_path):
+    """Run what the cells define, not the whole chapter: each solution's imports and functions,
+    then its checker on it (it must pass), and each stub against its checker (it must be reported
+    as not attempted yet). The functions are written to a file first, so that the checker can read
+    their source as it does in Jupyter."""
+    import importlib.util
+
+    nb = nbformat.read(path, as_version=4)
+    exercises, solutions = _exercises_and_solutions(nb)
+    for kind, cells in (("stub", exercises), ("solution", solutions)):
+        for n, [cell] in cells.items():
+            tree = ast.parse(cell.source)
+            kept = [s for s in tree.body if isinstance(s, ast.Import | ast.ImportFrom)]
+            kept += [s for s in tree.body if isinstance(s, ast.FunctionDef)]
+            module_path = tmp_path / f"{path.stem}_{kind}_{n}.py"
+            segments = [ast.get_source_segment(cell.source, s) for s in kept]  # with comments
+            module_path.write_text("\n\n\n".join(segments) + "\n")
+            spec = importlib.util.spec_from_file_location(module_path.stem, module_path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            [(checker, name)] = [
+                call for call in checker_calls(cell) if call[1].startswith(("my_", "solution_"))
+            ]
+            result = getattr(module, checker)(getattr(module, name))
+            where = f"{path.name}, {kind} {n}"
+            if kind == "solution":
+                assert result.ok, f"{where}: {result}"
+            else:
+                assert not result.ok and not result.attempted, f"{where}: {result}"

@@ -81,7 +81,7 @@ def test_student_notebook_runs_without_solutions(edition, path, monkeypatch):
                 output.get("text") or data.get("text/markdown") or data.get("text/plain", "")
             )
     shown = "\n".join(texts)
-    assert shown.count("Not attempted yet") == len(exercises), shown[-3000:]
-    assert shown.count("❌") == len(exercises)
+    # each exercise answered by its checker, untouched ("not attempted yet": test_exercises_layout)
+    assert shown.count("❌") == len(exercises), shown[-3000:]
     assert "✅" not in shown
     print(json.dumps({path.stem: f"{len(exercises)} exercises, not attempted"}), file=sys.stderr)

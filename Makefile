@@ -5,12 +5,14 @@
 #   make test   install everything (Python packages into .venv, Debian's chromium for the browser
 #               tests) if not yet there, bring the book up to date (make book), then lint and run
 #               the whole test suite; the book tests read that build in _build/
+#   make student  write the student edition into _build/student/: every chapter without its
+#               solutions and outputs, and the solutions apart (scripts/student_edition.py)
 PYTHON ?= python3
 JOBS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test chromium clean
+.PHONY: book test student chromium clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,9 @@ test: $(VENV)/.installed chromium book
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/sync_setup_cells.py --check
 	$(BIN)/python -m pytest
+
+student: $(VENV)/.installed
+	$(BIN)/python scripts/student_edition.py --out _build/student
 
 clean:
 	rm -rf _build

@@ -6,6 +6,18 @@
 First code cell (the Colab setup cell): installs what the notebook imports, only when it is
 missing: the book's package `demos` from the repository URL in `_config.yml` (one place to
 change it), and each other third-party module at the version pinned in `requirements.txt`.
+It is tagged ``remove-cell``: it runs in Jupyter and Colab, and the book's pages do not show it.
+
+Which `demos`: the release tag ``v<version>``, the version read from `pyproject.toml`. The cell
+must not follow `main` (a chapter written against one release would break on the next), and it
+must not carry the commit (`git rev-parse HEAD` changes with every commit, so every commit would
+rewrite every notebook and `--check` could never pass on the commit it describes). The version
+changes only when a release is cut; then tag the commit ``v<version>``, rerun this script, and
+every notebook installs exactly that release.
+
+While `repository.url` is a placeholder (owner ``OWNER``), the cell cannot install `demos` from
+anywhere: where `demos` is missing it raises one error that says so and how to fix it, instead of
+a git error followed by ModuleNotFoundError in every later cell.
 Last cell: prints the page's measured CPU time and peak memory (``demos.book.report_budget``),
 hidden from the rendered page's input.
 """
@@ -13,6 +25,7 @@ hidden from the rendered page's input.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -26,8 +39,25 @@ DIST_NAMES = {"yaml": "PyYAML", "sklearn": "scikit-learn", "lm_eval": "lm-eval",
 NOT_PIP = {"demos", "IPython"}  # demos comes from the repository; IPython is the kernel itself
 
 
+PLACEHOLDER_OWNER = "OWNER"  # _config.yml's repository.url before the repository is public
+
+
 def repository_url() -> str:
     return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+
+
+def is_placeholder(url: str) -> bool:
+    """Whether ``url`` is the placeholder ``https://github.com/OWNER/...``."""
+    return PLACEHOLDER_OWNER in url.removeprefix("https://").split("/")[1:2]
+
+
+def release_tag() -> str:
+    """The git tag of the release the notebooks install `demos` from: ``v`` + pyproject's version."""
+    text = (ROOT / "pyproject.toml").read_text()
+    version = re.search(r'^version = "([^"]+)"', text, re.MULTILINE)
+    if version is None:
+        raise SystemExit("pyproject.toml has no [project] version")
+    return f"v{version.group(1)}"
 
 
 def pinned() -> dict[str, str]:
@@ -59,25 +89,39 @@ def third_party_imports(nb: nbformat.NotebookNode) -> list[str]:
 
 def setup_source(nb: nbformat.NotebookNode) -> str:
     pins = pinned()
-    needs = ['    "demos": f"llm-field-guide-demos @ git+{REPO}",']
+    needs = ['    "demos": f"llm-field-guide-demos @ git+{REPO}@{REF}",']
     for module in third_party_imports(nb):
         dist = DIST_NAMES.get(module, module.replace("_", "-"))
         requirement = pins.get(dist.lower())
         if requirement is None:
             raise SystemExit(f"{module} is imported but {dist} is not pinned in requirements.txt")
         needs.append(f'    "{module}": "{requirement}",')
+    url = repository_url()
+    placeholder = [
+        'if "OWNER" in REPO and importlib.util.find_spec("demos") is None:',
+        "    raise RuntimeError(",
+        '        "This notebook needs the book\'s package `demos`, which is installed from the "',
+        "        \"book's repository, but _config.yml's repository.url is still the placeholder \"",
+        '        f"{REPO}. Install demos yourself (in a clone of the book: pip install -e .), "',
+        '        "or set repository.url in _config.yml to the real repository and run "',
+        '        "python scripts/sync_setup_cells.py, which rewrites this cell; then run it again."',
+        "    )",
+    ]
     return "\n".join(
         [
             f"{SETUP_MARK}: installs what this page imports, only if it is missing.",
-            "# Written by scripts/sync_setup_cells.py from _config.yml (repository.url) and requirements.txt.",
+            "# Written by scripts/sync_setup_cells.py from _config.yml (repository.url),",
+            "# pyproject.toml (the release tag of demos) and requirements.txt.",
             "import importlib.util",
             "import subprocess",
             "import sys",
             "",
-            f'REPO = "{repository_url()}"',
+            f'REPO = "{url}"',
+            f'REF = "{release_tag()}"  # the release of demos this page was written for',
             "NEEDS = {  # importable module -> what pip installs when it is missing",
             *needs,
             "}",
+            *(placeholder if is_placeholder(url) else []),
             "missing = [req for module, req in NEEDS.items() if importlib.util.find_spec(module) is None]",
             "if missing:",
             '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)',
@@ -96,7 +140,8 @@ def synced(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     ]
     # an old hand-written setup cell (before this script) is replaced too
     cells = [c for c in cells if not (c.cell_type == "code" and 'find_spec("demos")' in c.source)]
-    setup = nbformat.v4.new_code_cell(setup_source(nb), metadata={"tags": ["hide-input"]})
+    # remove-cell: it runs in Jupyter, Colab and the build, and the page does not show it
+    setup = nbformat.v4.new_code_cell(setup_source(nb), metadata={"tags": ["remove-cell"]})
     budget = nbformat.v4.new_code_cell(BUDGET_SOURCE, metadata={"tags": ["remove-input"]})
     at = 1 if cells and cells[0].cell_type == "markdown" else 0  # right after the title cell
     out = nbformat.from_dict(dict(nb))

@@ -203,3 +203,48 @@ def test_screenshots_at_desktop_and_phone_widths(site, browser):
             assert overflow <= 1, f"{name}: the page is {overflow}px wider than the window"
         finally:
             page.close()
+
+
+def _chapter_pages() -> list[str]:
+    """The pages of _toc.yml's chapters (every part but "Overview" and "Back matter")."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [
+        f"{c['file']}.html"
+        for part in toc["parts"]
+        if part["caption"] not in ("Overview", "Back matter")
+        for c in part["chapters"]
+    ]
+
+
+@pytest.mark.parametrize("path", _chapter_pages())
+def test_solutions_are_folded_until_clicked(site, browser, path):
+    """Issue 14: every solution cell (tag ``solution``) is a closed toggle; neither its code nor its
+    printed answers show without a click, and one click opens it. The Colab setup cell is not on
+    the page at all (tag ``remove-cell``)."""
+    base, _ = site
+    page, problems = open_page(browser, f"{base}/{path}")
+    try:
+        assert not problems, f"{path}: {problems}"
+        assert "Setup for Colab" not in page.content(), f"{path}: the setup cell is on the page"
+        cells = page.locator("main div.cell.tag_solution").all()
+        assert cells, f"{path}: no solution cell (tag 'solution') on a chapter page"
+        visible = page.inner_text("main")  # innerText: only what is rendered
+        assert "def solution_" not in visible, f"{path}: a solution's code shows without a click"
+        for i, cell in enumerate(cells):
+            details = cell.locator("details")
+            assert details.count() == 1, f"{path}: solution {i + 1} is not a toggle (hide-cell)"
+            assert details.evaluate("d => !d.open"), f"{path}: solution {i + 1} is open"
+            assert not cell.locator(".cell_input").is_visible(), f"{path}: solution {i + 1}"
+            outputs = cell.locator(".cell_output")
+            printed = outputs.first.text_content() if outputs.count() else ""
+            for line in (printed or "").splitlines():
+                line = line.strip()
+                assert len(line) < 20 or line not in visible, (
+                    f"{path}: solution {i + 1}'s answer {line!r} shows without a click"
+                )
+        first = cells[0]
+        first.locator("details > summary").click()
+        first.locator(".cell_input").wait_for(state="visible", timeout=5000)
+        assert "def solution_" in first.inner_text()
+    finally:
+        page.close()

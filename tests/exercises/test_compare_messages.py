@@ -47,7 +47,9 @@ def test_a_different_number_of_dimensions_and_elements_says_the_dimensions():
 
 
 def test_same_number_of_dimensions_keeps_the_axis_order_hint():
-    assert "order of the axes" in compare(torch.zeros(3, 2), torch.zeros(2, 3))
+    assert "order of the axes" in compare(torch.ones(3, 2), torch.zeros(2, 3))
+    # when the values are the expected ones transposed, the hint says how to fix it instead
+    assert ".transpose(0, 1) fixes it" in compare(torch.zeros(3, 2), torch.zeros(2, 3))
 
 
 def test_repeat_kv_expanded_without_reshape_is_told_to_reshape():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from demos.exercises.llama2 import check_kv_cache_bytes, check_repeat_kv
+from demos.exercises.llama2 import check_gqa_attention, check_kv_cache_bytes, check_repeat_kv
+from demos.layers.attention import attention
 
 
 def repeat_kv(x, n_rep):  # written here: insert an axis, expand it, fold it into the heads
@@ -50,7 +51,7 @@ REPEAT_KV_WRONG = {
         lambda x, n: torch.repeat_interleave(x, n, dim=2),
         ["shape (1, 2, 6, 4), expected (1, 4, 3, 4)"],
     ),
-    "axes swapped": (lambda x, n: repeat_kv(x, n).transpose(2, 3), ["order of the axes"]),
+    "axes swapped": (lambda x, n: repeat_kv(x, n).transpose(2, 3), [".transpose(2, 3) fixes it"]),
     "integer dtype": (lambda x, n: repeat_kv(x, n).long(), ["int64", "floating-point"]),
     "NaN": (lambda x, n: repeat_kv(x, n) * float("nan"), ["NaN"]),
     "a little off": (lambda x, n: repeat_kv(x, n) + 1e-3, ["differ", "index"]),
@@ -134,3 +135,79 @@ def test_kv_cache_checker_explains_wrong_answers(explain, answer, words):
 
 def test_kv_cache_checker_explains_any_wrong_answer(explain, any_wrong_answer):
     explain(check_kv_cache_bytes, *any_wrong_answer)
+
+
+# ---------------------------------------------------------------------------- GQA without copies
+
+
+def gqa_by_reshape(q, k, v, offset=None):  # the queries grouped, k and v broadcast by matmul
+    b, h, t, d = q.shape
+    g, s = k.shape[1], k.shape[2]
+    offset = s - t if offset is None else offset  # the queries' first position
+    qg = q.reshape(b, g, h // g, t, d)  # (b, g, r, t, d)
+    scores = qg @ k[:, :, None].transpose(-1, -2) / d**0.5  # (b, g, r, t, s)
+    visible = torch.arange(s)[None, :] <= torch.arange(offset, offset + t)[:, None]  # (t, s)
+    scores = scores.masked_fill(~visible, float("-inf"))
+    return (torch.softmax(scores, dim=-1) @ v[:, :, None]).reshape(b, h, t, d)
+
+
+def my_gqa_attention(q, k, v):
+    # your code here: return a tensor of shape (b, h, t, d)
+    return q
+
+
+def test_gqa_checker_accepts_the_reshape_answer():
+    result = check_gqa_attention(gqa_by_reshape)
+    assert result.ok, result.message
+
+
+GQA_WRONG = {
+    "the stub": (my_gqa_attention, ["still the template", "q of shape (1, 4, 3, 8)"]),
+    "copies k and v (values right)": (
+        lambda q, k, v: attention(q, k, v),
+        ["values are right", "expand", "reshape q to (b, g, h / g, t, d)"],
+    ),
+    "repeat_interleave (values right)": (
+        lambda q, k, v: gqa_by_reshape(q, k, v) + 0 * k.repeat_interleave(1, dim=1).sum(),
+        ["repeat_interleave"],
+    ),
+    "no mask": (lambda q, k, v: attention(q, k, v, causal=False), ["causal mask"]),
+    "queries from position 0": (
+        lambda q, k, v: gqa_by_reshape(q, k, v, offset=0),
+        ["positions 0 .. t - 1", "last t of the s"],
+    ),
+    "groups tiled": (
+        lambda q, k, v: (
+            gqa_by_reshape(
+                q.reshape(q.shape[0], -1, k.shape[1], *q.shape[2:]).transpose(1, 2).flatten(1, 2),
+                k,
+                v,
+            )
+            .reshape(q.shape[0], k.shape[1], -1, *q.shape[2:])
+            .transpose(1, 2)
+            .flatten(1, 2)
+        ),
+        ["j // (h / g)"],
+    ),
+    "unscaled": (lambda q, k, v: gqa_by_reshape(q * k.shape[-1] ** 0.5, k, v), ["sqrt(d)"]),
+}
+
+
+@pytest.mark.parametrize("answer, words", GQA_WRONG.values(), ids=list(GQA_WRONG))
+def test_gqa_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_gqa_attention, answer, words)
+
+
+def test_gqa_checker_explains_any_wrong_answer(explain, any_wrong_answer):
+    explain(check_gqa_attention, *any_wrong_answer)
+
+
+def test_kv_cache_stub_is_not_attempted():
+    def my_kv_cache_bytes(
+        num_hidden_layers, num_key_value_heads, head_dim, seq_len, batch, bytes_per_value
+    ):
+        # your code here
+        return 0
+
+    result = check_kv_cache_bytes(my_kv_cache_bytes)
+    assert not result.ok and not result.attempted, result

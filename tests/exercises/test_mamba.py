@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from demos.exercises.mamba import check_ssm_step
+from demos.exercises.mamba import check_ssm_step, check_zoh
 
 
 def step(x, u, delta, A, B, C):  # written independently of the reference: einsum form
@@ -79,3 +79,80 @@ def test_ssm_step_checker_names_no_cause_for_an_unknown_mistake(explain):
 
 def test_ssm_step_checker_explains_any_wrong_answer(explain, any_wrong_answer):
     explain(check_ssm_step, *any_wrong_answer)
+
+
+def zoh_B_step(x, u, delta, A, B, C):  # the paper's Eq. 4 for B too, written here
+    dA = torch.einsum("be,en->ben", delta, A)
+    B_bar = (torch.exp(dA) - 1) / dA * torch.einsum("be,bn->ben", delta, B)
+    x_new = torch.exp(dA) * x + B_bar * u[:, :, None]
+    return x_new, torch.einsum("ben,bn->be", x_new, C)
+
+
+def test_ssm_step_checker_recognises_the_zero_order_hold_for_B(explain):
+    result = explain(check_ssm_step, zoh_B_step, ["zero-order hold", "Euler's rule for B"])
+    assert "Likely cause: B_bar was discretised with the zero-order hold" in result.message
+
+
+# ---------------------------------------------------------------------------- the zero-order hold
+
+
+def zoh(A, delta, B):  # written here: (delta A)^-1 (exp(delta A) - 1) delta B, elementwise
+    dA = delta[:, :, None] * A  # (b, e, n)
+    return torch.exp(dA), (torch.exp(dA) - 1) / dA * delta[:, :, None] * B[:, None, :]
+
+
+def my_zoh(A, delta, B):
+    # your code here: return (A_bar, B_bar), both of shape (b, e, n)
+    return A, B
+
+
+def test_zoh_checker_accepts_right_answers():
+    for answer in (zoh, lambda *a: tuple(t.double() for t in zoh(*a))):
+        result = check_zoh(answer)
+        assert result.ok, result.message
+
+
+ZOH_WRONG = {
+    "the stub": (my_zoh, ["still the template", "A of shape (2, 3), delta of shape (1, 2)"]),
+    "Euler for B (Mamba's code)": (
+        lambda A, delta, B: (zoh(A, delta, B)[0], delta[:, :, None] * B[:, None, :]),
+        ["B_bar:", "Euler's rule, what Mamba's code uses for B"],
+    ),
+    "Euler for both": (
+        lambda A, delta, B: (1 + delta[:, :, None] * A, delta[:, :, None] * B[:, None, :]),
+        ["A_bar:", "both are Euler's rule"],
+    ),
+    "an extra delta": (
+        lambda A, delta, B: (zoh(A, delta, B)[0], zoh(A, delta, B)[1] * delta[:, :, None]),
+        ["one delta too many"],
+    ),
+    "B_bar of shape (b, n)": (
+        lambda A, delta, B: (zoh(A, delta, B)[0], B),
+        ["B_bar has shape (1, 3), expected (1, 2, 3)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("answer, words", ZOH_WRONG.values(), ids=list(ZOH_WRONG))
+def test_zoh_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_zoh, answer, words)
+
+
+def test_zoh_checker_explains_any_wrong_answer(explain, any_wrong_answer):
+    explain(check_zoh, *any_wrong_answer)
+
+
+def test_zoh_reference_solves_the_continuous_system():
+    """Over one step of length delta with the input held constant, h' = a h + b u has the exact
+    solution exp(delta a) h0 + (exp(delta a) - 1) / a * b u: integrate it finely and compare."""
+    from demos.exercises.mamba import zoh_reference
+
+    A = torch.tensor([[-0.5, -2.0]], dtype=torch.float64)  # (e, n) = (1, 2)
+    delta = torch.tensor([[0.7]], dtype=torch.float64)  # (b, e)
+    B = torch.tensor([[1.5, -1.0]], dtype=torch.float64)  # (b, n)
+    h0, u, steps = torch.tensor([0.3, -0.2], dtype=torch.float64), 0.8, 20000
+    h, dt = h0.clone(), 0.7 / steps
+    for _ in range(steps):
+        h = h + dt * (A[0] * h + B[0] * u)
+    A_bar, B_bar = zoh_reference(A, delta, B)
+    torch.testing.assert_close(A_bar[0, 0] * h0 + B_bar[0, 0] * u, h, atol=1e-4, rtol=1e-4)

@@ -6,7 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from demos.exercises.zephyr import check_dpo_loss, check_log_odds
+from demos.exercises.zephyr import (
+    check_active_parameters,
+    check_apo_zero_loss,
+    check_dpo_loss,
+    check_log_odds,
+)
 
 
 def softplus_form(lw, ll, rw, rl, beta):  # -log sigma(x) = softplus(-x)
@@ -125,3 +130,122 @@ def test_log_odds_checker_explains_wrong_answers(explain, answer, words):
 
 def test_log_odds_checker_explains_any_wrong_answer(explain, any_wrong_answer):
     explain(check_log_odds, *any_wrong_answer)
+
+
+# ---------------------------------------------------------------------------- active parameters
+
+
+def active_parameters(total, num_local_experts, per_expert, num_hidden_layers, top_k):
+    idle = num_local_experts - top_k  # experts per layer this token does not use
+    return total - idle * per_expert * num_hidden_layers
+
+
+def my_active_parameters(total, num_local_experts, per_expert, num_hidden_layers, top_k):
+    # your code here: return an int
+    return total
+
+
+def test_active_parameters_checker_accepts_the_answer():
+    assert check_active_parameters(active_parameters).ok
+
+
+def test_active_parameters_reference_matches_the_meta_device_count():
+    """The reference's formula against moe_parameter_counts on tiny Mixtrals, for every top-k."""
+    from transformers import MixtralConfig
+
+    from demos.exercises.zephyr import active_parameters_reference
+    from demos.layers.moe import moe_parameter_counts
+
+    base = dict(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+    )
+    for k in (1, 2, 4):
+        counts = moe_parameter_counts(MixtralConfig(**base, num_experts_per_tok=k))
+        args = (counts.total, counts.experts, counts.per_expert, counts.layers, k)
+        assert active_parameters_reference(*args) == counts.active
+
+
+ACTIVE_WRONG = {
+    "the stub": (my_active_parameters, ["still the template", "total = 10,000"]),
+    "experts only": (lambda t, e, p, L, k: k * p * L, ["shared parameters"]),
+    "whole model scaled": (lambda t, e, p, L, k: t * k // e, ["scales the whole model"]),
+    "one layer": (lambda t, e, p, L, k: t - (e - k) * p, ["every layer has its own experts"]),
+}
+
+
+@pytest.mark.parametrize("answer, words", ACTIVE_WRONG.values(), ids=list(ACTIVE_WRONG))
+def test_active_parameters_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_active_parameters, answer, words)
+
+
+# ---------------------------------------------------------------------------- APO-zero (transfer)
+
+
+def apo_zero(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    chosen_reward = beta * (chosen_logps - ref_chosen_logps)
+    rejected_reward = beta * (rejected_logps - ref_rejected_logps)
+    return torch.sigmoid(-chosen_reward) + torch.sigmoid(rejected_reward)  # 1 - s(x) = s(-x)
+
+
+def my_apo_zero_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    # your code here: return a (b,) tensor
+    return torch.zeros_like(chosen_logps)
+
+
+def test_apo_zero_checker_accepts_the_answer():
+    result = check_apo_zero_loss(apo_zero)
+    assert result.ok, result.message
+
+
+def test_apo_zero_reference_matches_trl_dpotrainer():
+    """The checker's reference, on log-probs of TRL's own batch, equals trl.DPOTrainer's loss for
+    loss_type="apo_zero" (trl==1.16.0), so the exercise asks for what TRL computes."""
+    from demos.exercises.zephyr import apo_zero_loss_reference
+    from demos.training.preference import sequence_logps
+    from demos.training.trl_reference import trl_dpo_loss_on_one_batch
+    from helpers import tiny_llama
+
+    policy, reference = tiny_llama(2), tiny_llama(2)
+    beta = 0.5
+    trl_loss, batch = trl_dpo_loss_on_one_batch(policy, reference, "apo_zero", beta)
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+    with torch.no_grad():
+        logps = sequence_logps(policy(batch["input_ids"]).logits, labels)
+        ref_logps = sequence_logps(reference(batch["input_ids"]).logits, labels)
+    ours = apo_zero_loss_reference(*logps.chunk(2), *ref_logps.chunk(2), beta).mean()
+    assert trl_loss.item() != pytest.approx(1.0)  # not the value at policy == reference
+    assert abs(ours.item() - trl_loss.item()) <= 1e-6, (ours.item(), trl_loss.item())
+
+
+APO_WRONG = {
+    "the stub": (my_apo_zero_loss, ["still the template", "chosen_logps of shape (5,)"]),
+    "the margin, as DPO": (
+        lambda lw, ll, rw, rl, beta: torch.sigmoid(-beta * ((lw - rw) - (ll - rl))),
+        ["scores the margin h"],
+    ),
+    "DPO's loss": (
+        lambda lw, ll, rw, rl, beta: -F.logsigmoid(beta * ((lw - rw) - (ll - rl))),
+        ["this is DPO's sigmoid loss"],
+    ),
+    "swapped": (lambda lw, ll, rw, rl, beta: apo_zero(ll, lw, rl, rw, beta), ["swapped"]),
+    "no reference": (
+        lambda lw, ll, rw, rl, beta: apo_zero(lw, ll, 0 * rw, 0 * rl, beta),
+        ["reference model was left out"],
+    ),
+    "no beta": (lambda lw, ll, rw, rl, beta: apo_zero(lw, ll, rw, rl, 1.0), ["beta is missing"]),
+}
+
+
+@pytest.mark.parametrize("answer, words", APO_WRONG.values(), ids=list(APO_WRONG))
+def test_apo_zero_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_apo_zero_loss, answer, words)
+
+
+def test_apo_zero_checker_explains_any_wrong_answer(explain, any_wrong_answer):
+    explain(check_apo_zero_loss, *any_wrong_answer)

@@ -8,6 +8,7 @@ turns these sentences into a :class:`~demos.exercises.core.Check`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,10 +78,18 @@ def _difference(expected: Any, got: Any) -> str:
 
 
 def describe_args(names: Sequence[str], args: tuple) -> str:
+    """The inputs of a case in words: ``x of shape (1, 2, 3, 4), n_rep = 2``."""
     parts = []
     for name, a in zip(names, args, strict=False):
-        shown = f"shape {tuple(a.shape)}" if isinstance(a, torch.Tensor) else _number(a)
-        parts.append(f"{name}: {shown}" if isinstance(a, torch.Tensor) else f"{name}={shown}")
+        if isinstance(a, torch.Tensor) and a.dim() == 0:
+            parts.append(f"{name} = {_number(a.item())}")
+        elif isinstance(a, torch.Tensor):
+            dtype = "" if a.dtype == torch.float32 else f" ({str(a.dtype).removeprefix('torch.')})"
+            parts.append(f"{name} of shape {tuple(a.shape)}{dtype}")
+        elif isinstance(a, int | float | bool) or a is None:
+            parts.append(f"{name} = {_number(a)}")
+        else:
+            parts.append(f"{name} = {describe(a)}")
     return ", ".join(parts)
 
 
@@ -173,7 +182,14 @@ def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str 
         return problem
     got, expected = got.detach().cpu(), expected.detach().cpu()
     if got.shape != expected.shape:
-        return _compare_shapes(tuple(got.shape), tuple(expected.shape), name)
+        problem = _compare_shapes(tuple(got.shape), tuple(expected.shape), name)
+        hint = _rearranged(got, expected, atol, rtol) or _copies_on_another_axis(got, expected)
+        if hint:  # the hint says more than the generic advice on the axes
+            problem = problem.replace(
+                " It has the right number of elements: check the order of the axes.", ""
+            )
+            return f"{problem} {hint}"
+        return problem
     if _kind(got.dtype) != _kind(expected.dtype):
         return (
             f"{name} is {describe(got)}; expected a {_KINDS[_kind(expected.dtype)]} "
@@ -208,6 +224,14 @@ def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str 
         bad = got.long() != expected.long()
     if not bad.any():
         return None
+    if (
+        not precision
+        and got.dtype.is_floating_point
+        and not _only_rounding(got[bad], expected[bad])
+    ):
+        precision = _rounded_through_narrower(got, expected, atol, rtol)
+    if order := _tiled_or_repeated(got, expected, atol, rtol):
+        precision = f" {order}{precision}"
     index = tuple(int(i) for i in bad.nonzero()[0])
     want, have = expected[index].item(), got[index].item()
     shown_want, shown_have = _numbers(want, have)
@@ -221,13 +245,128 @@ def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str 
     message += f" (they differ by {diff:.2g})."
     if not precision and atol == rtol == 0 and _only_rounding(got[bad], expected[bad]):
         message += (
-            f" Every difference is rounding (at most {_ROUNDING_ULPS} units in the last place) and "
+            f" Every difference is {expected.dtype} rounding (at most {_ROUNDING_ULPS} units in the "
+            "last place) and "
             "this check is exact: an extra arithmetic step, or the same operations in another "
             "order, rounds differently (x * 3 / 3 is not always x). Compute as the reference "
             "does; an answer that only moves values (indexing, view, reshape, expand, cat) "
             "needs no arithmetic at all."
         )
     return message + precision
+
+
+_MAX_HINT_ELEMENTS = 1_000_000  # the value-based hints below try rearrangements; keep them cheap
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
+    if a.shape != b.shape:
+        return False
+    if a.dtype.is_floating_point or b.dtype.is_floating_point:
+        a, b = a.double(), b.double()
+        atol, rtol = max(atol, 1e-12), max(rtol, 1e-6)  # a rearrangement moves values, exactly
+        return bool(torch.isclose(a, b, atol=atol, rtol=rtol, equal_nan=True).all())
+    return bool(torch.equal(a.long(), b.long()))
+
+
+def _rearranged(got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> str | None:
+    """A sentence when ``got`` holds the right values laid out in another shape: a reshape, a
+    permutation of the axes, or a reshape followed by a permutation, gives ``expected``."""
+    if got.numel() != expected.numel() or not 0 < got.numel() <= _MAX_HINT_ELEMENTS:
+        return None
+    if _kind(got.dtype) != _kind(expected.dtype) or expected.dim() > 5:
+        return None
+    shape = tuple(expected.shape)
+    if got.dim() == expected.dim():
+        for perm in itertools.permutations(range(got.dim())):
+            if tuple(got.shape[i] for i in perm) == shape and _close(
+                got.permute(perm), expected, atol, rtol
+            ):
+                swapped = [i for i, p in enumerate(perm) if i != p]
+                how = (
+                    f".transpose({swapped[0]}, {swapped[1]})"
+                    if len(swapped) == 2
+                    else f".permute{perm}"
+                )
+                return f"Its values are right, with the axes in another order: {how} fixes it."
+    for perm in itertools.permutations(range(expected.dim())):
+        laid_out = tuple(shape[p] for p in perm)  # the expected tensor, permuted
+        inverse = tuple(perm.index(i) for i in range(len(perm)))
+        if _close(got.reshape(laid_out).permute(inverse), expected, atol, rtol):
+            if perm == tuple(range(len(perm))):
+                return f"Its values are right in memory order: .reshape{shape} fixes it."
+            return (
+                f"Its values are right, laid out differently: .reshape{laid_out}"
+                f".permute{inverse} fixes it."
+            )
+    return None
+
+
+def _copies_on_another_axis(got: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """A sentence when one axis is k times too long and another k times too short: copies made
+    along the wrong axis (repeat along the sequence instead of the heads)."""
+    if got.dim() != expected.dim():
+        return None
+    differ = [i for i in range(got.dim()) if got.shape[i] != expected.shape[i]]
+    if len(differ) != 2:
+        return None
+    for short, long in (differ, differ[::-1]):
+        g_short, e_short = got.shape[short], expected.shape[short]
+        g_long, e_long = got.shape[long], expected.shape[long]
+        if g_short and e_long and e_short % g_short == 0 and g_long % e_long == 0:
+            k = e_short // g_short
+            if k > 1 and g_long // e_long == k:
+                return (
+                    f"Axis {long} is {k}x too long ({g_long}, expected {e_long}) and axis {short} "
+                    f"{k}x too short ({g_short}, expected {e_short}): were the copies made along "
+                    f"axis {long} instead of axis {short}?"
+                )
+    return None
+
+
+def _tiled_or_repeated(got: torch.Tensor, expected: torch.Tensor, atol, rtol) -> str | None:
+    """A sentence when, along one axis, ``got`` tiles copies (0, 1, 0, 1) where ``expected``
+    repeats each entry in place (0, 0, 1, 1), or the other way round."""
+    if got.numel() > _MAX_HINT_ELEMENTS or got.numel() == 0:
+        return None
+    for axis, size in enumerate(expected.shape):
+        for r in range(2, size):
+            if size % r:
+                continue
+            m = size // r  # m distinct entries, r copies each
+            perm = torch.tensor([j * m + i for i in range(m) for j in range(r)])
+            if not _close(got.index_select(axis, perm), expected, atol, rtol):
+                continue
+            interleaved = expected.unflatten(axis, (m, r))
+            if _close(interleaved, interleaved.narrow(axis + 1, 0, 1).expand_as(interleaved), 0, 0):
+                order = "tiles the copies (0, 1, 0, 1, as .repeat does)"
+                wanted = "repeats each entry in place (0, 0, 1, 1, as .repeat_interleave does)"
+            else:
+                order = "repeats each entry in place (0, 0, 1, 1, as .repeat_interleave does)"
+                wanted = "tiles the copies (0, 1, 0, 1, as .repeat does)"
+            return (
+                f"Along axis {axis} the answer {order}; the reference {wanted}: the same values "
+                "in another order."
+            )
+    return None
+
+
+def _rounded_through_narrower(got: torch.Tensor, expected: torch.Tensor, atol, rtol) -> str:
+    """A sentence when every difference is within float16's or bfloat16's rounding: the answer
+    was computed in a narrower dtype somewhere and returned in a wider one."""
+    for narrow in (torch.float16, torch.bfloat16):
+        low_atol, low_rtol = _dtype_tolerance(narrow)
+        if rtol >= low_rtol or torch.finfo(narrow).eps <= torch.finfo(expected.dtype).eps:
+            continue
+        g, e = got.double(), expected.double()
+        if bool(torch.isclose(g, e, atol=max(atol, low_atol), rtol=2 * low_rtol).all()):
+            dtype, low = (str(t).removeprefix("torch.") for t in (got.dtype, narrow))
+            wide = str(expected.dtype).removeprefix("torch.")
+            return (
+                f" The answer is {dtype}, but every difference is within {low}'s rounding: "
+                f"was a step computed in {low} (an input cast with .half() or .bfloat16(), "
+                f"or autocast)? Compute in {wide} throughout."
+            )
+    return ""
 
 
 def _compare_shapes(got: tuple, expected: tuple, name: str) -> str:

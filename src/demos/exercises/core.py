@@ -14,7 +14,10 @@ one (float16, bfloat16) is compared with a tolerance suited to its precision.
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -26,13 +29,17 @@ from demos.exercises.compare import compare, describe, describe_args
 
 @dataclass(frozen=True)
 class Check:
-    """The verdict of a checker: ``ok`` and a message for the learner."""
+    """The verdict of a checker: ``ok``, a message for the learner, and ``attempted`` (False while
+    the answer is still the exercise's untouched template)."""
 
     ok: bool
     message: str
+    attempted: bool = True
 
     def __str__(self) -> str:
-        return ("✅ Correct. " if self.ok else "❌ Not yet. ") + self.message
+        if self.ok:
+            return "✅ Correct. " + self.message
+        return ("❌ Not yet. " if self.attempted else "❌ Not attempted yet. ") + self.message
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -54,6 +61,93 @@ class Convention(NamedTuple):
 
     convert: Callable[[Any], Any]
     why: str
+
+
+# ---------------------------------------------------------------------------- the template
+
+TEMPLATE_MARK = "your code here"  # the comment every exercise stub carries
+_PLACEHOLDER_CALLS = {"zeros", "ones", "zeros_like", "ones_like", "empty", "empty_like", "full"}
+
+
+def _placeholder(node: ast.expr | None) -> bool:
+    """Whether a returned expression is a template's placeholder: a name, a constant, a tuple of
+    them, or a call making zeros/ones (``torch.zeros_like(x)``)."""
+    if node is None or isinstance(node, ast.Name | ast.Constant):
+        return True
+    if isinstance(node, ast.Tuple | ast.List):
+        return all(_placeholder(e) for e in node.elts)
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        return name in _PLACEHOLDER_CALLS
+    return False
+
+
+def untouched_template(fn: Any) -> str | None:
+    """The placeholder ``return`` of an exercise stub nobody has edited yet, else None.
+
+    A stub is a function whose source still holds the comment ``# your code here`` and whose body
+    is one ``return`` of a placeholder (``return x``, ``return None``, ``return torch.zeros(...)``).
+    A learner who writes code, even keeping the comment, is past the template.
+    """
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    if not tree.body or not isinstance(tree.body[0], ast.FunctionDef):
+        return None
+    return template_return(tree.body[0], source)
+
+
+def template_return(func: ast.FunctionDef, source: str) -> str | None:
+    """For a function's syntax tree and the source holding it: its placeholder ``return`` if it is
+    an untouched exercise template (see :func:`untouched_template`), else None."""
+    if TEMPLATE_MARK not in (ast.get_source_segment(source, func) or ""):
+        return None
+    body = [
+        stmt
+        for stmt in func.body
+        if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+    ]  # a docstring, or a string left as a note
+    if not body or (len(body) == 1 and isinstance(body[0], ast.Pass)):
+        return "None"
+    if len(body) == 1 and isinstance(body[0], ast.Return) and _placeholder(body[0].value):
+        value = body[0].value
+        return "return" + (f" {ast.unparse(value)}" if value is not None else "")
+    return None
+
+
+def _what(expected: Any, names: Sequence[str] | None = None) -> str:
+    """What kind of value to return, without giving the answer away: a tensor's dtype and shape,
+    "an int" or "a number", a tuple's items."""
+    if isinstance(expected, tuple):
+        names = list(names or [])
+        items = [
+            f"{names[i]}: {_what(item)}" if i < len(names) else _what(item)
+            for i, item in enumerate(expected)
+        ]
+        return f"a tuple of {len(expected)} ({'; '.join(items)})"
+    if isinstance(expected, torch.Tensor):
+        return describe(expected)
+    if isinstance(expected, bool):
+        return "a bool"
+    if isinstance(expected, int):
+        return "an int"
+    if isinstance(expected, float):
+        return "a number"
+    return describe(expected)
+
+
+def _not_attempted(fn: Any, placeholder: str, context: str, expected: Any, names) -> Check:
+    name = getattr(fn, "__name__", "the function")
+    return Check(
+        False,
+        f"`{name}` is still the template (`{placeholder}`). Replace `# {TEMPLATE_MARK}` and "
+        f"the placeholder with your code, then run the cell again. {context} it should return "
+        f"{_what(expected, names)}.",
+        attempted=False,
+    )
 
 
 # ---------------------------------------------------------------------------- describing values
@@ -193,11 +287,16 @@ def check_function(
     spec = _Spec(reference, dict(cases), arg_names, atol, rtol, names, where)
     mistakes = [Mistake(*m) for m in mistakes]
     conventions = [Convention(*c) for c in conventions]
+    template = untouched_template(fn)
     try:
         for case, args in spec.cases.items():
             expected = reference(*_fresh(args))
             run = _call(fn, args, arg_names)
             context = f"In case '{case}' ({describe_args(arg_names, args)})"
+            if template is not None and (
+                run.error is not None or spec.compare(run.value, expected, args) is not None
+            ):
+                return _not_attempted(fn, template, context, expected, names)
             if run.error is not None:
                 error = run.error
                 return Check(False, f"{context} it raised {type(error).__name__}: {error}")

@@ -1,13 +1,15 @@
-"""Checkers for the Llama 2 chapter's exercises: ``repeat_kv`` and the KV cache's size."""
+"""Checkers for the Llama 2 chapter's exercises: ``repeat_kv``, the KV cache's size, and grouped-query
+attention without copying the key/value heads (transfer)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.layers.attention import repeat_kv
+from demos.layers.attention import attention, repeat_kv
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 from demos.models.llama import LlamaLM, LlamaLMBlock
 
@@ -195,3 +197,107 @@ def check_planted_mistake(answer) -> Check:
         "its input, the residual after attention, agrees with the reference and its output "
         "does not. Now read show_source(BuggyBlock.forward): what does that norm read?",
     )
+
+
+# ---------------------------------------------------------------------------- transfer: GQA, no copies
+
+_COPYING = {"repeat", "repeat_interleave", "expand", "expand_as", "tile", "broadcast_to"}
+
+
+class _Calls(TorchFunctionMode):
+    """Records the names of the torch functions called while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.add(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def gqa_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal grouped-query attention, ``q (b, h, t, d)``, ``k, v (b, g, s, d)`` -> ``(b, h, t, d)``;
+    the queries are the last ``t`` of ``s`` positions (:func:`demos.layers.attention.attention`)."""
+    return attention(q, k, v)
+
+
+def _causal_from_zero(q, k, v):
+    t, s = q.shape[2], k.shape[2]
+    scores = (q @ repeat_kv(k, q.shape[1] // k.shape[1]).transpose(2, 3)) / q.shape[-1] ** 0.5
+    scores = scores.masked_fill(~torch.ones(t, s, dtype=torch.bool).tril(), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ repeat_kv(v, q.shape[1] // k.shape[1])
+
+
+def _tiled_groups(q, k, v):
+    n_rep = q.shape[1] // k.shape[1]
+    return attention(q, k.repeat(1, n_rep, 1, 1), v.repeat(1, n_rep, 1, 1))
+
+
+GQA_MISTAKES = [
+    Mistake(
+        lambda q, k, v: attention(q, k, v, causal=False),
+        "no causal mask: a query must not see keys after its own position (scores -inf there).",
+    ),
+    Mistake(
+        _causal_from_zero,
+        "the mask puts the queries at positions 0 .. t - 1. They are the last t of the s "
+        "positions (t < s when a cache holds earlier keys): query i sits at s - t + i.",
+    ),
+    Mistake(
+        _tiled_groups,
+        "query head j read key/value head j % g. Head j belongs to group j // (h / g): reshape q "
+        "to (b, g, h / g, t, d), not (b, h / g, g, t, d).",
+    ),
+    Mistake(
+        lambda q, k, v: attention(q, k, v, scale=1.0),
+        "the scores are not scaled: divide Q K^T by sqrt(d).",
+    ),
+]
+
+
+def check_gqa_attention(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check a learner's ``gqa_attention(q, k, v)``: causal attention with ``g`` key/value heads
+    shared by ``h`` query heads, computed WITHOUT copying the keys and values to ``h`` heads
+    (no ``repeat``, ``repeat_interleave``, ``expand``): ``q (b, h, t, d)``, ``k, v (b, g, s, d)``
+    -> ``(b, h, t, d)``, to 1e-5. The copying is detected with a ``TorchFunctionMode``."""
+    gen = torch.Generator().manual_seed(0)
+    cases = {
+        label: (
+            torch.randn(b, h, t, d, generator=gen),
+            torch.randn(b, g, s, d, generator=gen),
+            torch.randn(b, g, s, d, generator=gen),
+        )
+        for label, (b, h, g, t, s, d) in {
+            "h=4, g=2, a prompt of 3": (1, 4, 2, 3, 3, 8),
+            "h=8, g=2, 4 queries after 2 cached keys": (2, 8, 2, 4, 6, 4),
+            "multi-query, h=6, g=1": (1, 6, 1, 2, 5, 4),
+            "multi-head, h=g=4": (2, 4, 4, 3, 3, 2),
+        }.items()
+    }
+    result = check_function(
+        fn,
+        gqa_attention_reference,
+        cases,
+        ("q", "k", "v"),
+        mistakes=GQA_MISTAKES,
+        atol=1e-5,
+        rtol=1e-5,
+    )
+    if not result.ok:
+        return result
+    calls = _Calls()
+    try:
+        with calls:
+            fn(*(a.clone() for a in next(iter(cases.values()))))
+    except Exception as error:  # it passed a moment ago; never raise on the learner's code
+        return Check(False, f"A second call raised {type(error).__name__}: {error}")
+    copied = sorted(calls.names & _COPYING)
+    if copied:
+        return Check(
+            False,
+            f"The values are right, but the function copies tensors to all h heads (it called "
+            f"{', '.join(copied)}). The exercise asks for no copy: reshape q to "
+            "(b, g, h / g, t, d) and let matmul broadcast k and v over the h / g axis.",
+        )
+    return result

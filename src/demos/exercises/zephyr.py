@@ -1,4 +1,6 @@
-"""Checkers for the Zephyr chapter's exercises: the DPO loss and ORPO's log-odds."""
+"""Checkers for the Zephyr chapter's exercises: the DPO loss, ORPO's log-odds, the active parameters of a
+mixture of experts, and a preference loss the chapter does not derive (transfer): TRL's
+``loss_type="apo_zero"``, whose per-answer form the tests prove equal to ``trl.DPOTrainer``."""
 
 from __future__ import annotations
 
@@ -108,4 +110,106 @@ def check_log_odds(fn: Callable[[torch.Tensor], torch.Tensor]) -> Check:
     }
     return check_function(
         fn, log_odds_reference, cases, ("logp",), mistakes=LOG_ODDS_MISTAKES, atol=1e-5, rtol=1e-5
+    )
+
+
+# ---------------------------------------------------------------------------- active parameters
+
+
+def active_parameters_reference(
+    total: int, num_local_experts: int, per_expert: int, num_hidden_layers: int, top_k: int
+) -> int:
+    """Parameters one token uses when the router picks ``top_k`` of ``num_local_experts`` experts
+    per layer: everything but the unused experts (``demos.layers.moe.moe_parameter_counts``)."""
+    return total - (num_local_experts - top_k) * per_expert * num_hidden_layers
+
+
+ACTIVE_ARGS = ("total", "num_local_experts", "per_expert", "num_hidden_layers", "top_k")
+ACTIVE_MISTAKES = [
+    Mistake(
+        lambda total, e, p, layers, k: k * p * layers,
+        "that counts only the experts a token uses. The shared parameters (attention, embeddings, "
+        "norms, routers) are used by every token too.",
+    ),
+    Mistake(
+        lambda total, e, p, layers, k: total * k // e,
+        "that scales the whole model by top_k / num_local_experts; only the experts are picked, "
+        "the shared parameters are always used.",
+    ),
+    Mistake(
+        lambda total, e, p, layers, k: total - (e - k) * p,
+        "num_hidden_layers is missing: every layer has its own experts, and the unused ones sit "
+        "idle in each layer.",
+    ),
+]
+
+
+def check_active_parameters(fn: Callable[..., int]) -> Check:
+    """Check a learner's ``active_parameters(total, num_local_experts, per_expert,
+    num_hidden_layers, top_k)``: an int."""
+    cases = {
+        "8 experts, top-2, 2 layers": (10_000, 8, 500, 2, 2),
+        "8 experts, top-1, 4 layers": (50_000, 8, 1_000, 4, 1),
+        "all 4 experts used": (7_000, 4, 300, 3, 4),
+        "16 experts, top-4, 1 layer": (100_000, 16, 5_000, 1, 4),
+    }
+    return check_function(
+        fn, active_parameters_reference, cases, ACTIVE_ARGS, mistakes=ACTIVE_MISTAKES
+    )
+
+
+# ---------------------------------------------------------------------------- transfer: APO-zero
+
+
+def apo_zero_loss_reference(lw, ll, rw, rl, beta):
+    """TRL's ``loss_type="apo_zero"`` per pair, ``(b,)``: each answer's implicit reward
+    ``beta (log pi - log pi_ref)`` on its own, ``1 - sigma(beta r_w) + sigma(beta r_l)``
+    (trl==1.16.0, ``trainer/dpo_trainer.py``, which cites Eq. (7) of the APO paper)."""
+    return 1 - torch.sigmoid(beta * (lw - rw)) + torch.sigmoid(beta * (ll - rl))
+
+
+APO_MISTAKES = [
+    Mistake(
+        lambda lw, ll, rw, rl, beta: 1 - torch.sigmoid(beta * _h(lw, ll, rw, rl)),
+        "this scores the margin h, the difference of the two log-ratios, as DPO does. APO-zero "
+        "scores each answer on its own: 1 - sigma(beta r_w) pulls the chosen answer up, "
+        "sigma(beta r_l) pushes the rejected one down.",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: dpo_loss_reference(lw, ll, rw, rl, beta),
+        "this is DPO's sigmoid loss, -log sigma(beta h). The exercise asks for APO-zero: "
+        "1 - sigma(beta r_w) + sigma(beta r_l), with r = log pi - log pi_ref for each answer.",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: (
+            1 - torch.sigmoid(beta * (ll - rl)) + torch.sigmoid(beta * (lw - rw))
+        ),
+        "chosen and rejected are swapped: the loss must fall as the chosen answer gains.",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: 1 - torch.sigmoid(beta * lw) + torch.sigmoid(beta * ll),
+        "the reference model was left out: each reward is beta (log pi - log pi_ref).",
+    ),
+    Mistake(
+        lambda lw, ll, rw, rl, beta: 1 - torch.sigmoid(lw - rw) + torch.sigmoid(ll - rl),
+        "beta is missing: the rewards are beta (log pi - log pi_ref).",
+    ),
+]
+
+
+def check_apo_zero_loss(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check a learner's per-pair APO-zero loss ``fn(chosen, rejected, ref_chosen, ref_rejected,
+    beta)``: four ``(b,)`` tensors of sequence log-probabilities and a float -> ``(b,)``."""
+    gen = torch.Generator().manual_seed(1)
+
+    def logps(b: int, scale: float) -> torch.Tensor:
+        return -torch.rand(b, generator=gen) * scale - 0.1
+
+    cases = {
+        "b=5, beta=0.1": (*(logps(5, 20) for _ in range(4)), 0.1),
+        "b=3, beta=0.5": (*(logps(3, 5) for _ in range(4)), 0.5),
+        "b=4, beta=2.0": (*(logps(4, 3) for _ in range(4)), 2.0),
+    }
+    return check_function(
+        fn, apo_zero_loss_reference, cases, DPO_ARGS, mistakes=APO_MISTAKES, atol=1e-6, rtol=1e-5
     )

@@ -1,0 +1,156 @@
+"""Write the student edition of the book: every chapter without its solutions, and the solutions apart.
+
+    python scripts/student_edition.py [--out DIR]      # default: _build/student/  (make student)
+
+Into DIR it writes:
+
+- ``book/<chapter>.ipynb``: every chapter of ``_toc.yml`` (the parts other than "Overview" and
+  "Back matter") with each solution cell (tagged ``solution``) replaced by a one-line note that
+  the solution is in the instructor's copy (and the Solutions section's introduction by one
+  saying so), and every output and execution count cleared. The
+  exercise stubs and their checkers stay, so "Run all" answers each with ❌ *Not attempted yet*.
+- ``results/``: a copy of the recorded results the chapters read (``../results/...``), so the
+  notebooks run from DIR/book/ as they do from the repository's book/.
+- ``solutions/<chapter>.ipynb``: for each chapter, its exercises (heading and prompt) each followed
+  by the worked solution, unfolded, without outputs.
+
+Nothing is executed here; ``tests/book/test_student_edition.py`` writes an edition and executes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_CHAPTERS = {"Overview", "Back matter"}  # parts of _toc.yml whose pages have no exercises
+NOTE = "*The worked solution to this exercise is in the instructor's copy.*"
+SOLUTIONS_NOTE = (
+    "## Solutions\n\n*This is the student edition: the worked solutions are in the instructor's "
+    "copy (the edition's solutions/{chapter}.ipynb).*"
+)
+
+
+def chapters() -> list[Path]:
+    """The chapter notebooks listed in _toc.yml, in its order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [
+        ROOT / f"{entry['file']}.ipynb"
+        for part in toc["parts"]
+        if part["caption"] not in NOT_CHAPTERS
+        for entry in part["chapters"]
+        if (ROOT / f"{entry['file']}.ipynb").exists()
+    ]
+
+
+def is_solution(cell: nbformat.NotebookNode) -> bool:
+    return "solution" in cell.get("metadata", {}).get("tags", [])
+
+
+def cleared(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    cell = copy.deepcopy(cell)
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+    cell.pop("id", None)
+    return cell
+
+
+def student_notebook(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
+    """The chapter with each solution cell replaced by a note and all outputs cleared."""
+    out = copy.deepcopy(nb)
+    out.cells = []
+    for cell in nb.cells:
+        if is_solution(cell):
+            cell = nbformat.v4.new_markdown_cell(NOTE)
+        elif cell.cell_type == "markdown" and cell.source.startswith("## Solutions"):
+            cell = nbformat.v4.new_markdown_cell(SOLUTIONS_NOTE.format(chapter=chapter))
+        out.cells.append(cleared(cell))
+    for cell in out.cells:
+        cell.pop("id", None)
+    out.nbformat_minor = 4
+    return out
+
+
+def _heading(cell: nbformat.NotebookNode, pattern: str) -> re.Match | None:
+    if cell.cell_type != "markdown":
+        return None
+    return re.search(pattern, cell.source, re.MULTILINE)
+
+
+def solutions_notebook(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode | None:
+    """Each exercise's prompt followed by its worked solution, unfolded; None without solutions."""
+    prompts: dict[str, nbformat.NotebookNode] = {}
+    solutions: dict[str, nbformat.NotebookNode] = {}
+    pending = None
+    for cell in nb.cells:
+        if found := _heading(cell, r"^### Exercise (\d+): "):
+            prompts[found.group(1)] = cell
+        if found := _heading(cell, r"^### Solution to exercise (\d+)$"):
+            pending = found.group(1)
+        elif is_solution(cell) and pending is not None:
+            solutions[pending], pending = cell, None
+    if not solutions:
+        return None
+    title = nb.cells[0].source.splitlines()[0].removeprefix("# ").strip()
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            f"# {title}: solutions\n\nThe worked solutions of the chapter's exercises, for the "
+            "instructor. Some use names that earlier cells of the chapter define: run them in "
+            f"the chapter's notebook (`{chapter}.ipynb`), after its other cells."
+        )
+    ]
+    for number, solution in solutions.items():
+        if number in prompts:
+            cells.append(cleared(prompts[number]))
+        else:
+            cells.append(nbformat.v4.new_markdown_cell(f"### Exercise {number}"))
+        unfolded = cleared(solution)
+        unfolded.metadata = {}
+        cells.append(unfolded)
+    out = nbformat.v4.new_notebook(metadata=copy.deepcopy(nb.metadata))
+    out.cells = cells
+    for cell in out.cells:
+        cell.pop("id", None)
+    out.nbformat_minor = 4
+    return out
+
+
+def write_edition(out: Path) -> list[Path]:
+    """Write the edition into ``out``; return the student notebooks written."""
+    written = []
+    (out / "book").mkdir(parents=True, exist_ok=True)
+    (out / "solutions").mkdir(parents=True, exist_ok=True)
+    for path in chapters():
+        nb = nbformat.read(path, as_version=4)
+        student = out / "book" / path.name
+        nbformat.write(student_notebook(nb, path.stem), student)
+        written.append(student)
+        answers = solutions_notebook(nb, path.stem)
+        if answers is not None:
+            nbformat.write(answers, out / "solutions" / path.name)
+    if (ROOT / "results").is_dir():
+        shutil.copytree(ROOT / "results", out / "results", dirs_exist_ok=True)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student")
+    args = parser.parse_args(argv)
+    written = write_edition(args.out)
+    print(
+        f"student edition: {len(written)} chapters in {args.out / 'book'}, "
+        f"their solutions in {args.out / 'solutions'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

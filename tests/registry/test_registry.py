@@ -243,24 +243,31 @@ def _card_rows(card: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize("family", SEED_FAMILIES)
 def test_facts_card_shows_every_value_with_its_citation_and_mark(family):
     sizes = family_sizes(family)
-    rows = _card_rows(facts_card(family))
+    card = facts_card(family)
+    assert card.splitlines()[0] == "| | " + " | ".join(s.name for s in sizes) + " | source |"
+    rows = _card_rows(card)
     marks = registry.render.unverified_marks()
     assert len(rows) == len(registry.FIELDS)
     for spec in registry.FIELDS:
-        (label,) = [k for k in rows if k == spec.label or k.startswith(spec.label + " {cite}")]
+        *cells, source = rows[spec.label]
         keys = {s.cite[spec.name] for s in sizes if getattr(s, spec.name) is not None}
-        shared = len(keys) == 1
-        assert (label != spec.label) == shared, f"{family}.{spec.name}: citation once per row"
-        if shared:
-            assert label == f"{spec.label} {{cite}}`{keys.pop()}`"
-        for size, cell in zip(sizes, rows[label], strict=True):
+        # the row's citation is given once, in its source cell, never in a value's cell
+        assert source.count("{cite}") == len(keys), f"{family}.{spec.name}: {source}"
+        if len(keys) == 1:
+            assert source == f"{{cite}}`{keys.pop()}`"
+        for size, cell in zip(sizes, cells, strict=True):
+            assert "{cite}" not in cell, f"{size.name}.{spec.name}: citation in the value's cell"
             value = getattr(size, spec.name)
             if value is None:
                 assert cell == "unknown"
                 continue
             shown = f"{value:,}" if isinstance(value, int) else str(value)
             assert shown in cell, f"{size.name}.{spec.name}"
-            assert cell.endswith(f"{{cite}}`{size.cite[spec.name]}`") != shared
+            key = size.cite[spec.name]
+            assert f"{{cite}}`{key}`" in source  # every value's source is cited in its row
+            if len(keys) > 1:  # and says which sizes it covers
+                covered = source.split(f"{{cite}}`{key}`")[0].rsplit(";", 1)[-1]
+                assert size.name in covered, f"{size.name}.{spec.name}: {source}"
             mark = marks.get(size.unverified.get(spec.name))
             assert any(m in cell for m in marks.values()) == (mark is not None)
             if mark:
@@ -272,8 +279,9 @@ def test_card_marks_a_known_unverified_value_and_not_a_verified_one():
     assert "release" in falcon_7b.unverified and "layers" not in falcon_7b.unverified
     rows = _card_rows(facts_card("Falcon"))
     mark = registry.render.unverified_marks()[falcon_7b.unverified["release"]]
-    assert rows["Released {cite}`almazrouei2023falcon`"][0] == f"2023-05 {mark}"
-    assert rows["Layers {cite}`hf_falcon_configs`"][0] == "32"
+    assert rows["Released"][0] == f"2023-05 {mark}"
+    assert rows["Released"][-1] == "{cite}`almazrouei2023falcon`"
+    assert rows["Layers"][0] == "32" and rows["Layers"][-1] == "{cite}`hf_falcon_configs`"
     assert f"{mark} month recalled, not found in a fetched source" in facts_card("Falcon")
 
 

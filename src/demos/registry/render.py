@@ -69,26 +69,32 @@ def _footnotes(sizes: list[ModelSize]) -> list[str]:
 
 
 def facts_card(family: str) -> str:
-    """A Markdown table with one column per released size, every value with its citation.
+    """A Markdown table with one column per released size and a last column, "source", that cites each row.
 
-    A citation all sizes share is given once, after the row's label; otherwise after each value.
-    An unverified value is followed by a mark, and the reasons are listed under the table.
-    ``ValueError`` for an unknown family.
+    A row's citation is given once, in its source cell: the key all sizes share, or, when the sizes
+    are cited from different sources, each key after the sizes it covers. An unverified value is
+    followed by a mark, and the reasons are listed under the table. ``ValueError`` for an unknown family.
     """
     sizes = family_sizes(family)
     marks = unverified_marks()
-    rows = ["| | " + " | ".join(s.name for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    header = "| | " + " | ".join(s.name for s in sizes) + " | source |"
+    rows = [header, "|---" * (len(sizes) + 2) + "|"]
     for spec in FIELDS:
-        keys = {s.cite.get(spec.name) for s in sizes if getattr(s, spec.name) is not None}
-        shared = keys.pop() if len(keys) == 1 else None
+        cited: dict[str, list[str]] = {}  # citation key -> the sizes it covers, in order
         cells = []
         for s in sizes:
             text = _show(s, spec.name)
             reason = s.unverified.get(spec.name)
             if reason:
                 text += " " + marks[reason]
-            cells.append(text + ("" if shared else _cite(s.cite.get(spec.name))))
-        rows.append(f"| {spec.label}{_cite(shared)} | " + " | ".join(cells) + " |")
+            cells.append(text)
+            if getattr(s, spec.name) is not None and s.cite.get(spec.name):
+                cited.setdefault(s.cite[spec.name], []).append(s.name)
+        if len(cited) == 1:
+            source = _cite(next(iter(cited))).strip()
+        else:
+            source = "; ".join(f"{', '.join(names)}:{_cite(key)}" for key, names in cited.items())
+        rows.append(f"| {spec.label} | " + " | ".join(cells) + f" | {source} |")
     notes = _footnotes(sizes)
     return "\n".join(rows) + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 

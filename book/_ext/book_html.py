@@ -11,7 +11,8 @@ and its web fonts are copied into ``_static/mathjax``.
    page with the duplicate raises "Identifier 'THEBE_JS_URL' has already been declared".
 
 3. The book's own style sheet, ``book/_static/field_guide.css`` (what it changes, and why, is written
-   in it): code and math that fit the column at 1280 px, outputs and code that wrap on a phone.
+   in it): code and math that fit the column at 1280 px, outputs and code that wrap on a phone; and
+   ``field_guide.js``, which makes the article's contents button open the page's table of contents.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sphinx.application import Sphinx
 
 COMPONENT = "tex-chtml.js"  # TeX input, CommonHTML output, with the AMS extensions the book uses
 STATIC = Path(__file__).resolve().parents[1] / "_static"  # book/_static
-STYLE = "field_guide.css"
+STYLE, SCRIPT = "field_guide.css", "field_guide.js"
 
 
 def _es5_dir() -> Path:
@@ -76,5 +77,6 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _set_path)
     app.connect("config-inited", _add_static)
     app.add_css_file(STYLE)
+    app.add_js_file(SCRIPT)
     app.connect("build-finished", _copy_files)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -269,6 +269,22 @@ def test_page_fits_the_desktop_width(site, browser, path):
         page.close()
 
 
+def test_the_page_contents_open_from_a_button_at_desktop_width(site, browser):
+    """The page's table of contents left its column to the code (book/_static/field_guide.css): at
+    1280 px the list button at the top right of the article, in view after scrolling, opens it."""
+    base, _ = site
+    page, problems = open_page(browser, f"{base}/{chapter_pages()[0]}", *DESKTOP)
+    try:
+        assert not page.locator("#pst-secondary-sidebar").is_visible()
+        page.mouse.wheel(0, 3000)
+        page.locator(".bd-header-article button.secondary-toggle").click()
+        dialog = page.locator("#pst-secondary-sidebar-modal")
+        dialog.locator("nav.page-toc a").first.wait_for(timeout=5000)
+        assert "Exercises" in dialog.inner_text() and not problems, problems
+    finally:
+        page.close()
+
+
 @pytest.mark.parametrize("path", toc_pages())
 def test_page_fits_a_phone(site, browser, path):
     """At 390 px the page never scrolls sideways (wide math and tables scroll inside their own box),

@@ -69,33 +69,40 @@ def _footnotes(sizes: list[ModelSize]) -> list[str]:
 
 
 def facts_card(family: str) -> str:
-    """A Markdown table with one column per released size and a last column, "source", that cites each row.
+    """A Markdown table with one column per released size and a last column, "source", for each row.
 
-    A row's citation is given once, in its source cell: the key all sizes share, or, when the sizes
-    are cited from different sources, each key after the sizes it covers. An unverified value is
-    followed by a mark, and the reasons are listed under the table. ``ValueError`` for an unknown family.
+    A row's source is given once, as a number: "(1)" when all sizes share it, else one number per
+    size, left to right as the columns ("(3) (3) (4)", "–" for an unknown value). The numbers are cited
+    under the table ("Sources: (1) {cite}`key`; ..."), so that a long author-year citation does not
+    widen every row.
+    An unverified value is followed by a mark, and the reasons are listed under the table too.
+    ``ValueError`` for an unknown family.
     """
     sizes = family_sizes(family)
     marks = unverified_marks()
+    numbers: dict[str, int] = {}  # citation key -> its number, in order of first use
     header = "| | " + " | ".join(s.name for s in sizes) + " | source |"
     rows = [header, "|---" * (len(sizes) + 2) + "|"]
     for spec in FIELDS:
-        cited: dict[str, list[str]] = {}  # citation key -> the sizes it covers, in order
-        cells = []
+        cells, keys = [], []
         for s in sizes:
             text = _show(s, spec.name)
             reason = s.unverified.get(spec.name)
             if reason:
                 text += " " + marks[reason]
             cells.append(text)
-            if getattr(s, spec.name) is not None and s.cite.get(spec.name):
-                cited.setdefault(s.cite[spec.name], []).append(s.name)
-        if len(cited) == 1:
-            source = _cite(next(iter(cited))).strip()
+            cited = getattr(s, spec.name) is not None and s.cite.get(spec.name)
+            keys.append(s.cite[spec.name] if cited else None)
+            if cited:
+                numbers.setdefault(s.cite[spec.name], len(numbers) + 1)
+        distinct = {k for k in keys if k}
+        if len(distinct) == 1:
+            source = f"({numbers[distinct.pop()]})"
         else:
-            source = "; ".join(f"{', '.join(names)}:{_cite(key)}" for key, names in cited.items())
+            source = " ".join(f"({numbers[k]})" if k else "–" for k in keys) if distinct else ""
         rows.append(f"| {spec.label} | " + " | ".join(cells) + f" | {source} |")
-    notes = _footnotes(sizes)
+    sources = "; ".join(f"({n}){_cite(key)}" for key, n in numbers.items())
+    notes = [f"*Sources:* {sources}."] * bool(numbers) + _footnotes(sizes)
     return "\n".join(rows) + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 
 

@@ -378,3 +378,25 @@ def test_figures_are_drawn_at_150_dpi_or_more(site):
             seen += 1
             assert min(dpi) >= 149.5, f"{path}: {src} at {dpi} dpi"
     assert seen, "no matplotlib figure found"
+
+
+def test_no_underscore_in_an_operator_name():
+    r"""MathJax sets ``\operatorname{rotate\_half}`` with a spaced underscore: name such an operator in
+    words or in code next to the equation instead (every page of _toc.yml, Markdown and notebooks)."""
+    import nbformat
+
+    found = []
+    for page in toc_pages():
+        source = ROOT / page.removesuffix(".html")
+        for path in (source.with_suffix(".md"), source.with_suffix(".ipynb")):
+            if not path.exists():
+                continue
+            if path.suffix == ".md":
+                texts = [path.read_text()]
+            else:
+                texts = [c.source for c in nbformat.read(path, as_version=4).cells]
+            for text in texts:
+                found += [
+                    f"{path.name}: {m}" for m in re.findall(r"\\operatorname\{[^}]*\\_", text)
+                ]
+    assert not found, found

@@ -44,6 +44,7 @@ BOOK_STAMP = BUILD / ".book_inputs.sha256"
 EXECUTION_INPUTS = ["src/demos", "tests", "results", "requirements.txt", "pyproject.toml"]
 BOOK_INPUTS = ["book", "_toc.yml", "_config.yml", "references.bib", *EXECUTION_INPUTS]
 SKIP = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".hypothesis"}
+BUDGET_MIME = "application/vnd.field-guide.budget+json"  # demos.book.report_budget's output
 NOT_READ = {
     "results/build_times.txt"
 }  # written by scripts/build_times.py after a build, read by no page
@@ -74,6 +75,19 @@ def fingerprint(paths: list[str], root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
+def page_cost(nb) -> tuple[float, float] | None:
+    """(CPU seconds, peak MiB) that an executed notebook's ``report_budget()`` cell recorded, or None.
+
+    The cell's output is build data, not shown on the page (see ``demos.book.report_budget``).
+    """
+    for cell in reversed(nb.cells):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get(BUDGET_MIME)
+            if data is not None:
+                return float(data["cpu_s"]), float(data["peak_mib"])
+    return None
+
+
 def _execute_one(uri: str, cache_path: str, timeout: int, allow_errors: bool):
     """Worker: execute one project notebook and cache it (success) or record its traceback."""
     from jupyter_cache import get_cache
@@ -87,10 +101,10 @@ def _execute_one(uri: str, cache_path: str, timeout: int, allow_errors: bool):
     )
     if result.err is not None:
         NbProjectRecord.set_traceback(uri, result.exc_string, cache.db)
-        return uri, result.time, result.exc_string or repr(result.err)
+        return uri, result.time, result.exc_string or repr(result.err), None
     bundle = create_cache_bundle(project_nb, result.cwd, None, result.time, None)
     cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
-    return uri, result.time, None
+    return uri, result.time, None, page_cost(project_nb.nb)
 
 
 def execute(
@@ -119,10 +133,12 @@ def execute(
     todo = sorted((r.uri for r in records), key=lambda u: -last.get(u, 1e9))  # longest first
     if not todo:
         return {}
-    # jobs kernels share the cores: each gets its share of threads. Two kernels with two OpenMP threads
-    # each on two busy cores made a chapter's tiny training loop 5x slower than one thread each.
+    # One thread per kernel (torch reads OMP_NUM_THREADS), set here so that no chapter has to say so.
+    # The book's tensors are tiny: a second thread saves nothing, and on shared busy cores it costs a
+    # lot (two kernels with two threads each made a chapter's tiny training loop 5x slower than one
+    # thread each; Mamba's parity cell ran 10x slower with two threads on the 2-core build machine).
     at_once = min(jobs, len(todo))
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // at_once)))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(
         f"executing {len(todo)} notebook(s), {at_once} at a time, "
         f"{os.environ['OMP_NUM_THREADS']} thread(s) each: {[Path(u).name for u in todo]}"
@@ -133,9 +149,11 @@ def execute(
             pool.submit(_execute_one, u, str(cache_path), timeout, allow_errors) for u in todo
         ]
         for future in futures:
-            uri, seconds, error = future.result()
+            uri, seconds, error, cost = future.result()
+            spent = f" ({cost[0]:.1f} s of CPU, peak {cost[1]:,.0f} MiB)" if cost else ""
             print(
-                f"  {Path(uri).name}: {'FAILED' if error else 'ok'} in {seconds:.1f} s", flush=True
+                f"  {Path(uri).name}: {'FAILED' if error else 'ok'} in {seconds:.1f} s{spent}",
+                flush=True,
             )
             results[uri] = (seconds, error)
     return results
@@ -180,7 +198,10 @@ def build(jobs: int = 2) -> int:
     print(f"notebooks executed in {time.perf_counter() - start:.1f} s")
 
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book), "build", str(ROOT), "-W", "--keep-going"]
+    # --all: write every page, even when Sphinx finds no source changed. Otherwise an edit to the
+    # style sheet (book/_static) alone ends in "no targets are out of date", and Sphinx copies no
+    # static file. Pages are still read again only when they changed.
+    command = [str(jupyter_book), "build", str(ROOT), "-W", "--keep-going", "--all"]
     executed_inside = False
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -12,12 +12,53 @@ from demos.book import max_abs_diff, parity_report
 
 def test_parity_report_passes_and_fails_at_the_tolerance():
     a = torch.zeros(3)
-    assert parity_report({"x": (a, a + 1e-6)}, tolerance=1e-5).endswith(
-        "over 1 comparisons (tolerance 1e-05)"
-    )
-    assert "PARITY OK" in parity_report({"x": (a, a + 1e-6)}, tolerance=1e-5)
+    report = parity_report({"x": (a, a + 1e-6)}, tolerance=1e-5)
+    assert report.verdict.startswith("PARITY OK")
+    assert "over 1 comparisons (tolerance 1e-05)" in report.splitlines()[1]
     report = parity_report({"x": (a, a), "y": (a, a + 1e-3)}, tolerance=1e-5)
-    assert "PARITY FAILED" in report and "1.000e-03" in report
+    assert report.verdict.startswith("PARITY FAILED") and "1 of 2 tensors" in report.verdict
+    assert "1.000e-03" in report.splitlines()[1]
+
+
+def test_parity_report_puts_the_verdict_first_naming_the_reference_and_versions():
+    import transformers
+    import trl
+
+    a = torch.zeros(3)
+    pairs = {"logits": (a, a), "grad w": (a, a), "grad b": (a, a)}
+    report = parity_report(pairs)
+    first, largest, why = report.splitlines()[:3]
+    assert first == (
+        f"PARITY OK: ours = transformers {transformers.__version__} (torch {torch.__version__}) "
+        "on the logits and 2 gradients"
+    )
+    assert largest.startswith("largest |ours - transformers| = 0.000e+00")
+    assert "exact 0" in why and "same operations in the same order" in why and "float32" in why
+    assert report.splitlines()[5:] == [
+        " 0.000e+00  logits",
+        " 0.000e+00  grad w",
+        " 0.000e+00  grad b",
+    ]
+    trl_report = parity_report({"loss": (a, a + 1e-7)}, reference="trl")
+    assert trl_report.verdict.startswith(f"PARITY OK: ours = trl {trl.__version__} (torch ")
+    assert "rounding" in trl_report.splitlines()[2] and "transformers" not in trl_report
+    with pytest.raises(ValueError, match="reference .'no-such-package'. must name an installed"):
+        parity_report(pairs, reference="no-such-package")
+
+
+def test_parity_report_folds_the_tensor_list_in_html_and_reads_verdict_first_as_text():
+    from IPython.core.formatters import DisplayFormatter
+
+    a = torch.zeros(3)
+    report = parity_report({"logits": (a, a), "grad model.w": (a, a + 1.0)}, tolerance=1e-5)
+    bundle, _ = DisplayFormatter().format(report)
+    assert bundle["text/plain"].splitlines()[0] == report.verdict  # Jupyter's and Colab's text
+    page = bundle["text/html"]
+    assert page.index(report.verdict) < page.index("<details")  # the verdict before the list
+    folded = page[page.index("<details") :]
+    assert '<details class="parity-tensors">' in folded  # closed: no "open" attribute
+    assert "grad model.w  &lt;- over the tolerance" in folded and "logits" in folded
+    assert "grad model.w" not in page[: page.index("<details")]
 
 
 def test_max_abs_diff_rejects_shape_mismatch():
@@ -58,9 +99,27 @@ def test_parity_results_markdown_lists_each_parity_row():
             },
         ],
     }
+    results["rows"][0] |= {
+        "test": "tests/layers/test_attention.py::test_a_long_name",
+        "max_out_scaled": 2.5e-6,
+        "max_grad_abs": 4e-6,
+        "max_grad_scaled": 2e-6,
+    }
     text = parity_results_markdown(results)
-    assert "GPU-X" in text and "3 passed, 1 failed" in text
-    assert "| layers.attention: `a` | cuda-fp32 | 2/3 | 2.5e-06 / 1.0e-06 | – |" in text
+    lines = text.splitlines()
+    assert "GPU-X" in lines[0] and "3 passed, 1 failed" in lines[2]  # the summary comes first
+    assert "Closest to its tolerance:** layers.attention: a long name (cuda-fp32)" in lines[2]
+    assert "outputs at 0.25 of it (2.5e-06 / 1e-05)" in lines[2]
+    # the test's name in words that wrap; one column shows how the row passes
+    assert (
+        "| layers.attention: a long name | cuda-fp32 | 2/3 | out 2.5e-06 / 1e-05; grad 2.0e-06 / 1e-05 |"
+        in lines
+    )
+    assert lines.index("| component: test | setting | passed | error / tolerance |") > 2
+    folded = parity_results_markdown(results, fold=True)
+    start = folded.index(":::{dropdown}")
+    assert folded.index("| component: test |") > start and "\n:::\n" in folded[start:]
+    assert folded.index("Closest to its tolerance") < start
     assert (
         "models/llama/modeling_llama.py::LlamaAttention" in text
     )  # read from demos.layers.attention's docstring
@@ -117,7 +176,7 @@ NON_FINITE = {
 def test_parity_report_fails_on_nan_or_inf(case):
     ours, ref = NON_FINITE[case]
     report = parity_report({"good": (_ones, _ones), case: (ours, ref)}, tolerance=1e-5)
-    assert report.splitlines()[-1].startswith("PARITY FAILED")
+    assert report.verdict.startswith("PARITY FAILED")
     assert not math.isfinite(max_abs_diff(ours, ref))
 
 

@@ -9,6 +9,10 @@ and its web fonts are copied into ``_static/mathjax``.
 2. Each inline or linked script is emitted once per page. sphinx-thebe 0.3.1 registers its
    configuration script on every ``env-before-read-docs`` event, which Jupyter Book fires twice, and a
    page with the duplicate raises "Identifier 'THEBE_JS_URL' has already been declared".
+
+3. The book's own style sheet, ``book/_static/field_guide.css`` (what it changes, and why, is written
+   in it): code and math that fit the column at 1280 px, outputs and code that wrap on a phone; and
+   ``field_guide.js``, which makes the article's contents button open the page's table of contents.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 from sphinx.application import Sphinx
 
 COMPONENT = "tex-chtml.js"  # TeX input, CommonHTML output, with the AMS extensions the book uses
+STATIC = Path(__file__).resolve().parents[1] / "_static"  # book/_static
+STYLE, SCRIPT = "field_guide.css", "field_guide.js"
 
 
 def _es5_dir() -> Path:
@@ -40,6 +46,11 @@ def _copy_files(app: Sphinx, exception: Exception | None) -> None:
     shutil.copy2(src / COMPONENT, dest / COMPONENT)
     fonts = Path("output") / "chtml" / "fonts" / "woff-v2"
     shutil.copytree(src / fonts, dest / fonts, dirs_exist_ok=True)
+
+
+def _add_static(app: Sphinx, config) -> None:
+    if str(STATIC) not in map(str, config.html_static_path):
+        config.html_static_path.append(str(STATIC))
 
 
 def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
@@ -64,5 +75,8 @@ def setup(app: Sphinx) -> dict:
         "html-page-context", _dedupe_scripts, priority=900
     )  # after the handlers that add scripts
     app.connect("builder-inited", _set_path)
+    app.connect("config-inited", _add_static)
+    app.add_css_file(STYLE)
+    app.add_js_file(SCRIPT)
     app.connect("build-finished", _copy_files)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

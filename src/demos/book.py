@@ -70,24 +70,83 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item()
 
 
+class ParityReport(str):
+    """A parity verdict: plain text (``print``, ``in``) that Jupyter, Colab and the book show as HTML.
+
+    The text and the HTML say the same, verdict first: the verdict line, the largest error against the
+    tolerance, why the difference is what it is; then one line per compared tensor, which the HTML
+    folds into a closed ``<details>``. Built by :func:`parity_report`.
+    """
+
+    def __new__(cls, text: str, html: str) -> ParityReport:
+        report = super().__new__(cls, text)
+        report.html = html
+        return report
+
+    @property
+    def verdict(self) -> str:
+        """The first line: ``PARITY OK: ...`` or ``PARITY FAILED: ...``."""
+        return self.splitlines()[0]
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's text/plain
+        printer.text(str(self))
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _versions(reference: str) -> tuple[str, str]:
+    """(torch's version, the reference package's version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    try:
+        return torch.__version__, version(reference)
+    except PackageNotFoundError:
+        raise ValueError(
+            f"reference ({reference!r}) must name an installed package, e.g. 'transformers' or 'trl'"
+        ) from None
+
+
+def _what(names: list[str]) -> str:
+    """ "the logits and 26 gradients" from the pairs' names (compare_lm's "grad <parameter>")."""
+    grads = sum(1 for n in names if n.startswith("grad ") or ": grad " in n)
+    others = len(names) - grads
+    if not grads:
+        return f"{others} tensor{'s' * (others != 1)}"
+    outputs = "the logits" if names.count("logits") == others == 1 else f"{others} outputs"
+    return f"{outputs} and {grads} gradient{'s' * (grads != 1)}"
+
+
 def parity_report(
-    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], tolerance: float = 1e-5
-) -> str:
-    """One line per compared quantity with ``max |ours - transformers|``, then a verdict.
+    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    tolerance: float = 1e-5,
+    reference: str = "transformers",
+) -> ParityReport:
+    """The verdict of a parity comparison, first; then ``max |ours - reference|`` for each pair.
 
     Args:
-        pairs: name -> (ours, reference); at least one.
+        pairs: name -> (ours, the reference's), at least one (:func:`compare_lm` makes them).
         tolerance: the bar every difference must stay under (a finite number >= 0).
+        reference: the installed package the reference comes from, named in the verdict with its
+            version: ``"transformers"`` (default), ``"trl"``, ``"bitsandbytes"``, ...
 
     Returns:
-        The report as text (chapters print it). Its last line reads
-        ``PARITY OK: max |ours - transformers| = <largest> over <n> comparisons (tolerance <tol>)``,
-        with ``PARITY FAILED`` instead when any difference exceeds ``tolerance`` or is not finite
-        (a NaN or inf on either side; see :func:`max_abs_diff`).
+        A :class:`ParityReport` (a ``str``). Its first line reads ``PARITY OK: ours = transformers
+        5.23.0 (torch 2.13.0) on the logits and 26 gradients``, with ``PARITY FAILED: ours !=`` when a
+        difference exceeds ``tolerance`` or is not finite (a NaN or inf on either side; see
+        :func:`max_abs_diff`). The second gives the largest difference and the tolerance, the third
+        why a difference of exactly 0 (or a small one) is what to expect; one line per pair follows.
 
     Raises:
-        ValueError: no pairs, a negative, NaN or infinite tolerance, or a pair :func:`max_abs_diff` refuses.
+        ValueError: no pairs, a negative, NaN or infinite tolerance, a ``reference`` that is not an
+            installed package, or a pair :func:`max_abs_diff` refuses.
     """
+    import html
     import math
 
     if not pairs:
@@ -96,19 +155,51 @@ def parity_report(
         raise ValueError(f"tolerance ({tolerance!r}) must be a number")
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance ({tolerance!r}) must be a finite number >= 0")
-    lines, diffs = ["max |ours - transformers|   compared"], []
-    for name, (ours, ref) in pairs.items():
-        diff = max_abs_diff(ours, ref)
-        diffs.append(diff)
-        lines.append(f"{diff:>25.3e}   {name}")
-    failed = [d for d in diffs if not d <= tolerance]  # NaN is not <= anything: it fails
-    worst = next((d for d in diffs if math.isnan(d)), max(diffs))
-    verdict = "PARITY FAILED" if failed else "PARITY OK"
-    lines.append(
-        f"{verdict}: max |ours - transformers| = {worst:.3e} over {len(pairs)} comparisons "
+    torch_version, ref_version = _versions(reference)
+    diffs = {name: max_abs_diff(ours, ref) for name, (ours, ref) in pairs.items()}
+    failed = [n for n, d in diffs.items() if not d <= tolerance]  # NaN is not <= anything: it fails
+    worst = next((d for d in diffs.values() if math.isnan(d)), max(diffs.values()))
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for pair in pairs.values() for t in pair})
+    names = list(pairs)
+    if failed:
+        verdict = (
+            f"PARITY FAILED: ours != {reference} {ref_version} (torch {torch_version}) "
+            f"on {len(failed)} of {len(pairs)} tensors"
+        )
+        why = "The tensors over the tolerance are marked in the list below."
+    else:
+        verdict = (
+            f"PARITY OK: ours = {reference} {ref_version} (torch {torch_version}) on {_what(names)}"
+        )
+        if worst == 0:
+            why = (
+                f"An exact 0 is not a model compared with itself: both sides run the same operations "
+                f"in the same order on the same {' and '.join(dtypes)} numbers, so every rounding "
+                f"is identical."
+            )
+        else:
+            why = (
+                "A difference this small is rounding: the two sides order some sums differently, "
+                "which moves a result by a few units in its last place."
+            )
+    largest = (
+        f"largest |ours - {reference}| = {worst:.3e} over {len(pairs)} comparisons "
         f"(tolerance {tolerance:.0e})"
     )
-    return "\n".join(lines)
+    rows = [
+        f"{d:>10.3e}  {name}{'  <- over the tolerance' if name in failed else ''}"
+        for name, d in diffs.items()
+    ]
+    header = f"The {len(pairs)} comparisons one by one, max |ours - {reference}| each:"
+    text = "\n".join([verdict, largest, why, "", header, *rows])
+    e = html.escape
+    page = (
+        f'<div class="parity-report"><p class="parity-verdict"><strong>{e(verdict)}</strong></p>'
+        f"<p>{e(largest)}</p><p>{e(why)}</p>"
+        f'<details class="parity-tensors"><summary>{e(header[:-1])}</summary>'
+        f'<pre style="white-space: pre-wrap">{e(chr(10).join(rows))}</pre></details></div>'
+    )
+    return ParityReport(text, page)
 
 
 def compare_lm(
@@ -121,7 +212,8 @@ def compare_lm(
 
     Both logits go through one random linear loss (so every gradient is non-trivial) and back.
     Returns ``{"logits": (ours, ref), "grad <name>": (ours, ref), ...}`` with every parameter's
-    gradient, ready for :func:`parity_report`. ``forward_kwargs`` go to ``ours`` only.
+    gradient, ready for :func:`parity_report` (whose verdict names the reference's package: pass
+    ``reference=`` when it is not transformers). ``forward_kwargs`` go to ``ours`` only.
 
     Raises:
         ValueError: the two models' parameter names differ, or a parameter got no gradient.
@@ -167,68 +259,107 @@ def reference_of(module: str) -> str:
     return " ".join(rest.strip().split("\n\n")[0].split()) if found else ""
 
 
-def parity_results_markdown(results: dict) -> str:
+def _error_over_tolerance(row: dict, kind: str) -> tuple[str, float | None]:
+    """``"2.5e-06 / 1e-05"`` for outputs (``kind="out"``) or gradients (``"grad"``), and the ratio."""
+    if f"max_{kind}_abs" not in row:
+        return "", None
+    tolerance = row.get("tolerance", {}).get("atol" if kind == "out" else "grad_atol")
+    error = row.get(f"max_{kind}_scaled", row[f"max_{kind}_abs"])
+    shown = "0" if error == 0 else f"{error:.1e}"
+    if tolerance is None:  # a comparison outside the settings (its test states its own bound)
+        return f"{shown} / –", None
+    return f"{shown} / {tolerance:.0e}", error / tolerance
+
+
+def parity_results_markdown(results: dict, fold: bool = False) -> str:
     """Render a parity results file (written by the tests with ``PARITY_RESULTS`` set) as Markdown.
 
-    One row per parity test and setting: tests passed, and the largest errors measured:
-    ``max |ours - reference|`` ("abs"), the same over ``max |reference|`` ("rel"), and over
-    ``max(1, max |reference|)`` ("scaled"), the quantity the tolerance bounds. The reference is read
-    from the docstring of the module the test file mirrors (``tests/layers/test_rope.py`` -> ``demos.layers.rope``).
+    Summary first: the machine, the tests passed, and the row closest to its tolerance. Then one row
+    per parity test and setting: the component and the test (``tests/layers/test_rope.py::test_x`` ->
+    "layers.rope: x", words that wrap), the tests passed, and one "error / tolerance" column that shows
+    how the row passes: the largest error of the outputs and of the gradients, each over its
+    tolerance. The error is ``max |ours - reference|`` over ``max(1, max |reference|)``, the quantity
+    ``atol`` bounds (tests/conftest.py). With ``fold=True`` the table sits in a closed dropdown under
+    the summary. The reference of each component is read from the docstring of the module its test
+    file mirrors (``tests/layers/test_rope.py`` -> ``demos.layers.rope``).
     """
     env, counts = results["environment"], results["counts"]
     where = env.get("gpu", "CPU only")
-    lines = [
-        f"**Machine:** {where}"
-        + (f", driver {env['driver']}, CUDA {env['cuda_runtime']}" if "driver" in env else "")
-        + f"; Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}.",
-        "",
-        f"**Tests:** {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped.",
-        "",
-        "| component: test | setting | passed | outputs abs / rel | gradients abs / rel |",
-        "|---|---|---:|---:|---:|",
-    ]
-
-    def fmt(row: dict, kind: str) -> str:
-        if f"max_{kind}_abs" not in row:
-            return "–"
-        return f"{row[f'max_{kind}_abs']:.1e} / {row.get(f'max_{kind}_rel', float('nan')):.1e}"
-
-    references: dict[str, str] = {}
+    rows, references, closest = [], {}, None
     for row in results["rows"]:
         if "max_out_abs" not in row:  # not a parity comparison (a property or bad-input test)
             continue
         test_file, _, test = row["test"].partition("::")
         module = module_of_test(test_file)
         references.setdefault(module, reference_of(module))
+        name = f"{module}: {test.removeprefix('test_').replace('_', ' ')}"
+        cells = []
+        for kind, label in (("out", "out"), ("grad", "grad")):
+            shown, ratio = _error_over_tolerance(row, kind)
+            if shown:
+                cells.append(f"{label} {shown}")
+            if ratio is not None and (closest is None or ratio > closest[0]):
+                closest = (ratio, name, row["setting"], label, shown)
         total = row["passed"] + row["failed"]
-        lines.append(
-            f"| {module}: `{test.removeprefix('test_')}` | {row['setting']} | {row['passed']}/{total} "
-            f"| {fmt(row, 'out')} | {fmt(row, 'grad')} |"
+        rows.append(f"| {name} | {row['setting']} | {row['passed']}/{total} | {'; '.join(cells)} |")
+    summary = [
+        f"**Machine:** {where}"
+        + (f", driver {env['driver']}, CUDA {env['cuda_runtime']}" if "driver" in env else "")
+        + f"; Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}.",
+        "",
+        f"**Tests:** {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped.",
+    ]
+    if closest is not None:
+        ratio, name, setting, label, shown = closest
+        summary[-1] += (
+            f" **Closest to its tolerance:** {name} ({setting}), "
+            f"{'outputs' if label == 'out' else 'gradients'} at {ratio:.2g} of it ({shown})."
         )
-    lines += ["", "**References compared against** (from each module's docstring):", ""]
+    table = [
+        "| component: test | setting | passed | error / tolerance |",
+        "|---|---|---:|---|",
+        *rows,
+    ]
+    if fold:
+        table = [
+            f":::{{dropdown}} The {len(rows)} rows: each test, its error and its tolerance",
+            *table,
+            ":::",
+        ]
+    lines = [
+        *summary,
+        "",
+        *table,
+        "",
+        "**References compared against** (from each module's docstring):",
+        "",
+    ]
     lines += [
         f"- `demos.{m}`: {ref or 'see the test file'}" for m, ref in sorted(references.items())
     ]
     return "\n".join(lines)
 
 
-def report_budget() -> Any:
-    """Show this notebook's CPU time and peak memory so far, measured by its own kernel process.
+BUDGET_MIME = "application/vnd.field-guide.budget+json"  # no renderer shows it: the build reads it
 
-    Every chapter ends with this cell; the book build runs it, so each page shows what it cost to
-    execute on the machine that built it (``tests/book/test_notebooks.py`` holds each notebook to a budget).
+
+def report_budget() -> None:
+    """Record this notebook's CPU time and peak memory so far, measured by its own kernel process.
+
+    Every notebook ends with this cell (scripts/sync_setup_cells.py writes it). The numbers are build
+    data, not reading: they are published under the MIME type ``BUDGET_MIME`` alone, which no page
+    renderer shows (Jupyter Book, JupyterLab and Colab display nothing), and stay in the executed
+    notebook, where ``scripts/build_book.py`` prints them in the build log and
+    ``tests/book/test_notebooks.py`` holds each notebook to its ceiling.
     """
     import resource
     import time
 
-    from IPython.display import Markdown
+    from IPython.display import display
 
     cpu_s = time.process_time()  # user + system CPU seconds of this kernel, all threads
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    return Markdown(
-        f"*Cost of this page when the book was built: {cpu_s:.1f} s of CPU time, "
-        f"peak memory {peak_mib:,.0f} MiB.*"
-    )
+    display({BUDGET_MIME: {"cpu_s": round(cpu_s, 2), "peak_mib": round(peak_mib, 1)}}, raw=True)
 
 
 def show_recorded(path: str | Path, command: str) -> Any:

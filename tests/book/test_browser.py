@@ -248,3 +248,200 @@ def test_solutions_are_folded_until_clicked(site, browser, path):
         assert "def solution_" in first.inner_text()
     finally:
         page.close()
+
+
+# ---- what a reader sees fits the screen (issue 14) ------------------------------------------------
+DESKTOP, PHONE = (1280, 900), (390, 844)
+# Every <pre> a reader sees: cell code, source listings, printed output. Not counted: blocks inside a
+# closed <details> (a hidden cell, a folded list) and a recorded results file shown as a text block
+# (demos.book.show_recorded: a table of measurements, which scrolls inside its own box like any table).
+SCROLLING_BLOCKS_JS = """() => {
+  const out = [];
+  for (const pre of document.querySelectorAll('main pre')) {
+    if (pre.getClientRects().length === 0) continue;
+    if (pre.closest('details:not([open])') && !pre.closest('summary')) continue;
+    if (pre.closest('.cell_output .highlight-text')) continue;
+    const over = pre.scrollWidth - pre.clientWidth;
+    if (over > 1) out.push(`+${over}px: ${pre.textContent.trim().split('\\n')[0].slice(0, 60)}`);
+  }
+  return out;
+}"""
+WIDE_MATH_JS = """() => [...document.querySelectorAll('main mjx-container[display="true"]')]
+  .map(m => [m.firstElementChild.getBoundingClientRect().width, m.parentElement.clientWidth,
+             m.textContent.slice(0, 40)])
+  .filter(([w, column]) => w > column + 1)
+  .map(([w, column, text]) => `${Math.round(w)}px in a ${column}px column: ${text}`)"""
+CLIPPED_TABLES_JS = """() => [...document.querySelectorAll('main table')]
+  .map(t => t.closest('.pst-scrollable-table-container') || t.parentElement)
+  .filter(box => box.scrollWidth > box.clientWidth + 1)
+  .map(box => `${box.scrollWidth - box.clientWidth}px: ${box.textContent.trim().slice(0, 50)}`)"""
+
+
+def chapter_pages() -> list[str]:
+    """The model chapters: the pages of _toc.yml's "Model families" part (each has a parity cell)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    part = next(p for p in toc["parts"] if p["caption"] == "Model families")
+    return [f"{c['file']}.html" for c in part["chapters"]]
+
+
+def wait_for_math(page) -> None:
+    math = page.locator("div.math, span.math").count()
+    if math:
+        page.wait_for_function(
+            f"document.querySelectorAll('mjx-container').length >= {math}", timeout=15000
+        )
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_page_fits_the_desktop_width(site, browser, path):
+    """At 1280 px no code block scrolls sideways, no display equation is wider than its column and no
+    table is clipped (the facts card's last column included)."""
+    base, _ = site
+    page, _ = open_page(browser, f"{base}/{path}", *DESKTOP)
+    try:
+        wait_for_math(page)
+        scrolling = page.evaluate(SCROLLING_BLOCKS_JS)
+        assert not scrolling, f"{path}: {len(scrolling)} code blocks scroll sideways: {scrolling}"
+        wide = page.evaluate(WIDE_MATH_JS)
+        assert not wide, f"{path}: display math wider than its column: {wide}"
+        clipped = page.evaluate(CLIPPED_TABLES_JS)
+        assert not clipped, f"{path}: tables wider than the page: {clipped}"
+        main = page.inner_text("main")
+        assert "set_num_threads" not in main and "Cost of this page" not in main, (
+            f"{path} shows the build machine's settings or costs"
+        )
+    finally:
+        page.close()
+
+
+def test_the_page_contents_open_from_a_button_at_desktop_width(site, browser):
+    """The page's table of contents left its column to the code (book/_static/field_guide.css): at
+    1280 px the list button at the top right of the article, in view after scrolling, opens it."""
+    base, _ = site
+    page, problems = open_page(browser, f"{base}/{chapter_pages()[0]}", *DESKTOP)
+    try:
+        assert not page.locator("#pst-secondary-sidebar").is_visible()
+        page.mouse.wheel(0, 3000)
+        page.locator(".bd-header-article button.secondary-toggle").click()
+        dialog = page.locator("#pst-secondary-sidebar-modal")
+        dialog.locator("nav.page-toc a").first.wait_for(timeout=5000)
+        assert "Exercises" in dialog.inner_text() and not problems, problems
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_page_fits_a_phone(site, browser, path):
+    """At 390 px the page never scrolls sideways (wide math and tables scroll inside their own box),
+    and code and printed output wrap, so a shape comment or a parity verdict stays on the screen."""
+    base, _ = site
+    page, _ = open_page(browser, f"{base}/{path}", *PHONE)
+    try:
+        wait_for_math(page)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{path}: the page is {overflow}px wider than a phone"
+        scrolling = page.evaluate(SCROLLING_BLOCKS_JS)
+        assert not scrolling, f"{path}: code or output cut at a phone's edge: {scrolling}"
+    finally:
+        page.close()
+
+
+VERDICT = re.compile(
+    r"^PARITY (OK: ours = |FAILED: ours != )\S+ [0-9][\w.+]* \(torch [0-9][\w.+]*\)"
+)
+PER_TENSOR_LINE = re.compile(r"^\s*\d\.\d{3}e[+-]\d{2}\s+\S", re.M)
+PARITY_CELLS_JS = """() => [...document.querySelectorAll('main div.cell')]
+  .filter(c => (c.querySelector('.cell_input')?.textContent || '').includes('parity_report('))
+  .map(c => {
+    const out = c.querySelector('.cell_output');
+    const folded = out ? [...out.querySelectorAll('details:not([open])')] : [];
+    return {shown: out ? out.innerText : '', folded: folded.map(d => d.textContent)};
+  })"""
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_parity_cells_show_the_verdict_first_and_fold_the_list(site, browser, path):
+    """Each cell that calls parity_report: the first line of its output is the verdict, naming the
+    reference and the versions compared; the per-tensor list is folded in a closed <details>."""
+    base, _ = site
+    page, _ = open_page(browser, f"{base}/{path}", *DESKTOP)
+    try:
+        cells = page.evaluate(PARITY_CELLS_JS)
+    finally:
+        page.close()
+    assert cells or path not in chapter_pages(), f"{path}: a model chapter with no parity cell"
+    for cell in cells:
+        lines = [line for line in cell["shown"].splitlines() if line.strip()]
+        assert lines and VERDICT.match(lines[0]), f"{path}: the output starts {lines[:2]}"
+        assert len(cell["folded"]) == 1, f"{path}: the per-tensor list is not folded"
+        assert PER_TENSOR_LINE.search(cell["folded"][0]), f"{path}: the folded list is empty"
+        assert not PER_TENSOR_LINE.search(cell["shown"]), (
+            f"{path}: per-tensor lines are visible without a click"
+        )
+
+
+def test_parity_appendix_puts_its_summary_first_and_folds_its_tables(site, browser):
+    base, _ = site
+    page, _ = open_page(browser, f"{base}/book/parity_report.html", *PHONE)
+    try:
+        text = page.inner_text("main")
+        assert "Closest to its tolerance" in text  # each section's summary, outside the fold
+        assert page.locator("main table").count() >= 1
+        for table in page.locator("main table").all():
+            assert table.evaluate("t => !!t.closest('details:not([open])')"), (
+                "a table is not folded"
+            )
+        # open the first table: it fits the phone, or scrolls inside its own box
+        page.locator("main details.sd-dropdown summary").first.click()
+        box = page.locator("main details[open] table").first
+        box.wait_for(timeout=5000)
+        headers = box.locator("th").all_inner_texts()
+        assert [h.strip() for h in headers] == [
+            "component: test",
+            "setting",
+            "passed",
+            "error / tolerance",
+        ]
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"the open table widens the phone's page by {overflow}px"
+    finally:
+        page.close()
+
+
+def test_figures_are_drawn_at_150_dpi_or_more(site):
+    """Every figure a chapter's code draws is a PNG of at least 150 dots per inch (book/matplotlibrc)."""
+    from PIL import Image
+
+    _, html_root = site
+    seen = 0
+    for path in toc_pages():
+        for src in re.findall(r'<img[^>]+src="([^"]+\.png)"', (html_root / path).read_text()):
+            image = Image.open((html_root / path).parent / unquote(src))
+            dpi = image.info.get("dpi")
+            if dpi is None:  # not drawn by matplotlib (no pHYs chunk)
+                continue
+            seen += 1
+            assert min(dpi) >= 149.5, f"{path}: {src} at {dpi} dpi"
+    assert seen, "no matplotlib figure found"
+
+
+def test_no_underscore_in_an_operator_name():
+    r"""MathJax sets ``\operatorname{rotate\_half}`` with a spaced underscore: name such an operator in
+    words or in code next to the equation instead (every page of _toc.yml, Markdown and notebooks)."""
+    import nbformat
+
+    found = []
+    for page in toc_pages():
+        source = ROOT / page.removesuffix(".html")
+        for path in (source.with_suffix(".md"), source.with_suffix(".ipynb")):
+            if not path.exists():
+                continue
+            if path.suffix == ".md":
+                texts = [path.read_text()]
+            else:
+                texts = [c.source for c in nbformat.read(path, as_version=4).cells]
+            for text in texts:
+                found += [
+                    f"{path.name}: {m}" for m in re.findall(r"\\operatorname\{[^}]*\\_", text)
+                ]
+    assert not found, found

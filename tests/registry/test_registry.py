@@ -240,27 +240,44 @@ def _card_rows(card: str) -> dict[str, list[str]]:
     return rows
 
 
+def _card_sources(card: str) -> dict[str, str]:
+    """The numbers of a facts card's sources -> their citation keys (the "Sources:" note)."""
+    (line,) = [x for x in card.splitlines() if x.startswith("- *Sources:* ")]
+    return dict(re.findall(r"\((\d+)\) \{cite\}`([^`]+)`", line))
+
+
 @pytest.mark.parametrize("family", SEED_FAMILIES)
 def test_facts_card_shows_every_value_with_its_citation_and_mark(family):
     sizes = family_sizes(family)
-    rows = _card_rows(facts_card(family))
+    card = facts_card(family)
+    assert card.splitlines()[0] == "| | " + " | ".join(s.name for s in sizes) + " | source |"
+    rows = _card_rows(card)
+    sources = _card_sources(card)
+    assert len(set(sources.values())) == len(sources), "each source is cited once under the card"
     marks = registry.render.unverified_marks()
     assert len(rows) == len(registry.FIELDS)
     for spec in registry.FIELDS:
-        (label,) = [k for k in rows if k == spec.label or k.startswith(spec.label + " {cite}")]
+        *cells, source = rows[spec.label]
+        assert "{cite}" not in source, (
+            f"{family}.{spec.name}: the citation itself is under the card"
+        )
         keys = {s.cite[spec.name] for s in sizes if getattr(s, spec.name) is not None}
-        shared = len(keys) == 1
-        assert (label != spec.label) == shared, f"{family}.{spec.name}: citation once per row"
-        if shared:
-            assert label == f"{spec.label} {{cite}}`{keys.pop()}`"
-        for size, cell in zip(sizes, rows[label], strict=True):
+        numbers = re.findall(r"\((\d+)\)", source)
+        # the row's sources, each cited under the card: one number, or one per size
+        assert {sources[n] for n in numbers} == keys, f"{family}.{spec.name}"
+        if len(keys) == 1:
+            assert source == f"({numbers[0]})"
+        for size, cell in zip(sizes, cells, strict=True):
+            assert "{cite}" not in cell, f"{size.name}.{spec.name}: citation in the value's cell"
             value = getattr(size, spec.name)
             if value is None:
                 assert cell == "unknown"
                 continue
             shown = f"{value:,}" if isinstance(value, int) else str(value)
             assert shown in cell, f"{size.name}.{spec.name}"
-            assert cell.endswith(f"{{cite}}`{size.cite[spec.name]}`") != shared
+            if len(keys) > 1:  # one number per size, left to right
+                column = source.split(" ")[sizes.index(size)]
+                assert sources[column.strip("()")] == size.cite[spec.name]
             mark = marks.get(size.unverified.get(spec.name))
             assert any(m in cell for m in marks.values()) == (mark is not None)
             if mark:
@@ -270,11 +287,14 @@ def test_facts_card_shows_every_value_with_its_citation_and_mark(family):
 def test_card_marks_a_known_unverified_value_and_not_a_verified_one():
     falcon_7b = registry.model_size("Falcon-7B")
     assert "release" in falcon_7b.unverified and "layers" not in falcon_7b.unverified
-    rows = _card_rows(facts_card("Falcon"))
+    card = facts_card("Falcon")
+    rows, sources = _card_rows(card), _card_sources(card)
     mark = registry.render.unverified_marks()[falcon_7b.unverified["release"]]
-    assert rows["Released {cite}`almazrouei2023falcon`"][0] == f"2023-05 {mark}"
-    assert rows["Layers {cite}`hf_falcon_configs`"][0] == "32"
-    assert f"{mark} month recalled, not found in a fetched source" in facts_card("Falcon")
+    assert rows["Released"][0] == f"2023-05 {mark}"
+    assert sources[rows["Released"][-1].strip("()")] == "almazrouei2023falcon"
+    assert rows["Layers"][0] == "32"
+    assert sources[rows["Layers"][-1].strip("()")] == "hf_falcon_configs"
+    assert f"{mark} month recalled, not found in a fetched source" in card
 
 
 def test_the_overview_counts_verified_and_unverified_values():

@@ -69,27 +69,40 @@ def _footnotes(sizes: list[ModelSize]) -> list[str]:
 
 
 def facts_card(family: str) -> str:
-    """A Markdown table with one column per released size, every value with its citation.
+    """A Markdown table with one column per released size and a last column, "source", for each row.
 
-    A citation all sizes share is given once, after the row's label; otherwise after each value.
-    An unverified value is followed by a mark, and the reasons are listed under the table.
+    A row's source is given once, as a number: "(1)" when all sizes share it, else one number per
+    size, left to right as the columns ("(3) (3) (4)", "–" for an unknown value). The numbers are cited
+    under the table ("Sources: (1) {cite}`key`; ..."), so that a long author-year citation does not
+    widen every row.
+    An unverified value is followed by a mark, and the reasons are listed under the table too.
     ``ValueError`` for an unknown family.
     """
     sizes = family_sizes(family)
     marks = unverified_marks()
-    rows = ["| | " + " | ".join(s.name for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    numbers: dict[str, int] = {}  # citation key -> its number, in order of first use
+    header = "| | " + " | ".join(s.name for s in sizes) + " | source |"
+    rows = [header, "|---" * (len(sizes) + 2) + "|"]
     for spec in FIELDS:
-        keys = {s.cite.get(spec.name) for s in sizes if getattr(s, spec.name) is not None}
-        shared = keys.pop() if len(keys) == 1 else None
-        cells = []
+        cells, keys = [], []
         for s in sizes:
             text = _show(s, spec.name)
             reason = s.unverified.get(spec.name)
             if reason:
                 text += " " + marks[reason]
-            cells.append(text + ("" if shared else _cite(s.cite.get(spec.name))))
-        rows.append(f"| {spec.label}{_cite(shared)} | " + " | ".join(cells) + " |")
-    notes = _footnotes(sizes)
+            cells.append(text)
+            cited = getattr(s, spec.name) is not None and s.cite.get(spec.name)
+            keys.append(s.cite[spec.name] if cited else None)
+            if cited:
+                numbers.setdefault(s.cite[spec.name], len(numbers) + 1)
+        distinct = {k for k in keys if k}
+        if len(distinct) == 1:
+            source = f"({numbers[distinct.pop()]})"
+        else:
+            source = " ".join(f"({numbers[k]})" if k else "–" for k in keys) if distinct else ""
+        rows.append(f"| {spec.label} | " + " | ".join(cells) + f" | {source} |")
+    sources = "; ".join(f"({n}){_cite(key)}" for key, n in numbers.items())
+    notes = [f"*Sources:* {sources}."] * bool(numbers) + _footnotes(sizes)
     return "\n".join(rows) + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 
 

@@ -65,8 +65,8 @@ def stub(ours, reference, input_ids):
 
 
 WRONG = {  # answer -> words the message must hold
-    "the stub": (stub, ["Not attempted yet", "first_divergence"]),
-    "None": (None, ["Not attempted yet"]),
+    "the stub": (stub, ["`stub` is still the template", "first_divergence"]),
+    "None": (None, ["returned None", "first_divergence"]),
     "the MLP (largest difference)": ((1, "MLP"), ["layer is right", "inherits", "'MLP'"]),
     "the residual after the MLP": (
         lambda o, r, i: (1, "residual after MLP"),
@@ -93,6 +93,14 @@ WRONG = {  # answer -> words the message must hold
 def test_wrong_answers_fail_with_a_reason(case, explain):
     answer, words = WRONG[case]
     explain(check_planted_mistake, answer, words)
+
+
+def test_the_stub_is_not_attempted_yet():
+    result = check_planted_mistake(stub)
+    assert not result.ok and not result.attempted, result
+    assert str(result).startswith("❌ Not attempted yet."), result
+    returns_nothing = lambda o, r, i: None  # noqa: E731  (an attempt, not the template)
+    assert check_planted_mistake(returns_nothing).attempted
 
 
 def test_never_raises_on_any_answer(any_wrong_answer):

@@ -26,8 +26,15 @@ def test_solutions_pass():
         assert result.ok, result.message
 
 
+def my_neox_parameter_count(
+    vocab_size, hidden_size, num_hidden_layers, intermediate_size
+):  # the chapter's stub, untouched
+    # your code here
+    return 0
+
+
 COUNT_WRONG = {
-    "stub": (lambda v, c, n, f: 0, ["not attempted yet"]),
+    "stub": (my_neox_parameter_count, ["still the template"]),
     "no biases": (
         lambda v, c, n, f: 2 * v * c + n * (4 * c * c + 2 * c * f + 4 * c) + 2 * c,
         ["the biases are missing"],
@@ -52,8 +59,13 @@ def rotate_all(x, cos, sin):  # the trap: tables stretched over every channel
     return x * cos.repeat(1, reps) + rotate_half(x) * sin.repeat(1, reps)
 
 
+def my_partial_rope(x, cos, sin):  # the chapter's stub, untouched
+    # your code here
+    return x
+
+
 ROPE_WRONG = {
-    "stub": (lambda x, cos, sin: x, ["not attempted yet"]),
+    "stub": (my_partial_rope, ["still the template"]),
     "last r channels": (
         lambda x, cos, sin: torch.cat(
             (x[..., : -cos.shape[-1]], partial(x[..., -cos.shape[-1] :], cos, sin)), dim=-1

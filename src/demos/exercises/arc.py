@@ -6,8 +6,6 @@ from collections.abc import Callable, Sequence
 
 from demos.exercises.core import Check, Mistake, check_function
 
-NOT_ATTEMPTED = "not attempted yet: this is the stub's placeholder; write the function's body."
-
 
 def gold_index_reference(labels: Sequence[str], answer_key: str) -> int:
     """The position of ``answer_key`` among the row's ``choices.label`` (the harness's
@@ -16,7 +14,6 @@ def gold_index_reference(labels: Sequence[str], answer_key: str) -> int:
 
 
 GOLD_MISTAKES = [
-    Mistake(lambda labels, key: 0, NOT_ATTEMPTED),
     Mistake(
         lambda labels, key: "ABCDE".index(key) if key in "ABCDE" else -1,
         "this assumes the labels are letters; some ARC rows are labelled 1, 2, 3, 4: look the key "
@@ -48,7 +45,6 @@ def random_baseline_reference(num_choices: Sequence[int]) -> float:
 
 
 BASELINE_MISTAKES = [
-    Mistake(lambda ns: 0.0, NOT_ATTEMPTED),
     Mistake(lambda ns: 0.25, "0.25 holds only when every question has 4 choices."),
     Mistake(
         lambda ns: len(ns) / sum(ns),

@@ -9,8 +9,6 @@ import torch
 
 from demos.exercises.core import Check, Mistake, check_function
 
-NOT_ATTEMPTED = "not attempted yet: the function still returns its placeholder. Fill it in."
-
 
 def gemma_rms_norm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """``x / sqrt(mean(x^2) + eps) * (1 + weight)`` in float32, then cast to ``x``'s dtype."""
@@ -55,7 +53,6 @@ def check_gemma_rms_norm(fn: Callable[..., torch.Tensor]) -> Check:
         ),
     }
     mistakes = [
-        Mistake(lambda x, weight, eps: x, NOT_ATTEMPTED),
         Mistake(
             _plain_gain,
             "the gain is w, as in Llama. Gemma stores w as an offset from one: scale by (1 + w).",
@@ -92,7 +89,10 @@ def check_llama_norm_weight(fn: Callable[[torch.Tensor], torch.Tensor]) -> Check
         "offsets of a trained norm (2048,)": (torch.randn(2048, generator=gen),),
     }
     mistakes = [
-        Mistake(lambda w: w, NOT_ATTEMPTED + " (Or: a Gemma weight is not a Llama weight as is.)"),
+        Mistake(
+            lambda w: w,
+            "the Gemma weight came back as is; Llama scales by its weight, Gemma by 1 + w.",
+        ),
         Mistake(lambda w: w - 1.0, "the offset went the wrong way: Gemma scales by 1 + w."),
         Mistake(lambda w: torch.ones_like(w), "the learned offsets were dropped: keep w, add 1."),
     ]

@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from demos.eval.metrics import multiple_choice_scores
 from demos.exercises.core import Check, Mistake, check_function
 
-NOT_ATTEMPTED = "not attempted yet: this is the stub's placeholder; write the function's body."
-
 
 def _argmax(values):
     return max(range(len(values)), key=lambda i: (values[i], -i))
@@ -20,7 +18,6 @@ def pred_norm_reference(loglikelihoods: Sequence[float], endings: Sequence[str])
 
 
 PRED_NORM_MISTAKES = [
-    Mistake(lambda lls, es: 0, NOT_ATTEMPTED),
     Mistake(lambda lls, es: _argmax(lls), "this is acc's pick: divide by each ending's length."),
     Mistake(
         lambda lls, es: _argmax([ll / len(e.split()) for ll, e in zip(lls, es, strict=True)]),
@@ -58,7 +55,6 @@ def pred_mutual_info_reference(conditional: Sequence[float], unconditional: Sequ
 
 
 MUTUAL_INFO_MISTAKES = [
-    Mistake(lambda c, u: 0, NOT_ATTEMPTED),
     Mistake(lambda c, u: _argmax(c), "this ignores the unconditional log-likelihoods."),
     Mistake(
         lambda c, u: _argmax([a + b for a, b in zip(c, u, strict=True)]),

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch.overrides import TorchFunctionMode
 
-from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.core import TEMPLATE_MARK, Check, Mistake, check_function, untouched_template
 from demos.layers.attention import attention, repeat_kv
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 from demos.models.llama import LlamaLM, LlamaLMBlock
@@ -121,7 +121,7 @@ def planted_mistake_models(layer: int = 1) -> tuple[LlamaLM, torch.nn.Module, to
 def _read_answer(value) -> tuple[int, str] | str:
     """``(layer, substep)`` from what the learner returned, or a message saying what is wrong."""
     if value is None:
-        return "returned None"
+        return "returned None; return the pair (layer, substep) that first_divergence reports"
     if hasattr(value, "layer") and hasattr(value, "substep"):  # a Divergence itself
         value = (value.layer, value.substep)
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
@@ -168,6 +168,15 @@ def check_planted_mistake(answer) -> Check:
     layer 1. ``substep`` as :mod:`demos.debugging` names it (``"MLP"``), or the module's name.
     Never raises on a wrong answer.
     """
+    if (placeholder := untouched_template(answer)) is not None:
+        name = getattr(answer, "__name__", "the function")
+        return Check(
+            False,
+            f"`{name}` is still the template (`{placeholder}`). Replace `# {TEMPLATE_MARK}` and "
+            "the placeholder: run first_divergence(ours, reference, input_ids) and return the "
+            "layer and sub-step it reports, as a pair (layer, substep).",
+            attempted=False,
+        )
     layers = (1, 0) if callable(answer) else (1,)
     for layer in layers:
         case = f"a 2-layer tiny Llama with BuggyBlock in layer {layer}, input_ids (2, 12)"
@@ -178,12 +187,6 @@ def check_planted_mistake(answer) -> Check:
             except Exception as error:  # the learner's code: report it, do not crash
                 return Check(False, f"On {case}: raised {type(error).__name__}: {error}")
         read = _read_answer(value)
-        if read == "returned None" and layer == 1:
-            return Check(
-                False,
-                "Not attempted yet: the answer returned None. Run first_divergence(ours, "
-                "reference, input_ids) and return the layer and sub-step it reports.",
-            )
         if isinstance(read, str):
             return Check(False, f"On {case}: the answer {read}.")
         if read == (1, PLANTED_SUBSTEP) and layer == 0:

@@ -12,8 +12,6 @@ from demos.exercises.core import Check, Mistake, check_function
 from demos.layers.rope import rope_inv_freq
 from demos.layers.rope_scaling import Llama3RopeScaling, llama3_inv_freq
 
-NOT_ATTEMPTED = "not attempted yet: the function still returns its placeholder. Fill it in."
-
 
 def llama3_frequencies_reference(
     inv_freq: torch.Tensor,
@@ -71,7 +69,10 @@ def check_llama3_frequencies(fn: Callable[..., torch.Tensor]) -> Check:
         "tiny context (2, 1, 4, 64), d = 16": (rope_inv_freq(16, 10000.0), 2.0, 1.0, 4.0, 64),
     }
     mistakes = [
-        Mistake(lambda inv_freq, *rest: inv_freq, NOT_ATTEMPTED),
+        Mistake(
+            lambda inv_freq, *rest: inv_freq,
+            "the frequencies came back unscaled; Llama 3.1 divides the low ones by the factor.",
+        ),
         Mistake(
             _all_scaled,
             "every frequency was divided by the factor (position interpolation). Llama 3.1 keeps "
@@ -119,7 +120,6 @@ def check_vocabulary_parameters(fn: Callable[[int, int, bool], int]) -> Check:
         "tiny (v = 97, c = 32, tied)": (97, 32, True),
     }
     mistakes = [
-        Mistake(lambda v, c, tied: 0, NOT_ATTEMPTED),
         Mistake(
             lambda v, c, tied: 2 * v * c,
             "a tied head was counted twice: when tied, lm_head *is* the embedding matrix.",

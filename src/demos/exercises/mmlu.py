@@ -10,8 +10,6 @@ import torch
 from demos.eval.mmlu import micro_average
 from demos.exercises.core import Check, Mistake, check_function
 
-NOT_ATTEMPTED = "not attempted yet: this is the stub's placeholder; write the function's body."
-
 
 def micro_reference(per_subject: Mapping[str, Sequence[float]]) -> float:
     """Mean over every question of every subject (lm-eval's ``weight_by_size: True``)."""
@@ -19,7 +17,6 @@ def micro_reference(per_subject: Mapping[str, Sequence[float]]) -> float:
 
 
 MICRO_MISTAKES = [
-    Mistake(lambda d: 0.0, NOT_ATTEMPTED),
     Mistake(
         lambda d: sum(sum(v) / len(v) for v in d.values()) / len(d),
         "this is the macro average (each subject counts once); the harness weights each "
@@ -51,7 +48,6 @@ def letter_pick_reference(next_token_logits: torch.Tensor, letter_ids: Sequence[
 
 
 LETTER_MISTAKES = [
-    Mistake(lambda logits, ids: 0, NOT_ATTEMPTED),
     Mistake(
         lambda logits, ids: int(logits.argmax()),
         "this is the argmax over the whole vocabulary (a token id); the original implementation "

@@ -27,10 +27,7 @@ def _normalised(lls, choices, length):
     return [ll / length(c) for ll, c in zip(lls, choices, strict=True)]
 
 
-NOT_ATTEMPTED = "not attempted yet: this is the stub's placeholder; write the function's body."
-
 ACC_NORM_MISTAKES = [
-    Mistake(lambda lls, cs, g: 0.0, NOT_ATTEMPTED),
     Mistake(
         lambda lls, cs, g: float(_argmax(lls) == g),
         "this is acc: the log-likelihoods are compared without dividing by the choices' lengths.",
@@ -72,7 +69,6 @@ def choice_probabilities_reference(loglikelihoods: torch.Tensor) -> torch.Tensor
 
 
 CHOICE_PROB_MISTAKES = [
-    Mistake(lambda lls: lls, NOT_ATTEMPTED),
     Mistake(
         lambda lls: torch.exp(lls),
         "exp(log-likelihood) is each choice's probability as a continuation; divide by their sum "

@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from demos.eval.truthfulqa import mc2
 from demos.exercises.core import Check, Mistake, check_function
 
-NOT_ATTEMPTED = "not attempted yet: this is the stub's placeholder; write the function's body."
-
 
 def _naive(lls, labels):
     probs = [math.exp(ll) for ll in lls]
@@ -18,7 +16,6 @@ def _naive(lls, labels):
 
 
 MC2_MISTAKES = [
-    Mistake(lambda lls, labels: 0.0, NOT_ATTEMPTED),
     Mistake(
         lambda lls, labels: sum(math.exp(ll) for ll, t in zip(lls, labels, strict=True) if t),
         "the true answers' probabilities must be divided by the total over all answers offered.",
@@ -53,7 +50,6 @@ def binary_mc2_reference(ll_true: float, ll_false: float) -> float:
 
 
 BINARY_MISTAKES = [
-    Mistake(lambda t, f: 0.0, NOT_ATTEMPTED),
     Mistake(
         lambda t, f: 1.0 / (1.0 + math.exp(t - f)),
         "the sign is swapped: the true answer's share grows with ll_true - ll_false.",

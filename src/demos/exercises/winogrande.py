@@ -9,8 +9,6 @@ import torch
 
 from demos.exercises.core import Check, Mistake, check_function
 
-NOT_ATTEMPTED = "not attempted yet: this is the stub's placeholder; write the function's body."
-
 
 def partial_scores_reference(token_logprobs: torch.Tensor, n_shared: int) -> torch.Tensor:
     """``(k, t)`` per-token log-probabilities of k filled-in sentences (aligned at the end) ->
@@ -19,7 +17,6 @@ def partial_scores_reference(token_logprobs: torch.Tensor, n_shared: int) -> tor
 
 
 PARTIAL_MISTAKES = [
-    Mistake(lambda lp, n: lp[:, 0], NOT_ATTEMPTED),
     Mistake(
         lambda lp, n: lp.sum(dim=-1),
         "this sums every token: the whole-sentence score. Partial scoring keeps only the "
@@ -64,7 +61,6 @@ def picks_reference(token_logprobs: torch.Tensor, n_shared: int) -> tuple[int, i
 
 
 PICKS_MISTAKES = [
-    Mistake(lambda lp, n: (0, 0), NOT_ATTEMPTED),
     Mistake(
         lambda lp, n: picks_reference(lp, n)[::-1],
         "the two picks are swapped: (full-sentence pick, partial pick).",

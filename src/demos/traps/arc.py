@@ -36,7 +36,7 @@ TRAPS = [
         chapter="arc",
         title="The BOS token dropped",
         wrong="tokenizer.encode(context + continuation, add_special_tokens=False)",
-        right="tokenizer.encode(context + continuation)  # the tokenizer's default: <s> first",
+        right="tokenizer.encode(context + continuation)  # the default: <s> first",
         shows="every log-likelihood: the first real token is predicted from another start",
         measure=measure,
     )

@@ -52,7 +52,7 @@ TRAPS = [
         chapter="open_llm_leaderboard",
         title="The context's trailing space left on the context",
         wrong="ctx, cont = encode(context), encode(continuation)",
-        right="ctx, cont = encode_pair(tokenizer, context, continuation)  # space moves over",
+        right="ctx, cont = encode_pair(tokenizer, context, continuation)  # space -> cont",
         shows="every request whose context ends in a space: the continuation's first token "
         "is a different token (' carbon' becomes 'carbon' after a lone ' ')",
         measure=measure,

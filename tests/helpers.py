@@ -14,7 +14,8 @@ import torch
 
 # re-exported: the tests import these names from here
 from demos.testing import COMMON, TINY, cast_parameters, tiny_config, tiny_model  # noqa: F401
-from demos.weights import randomize_weights_ as randomize_  # noqa: F401
+from demos.weights import load_hf_weights
+from demos.weights import randomize_weights_ as randomize_
 
 
 def tiny_llama_config(num_key_value_heads: int = 2, **overrides):
@@ -109,3 +110,27 @@ def tables(rotary_emb, t: int, setting):
     """transformers' own partial cos/sin tables ``(1, t, r)`` in the setting's dtype."""
     x = torch.ones(1, device=setting.device, dtype=setting.dtype)  # only its dtype is read
     return rotary_emb(x, torch.arange(t, device=setting.device)[None])
+
+
+def assert_block_parity(ours, hf, rotary_emb, setting, t: int = 6) -> None:
+    """A decoder block ``ours(x, (cos, sin))`` against transformers' decoder layer ``hf`` (called
+    with ``attention_mask=`` and ``position_embeddings=``) on ``x (2, t, c)``, both given the
+    reference's own rotary tables from ``rotary_emb``; output and every gradient."""
+    cos, sin = tables(rotary_emb, t, setting)  # (1, t, r)
+    assert_module_parity(
+        ours,
+        hf,
+        lambda x: ours(x, (cos[0], sin[0])),
+        lambda x: hf(x, attention_mask=causal(t, setting), position_embeddings=(cos, sin)),
+        (2, t, rotary_emb.config.hidden_size),
+        setting,
+    )
+
+
+def assert_layer_parity(ours, hf, setting, width: int = 32) -> None:
+    """Give transformers' layer ``hf`` (an MLP, a norm: ``x -> y``) visible random weights in the
+    setting's device and dtype, copy them into ``ours``, and compare both on ``x (2, 5, width)``:
+    output, input gradient and every parameter gradient."""
+    hf = cast_parameters(randomize_(hf), setting.device, setting.dtype)
+    ours = load_hf_weights(ours, hf)
+    assert_module_parity(ours, hf, ours, hf, (2, 5, width), setting)

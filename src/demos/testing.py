@@ -17,16 +17,15 @@ from torch import nn
 
 from demos.weights import randomize_weights_
 
-_LLAMA = dict(
+_BASE = dict(  # two layers, width 32, four heads: what every row below starts from
     vocab_size=97,
     hidden_size=32,
     intermediate_size=56,
     num_hidden_layers=2,
     num_attention_heads=4,
-    num_key_value_heads=2,
     max_position_embeddings=256,
-    rms_norm_eps=1e-5,
 )
+_LLAMA = {**_BASE, "num_key_value_heads": 2, "rms_norm_eps": 1e-5}
 TINY = {  # transformers model_type -> the fields of a tiny config of that type
     "llama": _LLAMA,
     "mistral": {**_LLAMA, "sliding_window": 4},
@@ -55,50 +54,18 @@ TINY = {  # transformers model_type -> the fields of a tiny config of that type
         num_experts_per_tok=2,
     ),
     # GPT-NeoX (Pythia): head_dim 8, rotary_pct 0.5 -> 4 rotated channels (Pythia: 0.25 of 64+)
-    "gpt_neox": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        rotary_pct=0.5,
-        use_parallel_residual=True,
-        max_position_embeddings=256,
-    ),
+    "gpt_neox": {**_BASE, "rotary_pct": 0.5, "use_parallel_residual": True},
     # Persimmon: squared ReLU, q/k LayerNorm, head_dim 8, half of it rotated
-    "persimmon": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        partial_rotary_factor=0.5,
-        qk_layernorm=True,
-        rope_theta=25000.0,
-        max_position_embeddings=256,
-    ),
+    "persimmon": {
+        **_BASE,
+        "partial_rotary_factor": 0.5,
+        "qk_layernorm": True,
+        "rope_theta": 25000.0,
+    },
     # Phi (phi-1/1.5/2): one shared LayerNorm, head_dim 8, half of it rotated, gelu_new
-    "phi": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        partial_rotary_factor=0.5,
-        max_position_embeddings=256,
-    ),
+    "phi": {**_BASE, "partial_rotary_factor": 0.5},
     # Gemma-2B style: head_dim 16 != hidden / heads = 8, one key/value head, tied embeddings
-    "gemma": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=256,
-        rms_norm_eps=1e-5,
-    ),
+    "gemma": {**_LLAMA, "num_key_value_heads": 1, "head_dim": 16},
 }
 # no special tokens, so generate never stops early; eager attention, the reference path
 COMMON = dict(attn_implementation="eager", bos_token_id=None, eos_token_id=None, pad_token_id=None)

@@ -17,7 +17,7 @@ import torch
 
 from demos.testing import cast_parameters
 from demos.traps import Measured, Trap
-from demos.traps.tiny import logit_errors, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
 
 
 def tiny_gemma(dtype: torch.dtype = torch.float32, **overrides):
@@ -35,15 +35,15 @@ def tiny_gemma(dtype: torch.dtype = torch.float32, **overrides):
     return cast_parameters(model, "cpu", dtype), ids
 
 
-def _errors(model, ids, wrong_forward) -> tuple[float, float]:
-    """``(max |ours - reference|, max |ours with one line wrong - reference|)`` on ``ids``."""
+def _measure(model, ids, wrong_forward, tolerance: float, quantity: str) -> Measured:
+    """Our ``GemmaLM`` as written and with ``wrong_forward(ours)``'s one line changed, against
+    ``model``'s logits on ``ids``."""
     from demos.models.gemma import GemmaLM
 
     right = GemmaLM.from_hf(model).eval()
     wrong = GemmaLM.from_hf(model).eval()
     wrong_forward(wrong)
-    right_error, wrong_error, _ = logit_errors(model, right, wrong, ids)
-    return right_error, wrong_error
+    return measure_models(model, right, wrong, ids, quantity, tolerance)
 
 
 def measure_norm_gain() -> Measured:
@@ -59,8 +59,8 @@ def measure_norm_gain() -> Measured:
                     * m.weight
                 ).to(x.dtype)
 
-    right, wrong = _errors(*tiny_gemma(), plain_gain)
-    return Measured(right, wrong, 1e-4, "logits of a 2-layer GemmaForCausalLM, fp32")
+    quantity = "logits of a 2-layer GemmaForCausalLM, fp32"
+    return _measure(*tiny_gemma(), plain_gain, 1e-4, quantity)
 
 
 def measure_normalizer_dtype() -> Measured:
@@ -74,10 +74,9 @@ def measure_normalizer_dtype() -> Measured:
             * torch.tensor(math.sqrt(c), dtype=torch.float32)  # 55.4256, not bf16's 55.5
         )
 
-    right, wrong = _errors(*tiny_gemma(torch.bfloat16, hidden_size=3072), float32_normalizer)
-    return Measured(
-        right, wrong, 1e-6, "logits of a 2-layer GemmaForCausalLM of width 3072, bfloat16"
-    )
+    model, ids = tiny_gemma(torch.bfloat16, hidden_size=3072)
+    quantity = "logits of a 2-layer GemmaForCausalLM of width 3072, bfloat16"
+    return _measure(model, ids, float32_normalizer, 1e-6, quantity)
 
 
 TRAPS = [

@@ -18,7 +18,7 @@ import torch
 from demos.layers.rope import rope_cos_sin, rope_inv_freq
 from demos.layers.rope_scaling import Llama3RopeScaling
 from demos.traps import Measured, Trap
-from demos.traps.tiny import logit_errors, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
 
 SCALING = Llama3RopeScaling(
     factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=64
@@ -53,29 +53,24 @@ def tiny_llama3(**overrides) -> torch.nn.Module:
     return tiny_reference("llama", **{**fields, **overrides})
 
 
-def llama3_logit_errors(frequencies: Callable[[torch.Tensor, Llama3RopeScaling], torch.Tensor]):
-    """``(right_error, wrong_error)``: max |logits - transformers'| with the right frequencies and
-    with ``frequencies(inv_freq, scaling)``; a tiny random model, fp32, seeded."""
-    from demos.models.llama import LlamaLM
-
-    with seeded(0):
-        reference = tiny_llama3()
-        ids = token_ids(reference.config.vocab_size, b=1, t=TOKENS)
-    right, wrong = LlamaLM.from_hf(reference).eval(), LlamaLM.from_hf(reference).eval()
-    d, base = right.config.head_dim, right.config.rope_theta
-    wrong_freq = frequencies(rope_inv_freq(d, base), SCALING)
-    wrong.position_embeddings = lambda positions, dtype: rope_cos_sin(  # the wrong table
-        positions, d, base, dtype, inv_freq=wrong_freq
-    )
-    right_error, wrong_error, _ = logit_errors(reference, right, wrong, ids)
-    return right_error, wrong_error
-
-
 def _measure(frequencies) -> Callable[[], Measured]:
+    """A ``measure``: max |logits - transformers'| with the right frequencies and with
+    ``frequencies(inv_freq, scaling)``; a tiny random model, fp32, seeded."""
+
     def measure() -> Measured:
-        right, wrong = llama3_logit_errors(frequencies)
+        from demos.models.llama import LlamaLM
+
+        with seeded(0):
+            reference = tiny_llama3()
+            ids = token_ids(reference.config.vocab_size, b=1, t=TOKENS)
+        right, wrong = LlamaLM.from_hf(reference).eval(), LlamaLM.from_hf(reference).eval()
+        d, base = right.config.head_dim, right.config.rope_theta
+        wrong_freq = frequencies(rope_inv_freq(d, base), SCALING)
+        wrong.position_embeddings = lambda positions, dtype: rope_cos_sin(  # the wrong table
+            positions, d, base, dtype, inv_freq=wrong_freq
+        )
         quantity = f"logits of a 2-layer LlamaForCausalLM (rope_type llama3), {TOKENS} tokens, fp32"
-        return Measured(right, wrong, 1e-4, quantity)
+        return measure_models(reference, right, wrong, ids, quantity, 1e-4)
 
     return measure
 

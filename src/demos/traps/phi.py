@@ -15,7 +15,7 @@ import torch
 
 from demos.models.phi import PhiLM, PhiLMBlock
 from demos.traps import Measured, Trap
-from demos.traps.tiny import logit_errors, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
 
 
 class SequentialPhiBlock(PhiLMBlock):
@@ -35,15 +35,9 @@ def measure_sequential_mlp() -> Measured:
     with seeded(0):
         reference = tiny_reference("phi")
         ids = token_ids(reference.config.vocab_size)
-    right_error, wrong_error, scale = logit_errors(
-        reference, PhiLM.from_hf(reference), SequentialPhiLM.from_hf(reference), ids
-    )
-    return Measured(
-        right_error=right_error,
-        wrong_error=wrong_error,
-        tolerance=1e-5 * max(1.0, scale),
-        quantity="max |logits - PhiForCausalLM's|, 2 layers, 12 tokens, fp32",
-    )
+    right, wrong = PhiLM.from_hf(reference), SequentialPhiLM.from_hf(reference)
+    quantity = "max |logits - PhiForCausalLM's|, 2 layers, 12 tokens, fp32"
+    return measure_models(reference, right, wrong, ids, quantity)
 
 
 TRAPS = [

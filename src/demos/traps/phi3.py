@@ -10,7 +10,7 @@ import torch
 from demos.layers.quantization import dequantize_nf4
 from demos.testing import COMMON, TINY
 from demos.traps import Measured, Trap
-from demos.traps.tiny import logit_errors, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
 
 TINY_LONGROPE = {  # a 2-layer Phi3Config with LongRoPE; L = 8, so 12 tokens use the long set
     **TINY["phi3"],
@@ -58,8 +58,7 @@ def measure_attention_factor() -> Measured:
         ids = token_ids(hf.config.vocab_size)
     right, wrong = Phi3LM.from_hf(hf), Phi3LM.from_hf(hf)
     wrong.config = dataclasses.replace(right.config, attention_factor=1.0)
-    right_error, wrong_error, _ = logit_errors(hf, right, wrong, ids)
-    return Measured(right_error, wrong_error, 1e-4, "logits of a 2-layer Phi3ForCausalLM, fp32")
+    return measure_models(hf, right, wrong, ids, "logits of a 2-layer Phi3ForCausalLM, fp32", 1e-4)
 
 
 TRAPS = [

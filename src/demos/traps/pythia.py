@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from demos.models.gpt_neox import GPTNeoXLM
 from demos.traps import Measured, Trap
-from demos.traps.tiny import logit_errors, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
 
 ROTARY_PCT = 0.25  # Pythia's: a quarter of each head's d = 8 channels here, so 2 of 8 turn
 
@@ -25,13 +25,8 @@ def measure_full_rotary() -> Measured:
     right = GPTNeoXLM.from_hf(reference)
     wrong = GPTNeoXLM(replace(right.config, partial_rotary_factor=1.0))  # the one wrong line
     wrong.load_state_dict(right.state_dict())  # the same weights
-    right_error, wrong_error, scale = logit_errors(reference, right, wrong, ids)
-    return Measured(
-        right_error=right_error,
-        wrong_error=wrong_error,
-        tolerance=1e-5 * max(1.0, scale),
-        quantity="max |logits - GPTNeoXForCausalLM's|, 2 layers, 12 tokens, fp32",
-    )
+    quantity = "max |logits - GPTNeoXForCausalLM's|, 2 layers, 12 tokens, fp32"
+    return measure_models(reference, right, wrong, ids, quantity)
 
 
 TRAPS = [

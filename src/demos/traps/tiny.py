@@ -18,7 +18,7 @@ from torch import nn
 from demos.testing import TINY, tiny_model
 from demos.traps import Measured
 
-__all__ = ["TINY", "logit_errors", "measure_logits", "seeded", "tiny_reference", "token_ids"]
+__all__ = ["TINY", "measure_logits", "measure_models", "seeded", "tiny_reference", "token_ids"]
 
 
 @contextlib.contextmanager
@@ -40,18 +40,26 @@ def token_ids(vocab_size: int = 97, b: int = 2, t: int = 12) -> torch.Tensor:
     return torch.randint(0, vocab_size, (b, t))
 
 
-def logit_errors(
-    reference: nn.Module, right: nn.Module, wrong: nn.Module, ids: torch.Tensor
-) -> tuple[float, float, float]:
-    """``(max |right(ids) - reference's logits|, the same for wrong, max |reference's logits|)``,
-    without gradients, in float64 (:func:`demos.book.max_abs_diff`); ``ids (b, t)``. For traps
-    whose wrong version is a second model with the same weights."""
+def measure_models(
+    reference: nn.Module,
+    right: nn.Module,
+    wrong: nn.Module,
+    ids: torch.Tensor,
+    quantity: str,
+    tolerance: float | None = None,
+) -> Measured:
+    """max |logits - the reference's| of ``right`` and of ``wrong`` on ``ids (b, t)``, without
+    gradients, in float64 (:func:`demos.book.max_abs_diff`): for traps whose wrong version is a
+    second model with the same weights. ``tolerance=None``: ``1e-5 * max(1, max |logits|)``, fp32
+    rounding relative to the size of the reference's logits."""
     from demos.book import max_abs_diff
 
     with torch.no_grad():
         expected = reference(ids).logits  # (b, t, v)
         right_error, wrong_error = (max_abs_diff(m(ids), expected) for m in (right, wrong))
-    return right_error, wrong_error, expected.abs().max().item()
+    if tolerance is None:
+        tolerance = 1e-5 * max(1.0, expected.abs().max().item())
+    return Measured(right_error, wrong_error, tolerance, quantity)
 
 
 def measure_logits(

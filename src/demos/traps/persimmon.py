@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from demos.layers.mlp import SquaredReLUMLP
 from demos.models.persimmon import PersimmonLM
 from demos.traps import Measured, Trap
-from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded_reference
 
 
 class ReLUMLP(SquaredReLUMLP):
@@ -30,9 +30,7 @@ class ReLUMLP(SquaredReLUMLP):
 
 def _measure(make_wrong: Callable[[PersimmonLM], PersimmonLM]) -> Measured:
     """Ours (right) and ``make_wrong(ours)`` (wrong) against the tiny ``PersimmonForCausalLM``."""
-    with seeded(0):
-        reference = tiny_reference("persimmon")
-        ids = token_ids(reference.config.vocab_size)
+    reference, ids = seeded_reference("persimmon")
     right = PersimmonLM.from_hf(reference)
     quantity = "max |logits - PersimmonForCausalLM's|, 2 layers, 12 tokens, fp32"
     return measure_models(reference, right, make_wrong(right), ids, quantity)

@@ -15,7 +15,7 @@ import torch
 
 from demos.models.phi import PhiLM, PhiLMBlock
 from demos.traps import Measured, Trap
-from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded_reference
 
 
 class SequentialPhiBlock(PhiLMBlock):
@@ -32,9 +32,7 @@ class SequentialPhiLM(PhiLM):
 
 def measure_sequential_mlp() -> Measured:
     """Logits of ours (right) and of the sequential block (wrong) against HF's, same weights."""
-    with seeded(0):
-        reference = tiny_reference("phi")
-        ids = token_ids(reference.config.vocab_size)
+    reference, ids = seeded_reference("phi")
     right, wrong = PhiLM.from_hf(reference), SequentialPhiLM.from_hf(reference)
     quantity = "max |logits - PhiForCausalLM's|, 2 layers, 12 tokens, fp32"
     return measure_models(reference, right, wrong, ids, quantity)

@@ -10,7 +10,7 @@ import torch
 from demos.layers.quantization import dequantize_nf4
 from demos.testing import COMMON, TINY
 from demos.traps import Measured, Trap
-from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded_reference
 
 TINY_LONGROPE = {  # a 2-layer Phi3Config with LongRoPE; L = 8, so 12 tokens use the long set
     **TINY["phi3"],
@@ -53,9 +53,7 @@ def measure_nibbles() -> Measured:
 def measure_attention_factor() -> Measured:
     from demos.models.phi3 import Phi3LM
 
-    with seeded(0):
-        hf = tiny_reference("phi3", **TINY_LONGROPE)
-        ids = token_ids(hf.config.vocab_size)
+    hf, ids = seeded_reference("phi3", **TINY_LONGROPE)
     right, wrong = Phi3LM.from_hf(hf), Phi3LM.from_hf(hf)
     wrong.config = dataclasses.replace(right.config, attention_factor=1.0)
     return measure_models(hf, right, wrong, ids, "logits of a 2-layer Phi3ForCausalLM, fp32", 1e-4)

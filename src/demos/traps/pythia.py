@@ -12,16 +12,14 @@ from dataclasses import replace
 
 from demos.models.gpt_neox import GPTNeoXLM
 from demos.traps import Measured, Trap
-from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
+from demos.traps.tiny import measure_models, seeded_reference
 
 ROTARY_PCT = 0.25  # Pythia's: a quarter of each head's d = 8 channels here, so 2 of 8 turn
 
 
 def measure_full_rotary() -> Measured:
     """Logits of ours (right) and ours with ``partial_rotary_factor=1`` (wrong) against HF's."""
-    with seeded(0):
-        reference = tiny_reference("gpt_neox", rotary_pct=ROTARY_PCT)
-        ids = token_ids(reference.config.vocab_size)
+    reference, ids = seeded_reference("gpt_neox", rotary_pct=ROTARY_PCT)
     right = GPTNeoXLM.from_hf(reference)
     wrong = GPTNeoXLM(replace(right.config, partial_rotary_factor=1.0))  # the one wrong line
     wrong.load_state_dict(right.state_dict())  # the same weights

@@ -18,7 +18,15 @@ from torch import nn
 from demos.testing import TINY, tiny_model
 from demos.traps import Measured
 
-__all__ = ["TINY", "measure_logits", "measure_models", "seeded", "tiny_reference", "token_ids"]
+__all__ = [
+    "TINY",
+    "measure_logits",
+    "measure_models",
+    "seeded",
+    "seeded_reference",
+    "tiny_reference",
+    "token_ids",
+]
 
 
 @contextlib.contextmanager
@@ -38,6 +46,14 @@ def tiny_reference(model_type: str, **overrides) -> nn.Module:
 def token_ids(vocab_size: int = 97, b: int = 2, t: int = 12) -> torch.Tensor:
     """``(b, t)`` random token ids (draw them inside :func:`seeded`)."""
     return torch.randint(0, vocab_size, (b, t))
+
+
+def seeded_reference(model_type: str, **overrides) -> tuple[nn.Module, torch.Tensor]:
+    """``(reference, ids)``: :func:`tiny_reference` and ``(2, 12)`` :func:`token_ids` for it,
+    both drawn inside ``seeded(0)``, so every call gives the same pair."""
+    with seeded(0):
+        reference = tiny_reference(model_type, **overrides)
+        return reference, token_ids(reference.config.vocab_size)
 
 
 def measure_models(
@@ -74,9 +90,8 @@ def measure_logits(
     ``wrong(ours)``, a context that plants the mistake and takes it out again."""
     from demos.book import max_abs_diff
 
-    with seeded(0), torch.no_grad():
-        reference = tiny_reference(model_type, **overrides)
-        ids = token_ids(reference.config.vocab_size)
+    reference, ids = seeded_reference(model_type, **overrides)
+    with torch.no_grad():
         expected = reference(ids).logits  # (b, t, v)
         ours = ours_class.from_hf(reference).eval()
         right = ours(ids)

@@ -9,7 +9,7 @@ Builds every reference from a tiny random config (nothing downloaded), copies th
 from __future__ import annotations
 
 import torch
-from transformers import GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from transformers.models.gemma.modeling_gemma import GemmaMLP, GemmaTextScaledWordEmbedding
 from transformers.models.gemma.modeling_gemma import GemmaRMSNorm as HFGemmaRMSNorm
@@ -21,6 +21,8 @@ from demos.layers.rope import rope_inv_freq
 from demos.layers.rope_scaling import Llama3RopeScaling, llama3_inv_freq
 from demos.models.gemma import GemmaLM, GemmaLMScaledEmbedding
 from demos.models.llama import LlamaLM
+from demos.testing import cast_parameters, tiny_config, tiny_model
+from demos.traps.llama3 import tiny_llama3
 from demos.weights import load_hf_weights, randomize_weights_
 
 ROWS: list[tuple[str, str, float]] = []
@@ -32,12 +34,6 @@ def record(component: str, reference: str, error: float) -> None:
 
 def worst(pairs: dict) -> float:
     return max(max_abs_diff(a, b) for a, b in pairs.values())
-
-
-def cast(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    for p in model.parameters():  # parameters only: RoPE's inv_freq buffer stays float32
-        p.data = p.data.to(dtype)
-    return model
 
 
 def llama3_frequencies() -> None:
@@ -69,38 +65,27 @@ def llama3_frequencies() -> None:
 
 def llama3_model() -> None:
     torch.manual_seed(0)
-    rope = dict(rope_type="llama3", rope_theta=10000.0, factor=8.0, low_freq_factor=1.0)
-    rope |= dict(high_freq_factor=4.0, original_max_position_embeddings=64)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=172,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        rope_parameters=rope,
-        attn_implementation="eager",
-    )
-    reference = randomize_weights_(LlamaForCausalLM(config)).eval()
-    ids = torch.randint(0, 128, (2, 160))
+    reference = tiny_llama3()  # factor 8, original context 64, 16-channel heads
+    ids = torch.randint(0, reference.config.vocab_size, (2, 160))
     error = worst(compare_lm(LlamaLM.from_hf(reference), reference, ids))
     record("LlamaLM, rope_type llama3, 160 tokens, fp32", "LlamaForCausalLM", error)
 
 
 def gemma_layers(dtype: torch.dtype) -> None:
     name = str(dtype).removeprefix("torch.")
+    config = tiny_config("gemma")
+    c, f = config.hidden_size, config.intermediate_size
     for component, ours, hf in [
         (
             "GatedMLP(hidden_act='gelu_pytorch_tanh')",
-            GatedMLP(32, 56, hidden_act="gelu_pytorch_tanh"),
-            GemmaMLP(GemmaConfig(hidden_size=32, intermediate_size=56)),
+            GatedMLP(c, f, hidden_act="gelu_pytorch_tanh"),
+            GemmaMLP(config),
         ),
-        ("GemmaRMSNorm (1 + w)", GemmaRMSNorm(32), HFGemmaRMSNorm(32)),
+        ("GemmaRMSNorm (1 + w)", GemmaRMSNorm(c), HFGemmaRMSNorm(c)),
     ]:
-        hf = cast(randomize_weights_(hf), dtype)
+        hf = cast_parameters(randomize_weights_(hf), "cpu", dtype)
         ours = load_hf_weights(ours, hf)
-        x = torch.randn(2, 5, 32, dtype=dtype, requires_grad=True)
+        x = torch.randn(2, 5, c, dtype=dtype, requires_grad=True)
         ref, out = hf(x), ours(x)
         w = torch.randn_like(out)
         (ref * w).sum().backward()
@@ -115,26 +100,16 @@ def gemma_layers(dtype: torch.dtype) -> None:
     ours = GemmaLMScaledEmbedding(11, 3072)
     ours.load_state_dict(hf.state_dict())
     ids = torch.tensor([[0, 3, 10, 7]])
-    error = max_abs_diff(cast(ours, dtype)(ids), cast(hf, dtype)(ids))
+    error = max_abs_diff(
+        cast_parameters(ours, "cpu", dtype)(ids), cast_parameters(hf, "cpu", dtype)(ids)
+    )
     record(f"GemmaLMScaledEmbedding (c = 3072), {name}", "GemmaTextScaledWordEmbedding", error)
 
 
 def gemma_model(num_key_value_heads: int, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
-    config = GemmaConfig(
-        vocab_size=128,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=num_key_value_heads,
-        head_dim=16,
-        max_position_embeddings=256,
-        attn_implementation="eager",
-        pad_token_id=None,
-    )
-    reference = cast(randomize_weights_(GemmaForCausalLM(config)), dtype).eval()
-    ids = torch.randint(0, 128, (2, 19))
+    reference = tiny_model("gemma", dtype=dtype, num_key_value_heads=num_key_value_heads)
+    ids = torch.randint(0, reference.config.vocab_size, (2, 19))
     error = worst(compare_lm(GemmaLM.from_hf(reference), reference, ids))
     label = "MQA, 2B-like" if num_key_value_heads == 1 else "MHA, 7B-like"
     name = str(dtype).removeprefix("torch.")

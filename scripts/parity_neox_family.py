@@ -22,19 +22,10 @@ from demos.models.persimmon import (
     PersimmonLMConfig,
 )
 from demos.models.phi import PhiLM, PhiLMAttention, PhiLMBlock, PhiLMConfig, PhiLMMLP
-from demos.traps.persimmon import tiny_persimmon
-from demos.traps.phi import tiny_phi
-from demos.traps.pythia import tiny_pythia
+from demos.testing import tiny_model
 from demos.weights import load_hf_weights
 
 T = 9
-
-
-def cast(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    """Cast the parameters only: RoPE's inv_freq buffer stays fp32, as when a checkpoint loads."""
-    for p in model.parameters():
-        p.data = p.data.to(dtype)
-    return model
 
 
 def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -57,7 +48,7 @@ def module_errors(ours, hf, run_ours, run_hf, width: int, dtype) -> tuple[float,
 
 def lm_errors(ours, hf, dtype) -> tuple[float, float]:
     hf.zero_grad(set_to_none=True)
-    ids = torch.randint(0, 128, (2, T))
+    ids = torch.randint(0, hf.config.vocab_size, (2, T))
     out, ref = ours(ids), hf(ids).logits
     w = torch.randn_like(out)
     (out * w).sum().backward()
@@ -67,12 +58,31 @@ def lm_errors(ours, hf, dtype) -> tuple[float, float]:
     return (out - ref).abs().max().item(), diff
 
 
+def block_and_lm_rows(prefix: str, hf, block, lm, cos, sin, mask, dtype):
+    """The rows of a decoder layer (the first) and of the whole model, Persimmon's and Phi's."""
+    layer = hf.model.layers[0]
+    yield (
+        f"{prefix}LMBlock",
+        type(layer).__name__,
+        module_errors(
+            block,
+            layer,
+            lambda x: block(x, (cos[0], sin[0])),
+            lambda x: layer(x, attention_mask=mask, position_embeddings=(cos, sin)),
+            hf.config.hidden_size,
+            dtype,
+        ),
+    )
+    yield f"{prefix}LM", type(hf).__name__, lm_errors(lm, hf, dtype)
+
+
 def rows(dtype: torch.dtype):
     mask = torch.full((T, T), float("-inf")).triu(1).to(dtype)[None, None]
     positions = torch.arange(T)[None]
     one = torch.ones(1, dtype=dtype)
     for parallel in (True, False):
-        hf = cast(tiny_pythia(use_parallel_residual=parallel), dtype)
+        hf = tiny_model("gpt_neox", dtype=dtype, rotary_pct=0.25, use_parallel_residual=parallel)
+        c, f = hf.config.hidden_size, hf.config.intermediate_size
         cos, sin = hf.gpt_neox.rotary_emb(one, positions)
         layer = hf.gpt_neox.layers[0]
         cfg = GPTNeoXLMConfig.from_hf(hf.config)
@@ -89,12 +99,12 @@ def rows(dtype: torch.dtype):
                     lambda x, m=layer.attention, c=cos, s=sin: m(
                         x, mask, position_embeddings=(c, s)
                     )[0],
-                    64,
+                    c,
                     dtype,
                 ),
             )
-            mlp = load_hf_weights(GeluMLP(64, 128), layer.mlp)
-            yield "GeluMLP", "GPTNeoXMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, 64, dtype)
+            mlp = load_hf_weights(GeluMLP(c, f), layer.mlp)
+            yield "GeluMLP", "GPTNeoXMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, c, dtype)
         block = load_hf_weights(GPTNeoXLMBlock(cfg), layer)
         yield (
             f"GPTNeoXLMBlock ({kind})",
@@ -106,7 +116,7 @@ def rows(dtype: torch.dtype):
                 lambda x, m=layer, c=cos, s=sin: m(
                     x, attention_mask=mask, position_embeddings=(c, s)
                 ),
-                64,
+                c,
                 dtype,
             ),
         )
@@ -116,12 +126,13 @@ def rows(dtype: torch.dtype):
             lm_errors(GPTNeoXLM.from_hf(hf), hf, dtype),
         )
 
-    hf = cast(tiny_persimmon(), dtype)
+    hf = tiny_model("persimmon", dtype=dtype)
+    c, f = hf.config.hidden_size, hf.config.intermediate_size
     cos, sin = hf.model.rotary_emb(one, positions)
     layer = hf.model.layers[0]
     cfg = PersimmonLMConfig.from_hf(hf.config)
-    mlp = load_hf_weights(SquaredReLUMLP(64, 128), layer.mlp)
-    yield "SquaredReLUMLP", "PersimmonMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, 64, dtype)
+    mlp = load_hf_weights(SquaredReLUMLP(c, f), layer.mlp)
+    yield "SquaredReLUMLP", "PersimmonMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, c, dtype)
     att = PersimmonLMAttention.from_hf(layer.self_attn)
     yield (
         "PersimmonLMAttention (QK LayerNorm)",
@@ -131,26 +142,16 @@ def rows(dtype: torch.dtype):
             layer.self_attn,
             lambda x: att(x, (cos[0], sin[0])),
             lambda x: layer.self_attn(x, attention_mask=mask, position_embeddings=(cos, sin))[0],
-            64,
+            c,
             dtype,
         ),
     )
     block = load_hf_weights(PersimmonLMBlock(cfg), layer)
-    yield (
-        "PersimmonLMBlock",
-        "PersimmonDecoderLayer",
-        module_errors(
-            block,
-            layer,
-            lambda x: block(x, (cos[0], sin[0])),
-            lambda x: layer(x, attention_mask=mask, position_embeddings=(cos, sin)),
-            64,
-            dtype,
-        ),
-    )
-    yield "PersimmonLM", "PersimmonForCausalLM", lm_errors(PersimmonLM.from_hf(hf), hf, dtype)
+    lm = PersimmonLM.from_hf(hf)
+    yield from block_and_lm_rows("Persimmon", hf, block, lm, cos, sin, mask, dtype)
 
-    hf = cast(tiny_phi(num_key_value_heads=2), dtype)
+    hf = tiny_model("phi", dtype=dtype, num_key_value_heads=2)
+    c = hf.config.hidden_size
     cos, sin = hf.model.rotary_emb(one, positions)
     layer = hf.model.layers[0]
     cfg = PhiLMConfig.from_hf(hf.config)
@@ -163,26 +164,14 @@ def rows(dtype: torch.dtype):
             layer.self_attn,
             lambda x: att(x, (cos[0], sin[0])),
             lambda x: layer.self_attn(x, (cos, sin), mask)[0],
-            64,
+            c,
             dtype,
         ),
     )
     mlp = load_hf_weights(PhiLMMLP(cfg), layer.mlp)
-    yield "PhiLMMLP (gelu_new)", "PhiMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, 64, dtype)
+    yield "PhiLMMLP (gelu_new)", "PhiMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, c, dtype)
     block = load_hf_weights(PhiLMBlock(cfg), layer)
-    yield (
-        "PhiLMBlock",
-        "PhiDecoderLayer",
-        module_errors(
-            block,
-            layer,
-            lambda x: block(x, (cos[0], sin[0])),
-            lambda x: layer(x, attention_mask=mask, position_embeddings=(cos, sin)),
-            64,
-            dtype,
-        ),
-    )
-    yield "PhiLM", "PhiForCausalLM", lm_errors(PhiLM.from_hf(hf), hf, dtype)
+    yield from block_and_lm_rows("Phi", hf, block, PhiLM.from_hf(hf), cos, sin, mask, dtype)
 
 
 def main() -> None:

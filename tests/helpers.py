@@ -1,127 +1,21 @@
 """Builders for tiny random transformers models (nothing downloaded, eager attention), and the checks
 the parity tests share.
 
-One builder pattern: ``tiny_config(model_type, **overrides)`` is transformers' config class for that
-``model_type`` with the tiny fields of :data:`TINY`; ``tiny_model(model_type, ...)`` builds its
-``...ForCausalLM`` with visible random weights, cast to a device and dtype.
+The builders and the table of tiny configs live in :mod:`demos.testing` (the traps and scripts use
+them too) and are re-exported here: ``tiny_config(model_type, **overrides)`` is transformers' config
+class for that ``model_type`` with the tiny fields of :data:`TINY`; ``tiny_model(model_type, ...)``
+builds its ``...ForCausalLM`` with visible random weights, cast to a device and dtype. A new
+``model_type`` adds its row to ``demos.testing.TINY``.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForCausalLM
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+# re-exported: the tests import these names from here
+from demos.testing import COMMON, TINY, cast_parameters, tiny_config, tiny_model  # noqa: F401
+from demos.weights import load_hf_weights
 from demos.weights import randomize_weights_ as randomize_
-
-_LLAMA = dict(
-    vocab_size=97,
-    hidden_size=32,
-    intermediate_size=56,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-    rms_norm_eps=1e-5,
-)
-TINY = {  # transformers model_type -> the fields of a tiny config of that type
-    "llama": _LLAMA,
-    "mistral": {**_LLAMA, "sliding_window": 4},
-    "falcon": dict(  # Falcon-7B style (multi-query); new_decoder_architecture=True: 40B style
-        vocab_size=97,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_kv_heads=2,
-        multi_query=True,
-        new_decoder_architecture=False,
-        max_position_embeddings=256,
-    ),
-    "mamba": dict(
-        vocab_size=97, hidden_size=32, num_hidden_layers=2, state_size=8, expand=2, conv_kernel=4
-    ),
-    "phi3": _LLAMA,  # Phi3Config: the same fields; qkv_proj and gate_up_proj are fused
-    "mixtral": dict(  # 5 experts, 2 per token, 3 layers
-        vocab_size=50,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_local_experts=5,
-        num_experts_per_tok=2,
-    ),
-    # GPT-NeoX (Pythia): head_dim 8, rotary_pct 0.5 -> 4 rotated channels (Pythia: 0.25 of 64+)
-    "gpt_neox": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        rotary_pct=0.5,
-        use_parallel_residual=True,
-        max_position_embeddings=256,
-    ),
-    # Persimmon: squared ReLU, q/k LayerNorm, head_dim 8, half of it rotated
-    "persimmon": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        partial_rotary_factor=0.5,
-        qk_layernorm=True,
-        rope_theta=25000.0,
-        max_position_embeddings=256,
-    ),
-    # Phi (phi-1/1.5/2): one shared LayerNorm, head_dim 8, half of it rotated, gelu_new
-    "phi": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        partial_rotary_factor=0.5,
-        max_position_embeddings=256,
-    ),
-    # Gemma-2B style: head_dim 16 != hidden / heads = 8, one key/value head, tied embeddings
-    "gemma": dict(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=56,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=256,
-        rms_norm_eps=1e-5,
-    ),
-}
-# no special tokens, so generate never stops early; eager attention, the reference path
-COMMON = dict(attn_implementation="eager", bos_token_id=None, eos_token_id=None, pad_token_id=None)
-
-
-def tiny_config(model_type: str, **overrides):
-    """transformers' config of ``model_type`` with :data:`TINY`'s fields, then ``overrides``."""
-    return CONFIG_MAPPING[model_type](**{**TINY[model_type], **COMMON, **overrides})
-
-
-def tiny_model(
-    model_type: str, device: str = "cpu", dtype: torch.dtype = torch.float32, **overrides
-):
-    """A randomly initialised ``...ForCausalLM`` with visible (not near-zero) weights, in eval mode.
-
-    LayerNorms get weights near one and small biases, as after training (``randomize_`` only
-    recognises parameter names containing "norm").
-    """
-    model = randomize_(AutoModelForCausalLM.from_config(tiny_config(model_type, **overrides)))
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight.copy_(1.0 + 0.1 * torch.randn_like(module.weight))
-                if module.bias is not None:
-                    module.bias.copy_(0.1 * torch.randn_like(module.bias))
-    return cast_parameters(model, device, dtype).eval()
 
 
 def tiny_llama_config(num_key_value_heads: int = 2, **overrides):
@@ -140,19 +34,6 @@ def tiny_llama(
 
 def tiny_mixtral_config(**overrides):
     return tiny_config("mixtral", **overrides)
-
-
-def cast_parameters(model: torch.nn.Module, device: str, dtype: torch.dtype) -> torch.nn.Module:
-    """Move to ``device`` and cast the *parameters* to ``dtype``, keeping float buffers in fp32.
-
-    This is what loading a checkpoint with ``dtype=torch.bfloat16`` gives: RoPE's ``inv_freq`` buffer stays
-    fp32. A plain ``model.to(torch.bfloat16)`` would round it to bf16 and make the reference, not our
-    code, the less accurate side of the comparison.
-    """
-    model.to(device)
-    for p in model.parameters():
-        p.data = p.data.to(dtype)
-    return model
 
 
 def grads_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -229,3 +110,27 @@ def tables(rotary_emb, t: int, setting):
     """transformers' own partial cos/sin tables ``(1, t, r)`` in the setting's dtype."""
     x = torch.ones(1, device=setting.device, dtype=setting.dtype)  # only its dtype is read
     return rotary_emb(x, torch.arange(t, device=setting.device)[None])
+
+
+def assert_block_parity(ours, hf, rotary_emb, setting, t: int = 6) -> None:
+    """A decoder block ``ours(x, (cos, sin))`` against transformers' decoder layer ``hf`` (called
+    with ``attention_mask=`` and ``position_embeddings=``) on ``x (2, t, c)``, both given the
+    reference's own rotary tables from ``rotary_emb``; output and every gradient."""
+    cos, sin = tables(rotary_emb, t, setting)  # (1, t, r)
+    assert_module_parity(
+        ours,
+        hf,
+        lambda x: ours(x, (cos[0], sin[0])),
+        lambda x: hf(x, attention_mask=causal(t, setting), position_embeddings=(cos, sin)),
+        (2, t, rotary_emb.config.hidden_size),
+        setting,
+    )
+
+
+def assert_layer_parity(ours, hf, setting, width: int = 32) -> None:
+    """Give transformers' layer ``hf`` (an MLP, a norm: ``x -> y``) visible random weights in the
+    setting's device and dtype, copy them into ``ours``, and compare both on ``x (2, 5, width)``:
+    output, input gradient and every parameter gradient."""
+    hf = cast_parameters(randomize_(hf), setting.device, setting.dtype)
+    ours = load_hf_weights(ours, hf)
+    assert_module_parity(ours, hf, ours, hf, (2, 5, width), setting)

@@ -2,7 +2,7 @@
 
 A row is a model: the transformers model it must equal (a tiny random config), our class, and a
 tolerance factor on the setting's (``conftest.py``). A new Llama-architecture family costs one row;
-a new ``model_type`` also adds its tiny config to ``tests/helpers.py::TINY``.
+a new ``model_type`` also adds its tiny config to ``demos/testing.py::TINY``.
 Checks: logits and gradients equal to transformers (CPU fp32/bf16, CUDA when present), the same on a
 left-padded batch, cached decoding equal to the full forward, greedy tokens equal to transformers'
 ``generate`` (one prompt, and a left-padded batch), sampling reproducible with a seed, parameter
@@ -39,7 +39,7 @@ T = 9  # sequence length: longer than the Mistral row's window and than Mamba's 
 class Row:
     """One model of the table."""
 
-    model_type: str  # transformers model_type of the reference (tests/helpers.py::TINY)
+    model_type: str  # transformers model_type of the reference (demos/testing.py::TINY)
     ours: type[nn.Module]  # our class; ``ours.from_hf(reference)`` copies the weights
     config: dict = dataclasses.field(default_factory=dict)  # overrides of the tiny config
     tolerance: float = 1.0  # factor on the setting's atol and rtol

@@ -35,6 +35,9 @@ Where code goes (the layout rule; the README repeats it):
     That chapter's measured mistakes (``TRAPS``), gathered by the "Nearly right" appendix.
 ``demos/debugging.py``
     ``first_divergence``: the first layer and sub-step where a from-scratch model leaves its reference.
+``demos/testing.py``
+    The one table of tiny configs (``TINY``) and the tiny random transformers models built from
+    it (``tiny_config``, ``tiny_model``), shared by the tests, the traps and the scripts.
 ``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``
     Shared argument checks (``ValueError`` at the boundary), weight copying, chapter helpers.
     Shared helpers are public and live in one module; nothing private is imported across modules.

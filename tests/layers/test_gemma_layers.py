@@ -20,34 +20,19 @@ from transformers.models.llama.modeling_llama import LlamaMLP
 from demos.layers.mlp import GatedMLP
 from demos.layers.norms import GemmaRMSNorm, RMSNorm
 from demos.models.gemma import GemmaLMScaledEmbedding, embedding_normalizer
-from demos.weights import load_hf_weights, randomize_weights_
-from helpers import assert_same_grads, cast_parameters
-
-
-def _compare(ours, hf, setting, width=32):
-    hf = cast_parameters(randomize_weights_(hf), setting.device, setting.dtype)
-    ours = load_hf_weights(ours, hf)
-    x = torch.randn(2, 5, width, device=setting.device, dtype=setting.dtype, requires_grad=True)
-    ref, out = hf(x), ours(x)
-    setting.close(out, ref)
-    w = torch.randn_like(out)
-    (ref * w).sum().backward()
-    g_ref, x.grad = x.grad.clone(), None
-    (out * w).sum().backward()
-    setting.close(x.grad, g_ref, grad=True, msg="d/dx")
-    assert_same_grads(ours, hf, setting)
+from helpers import assert_layer_parity, cast_parameters
 
 
 @pytest.mark.parametrize("act", ["gelu_pytorch_tanh", "gelu"])
 def test_geglu_matches_gemma_mlp(setting, act):
     config = GemmaConfig(hidden_size=32, intermediate_size=56)
     config.hidden_act = act  # GemmaConfig maps "gelu" to tanh on load; the module reads it as set
-    _compare(GatedMLP(32, 56, hidden_act=act), GemmaMLP(config), setting)
+    assert_layer_parity(GatedMLP(32, 56, hidden_act=act), GemmaMLP(config), setting)
 
 
 def test_gated_mlp_default_is_still_swiglu(setting):
     config = LlamaConfig(hidden_size=32, intermediate_size=56)
-    _compare(GatedMLP(32, 56), LlamaMLP(config), setting)
+    assert_layer_parity(GatedMLP(32, 56), LlamaMLP(config), setting)
 
 
 def test_geglu_uses_the_tanh_approximation():
@@ -59,7 +44,7 @@ def test_geglu_uses_the_tanh_approximation():
 
 
 def test_gemma_rms_norm_matches_transformers(setting):
-    _compare(GemmaRMSNorm(32, eps=1e-6), HFGemmaRMSNorm(32, eps=1e-6), setting)
+    assert_layer_parity(GemmaRMSNorm(32, eps=1e-6), HFGemmaRMSNorm(32, eps=1e-6), setting)
 
 
 def test_gemma_rms_norm_in_bf16_multiplies_before_casting():

@@ -12,33 +12,18 @@ from transformers.models.persimmon.modeling_persimmon import PersimmonMLP
 
 from demos.layers.mlp import GatedMLP, GeluMLP, SquaredReLUMLP, gelu_tanh, squared_relu
 from demos.layers.norms import RMSNorm
-from demos.weights import load_hf_weights, randomize_weights_
-from helpers import assert_same_grads, cast_parameters
-
-
-def _compare(ours, hf, setting, width=32):
-    hf = cast_parameters(randomize_weights_(hf), setting.device, setting.dtype)
-    ours = load_hf_weights(ours, hf)
-    x = torch.randn(2, 5, width, device=setting.device, dtype=setting.dtype, requires_grad=True)
-    ref, out = hf(x), ours(x)
-    setting.close(out, ref)
-    w = torch.randn_like(out)
-    (ref * w).sum().backward()
-    g_ref, x.grad = x.grad.clone(), None
-    (out * w).sum().backward()
-    setting.close(x.grad, g_ref, grad=True, msg="d/dx")
-    assert_same_grads(ours, hf, setting)
+from helpers import assert_layer_parity
 
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_gated_mlp_matches_llama(setting, bias):
     config = LlamaConfig(hidden_size=32, intermediate_size=56, mlp_bias=bias)
-    _compare(GatedMLP(32, 56, bias), LlamaMLP(config), setting)
+    assert_layer_parity(GatedMLP(32, 56, bias), LlamaMLP(config), setting)
 
 
 def test_gelu_mlp_matches_falcon(setting):
     config = FalconConfig(hidden_size=32, ffn_hidden_size=48, bias=True)
-    _compare(GeluMLP(32, 48, bias=True), FalconMLP(config), setting)
+    assert_layer_parity(GeluMLP(32, 48, bias=True), FalconMLP(config), setting)
 
 
 @pytest.mark.parametrize("act, approximate", [("gelu", "none"), ("gelu_pytorch_tanh", "tanh")])
@@ -46,11 +31,13 @@ def test_gelu_mlp_matches_gpt_neox(setting, act, approximate):
     config = GPTNeoXConfig(
         hidden_size=32, num_attention_heads=4, intermediate_size=48, hidden_act=act
     )
-    _compare(GeluMLP(32, 48, bias=True, approximate=approximate), GPTNeoXMLP(config), setting)
+    assert_layer_parity(
+        GeluMLP(32, 48, bias=True, approximate=approximate), GPTNeoXMLP(config), setting
+    )
 
 
 def test_rms_norm_matches_llama(setting):
-    _compare(RMSNorm(32, eps=1e-5), LlamaRMSNorm(32, eps=1e-5), setting)
+    assert_layer_parity(RMSNorm(32, eps=1e-5), LlamaRMSNorm(32, eps=1e-5), setting)
 
 
 def test_gelu_mlp_refuses_an_unknown_approximation():
@@ -61,7 +48,7 @@ def test_gelu_mlp_refuses_an_unknown_approximation():
 def test_squared_relu_mlp_matches_persimmon(setting):
     config = PersimmonConfig(hidden_size=32, num_attention_heads=4, intermediate_size=48)
     assert config.hidden_act == "relu2"
-    _compare(SquaredReLUMLP(32, 48), PersimmonMLP(config), setting)
+    assert_layer_parity(SquaredReLUMLP(32, 48), PersimmonMLP(config), setting)
 
 
 def test_squared_relu_is_zero_below_and_square_above():

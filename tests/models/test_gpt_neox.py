@@ -12,7 +12,15 @@ from transformers import GPTNeoXForCausalLM
 from demos.models.gpt_neox import GPTNeoXLM, GPTNeoXLMAttention, GPTNeoXLMBlock, GPTNeoXLMConfig
 from demos.registry import family_sizes, released_config
 from demos.weights import count_parameters, load_hf_weights
-from helpers import assert_lm_parity, assert_module_parity, causal, tables, tiny_config, tiny_model
+from helpers import (
+    assert_block_parity,
+    assert_lm_parity,
+    assert_module_parity,
+    causal,
+    tables,
+    tiny_config,
+    tiny_model,
+)
 
 
 @pytest.mark.parametrize("rotary_pct", [0.25, 0.5, 1.0])
@@ -40,15 +48,7 @@ def test_block_matches_transformers(setting, parallel):
     hf_model = tiny_model("gpt_neox", setting.device, setting.dtype, use_parallel_residual=parallel)
     hf = hf_model.gpt_neox.layers[0]
     ours = load_hf_weights(GPTNeoXLMBlock(GPTNeoXLMConfig.from_hf(hf_model.config)), hf)
-    cos, sin = tables(hf_model.gpt_neox.rotary_emb, 6, setting)
-    assert_module_parity(
-        ours,
-        hf,
-        lambda x: ours(x, (cos[0], sin[0])),
-        lambda x: hf(x, attention_mask=causal(6, setting), position_embeddings=(cos, sin)),
-        (2, 6, 32),
-        setting,
-    )
+    assert_block_parity(ours, hf, hf_model.gpt_neox.rotary_emb, setting)
 
 
 @pytest.mark.parametrize("act", ["gelu", "gelu_new"])

@@ -16,7 +16,14 @@ from demos.models.persimmon import (
 )
 from demos.registry import released_config
 from demos.weights import count_parameters, load_hf_weights
-from helpers import assert_module_parity, causal, tables, tiny_config, tiny_model
+from helpers import (
+    assert_block_parity,
+    assert_module_parity,
+    causal,
+    tables,
+    tiny_config,
+    tiny_model,
+)
 
 
 @pytest.mark.parametrize("qk_layernorm", [True, False])
@@ -41,15 +48,7 @@ def test_block_matches_transformers(setting):
     hf_model = tiny_model("persimmon", setting.device, setting.dtype)
     hf = hf_model.model.layers[0]
     ours = load_hf_weights(PersimmonLMBlock(PersimmonLMConfig.from_hf(hf_model.config)), hf)
-    cos, sin = tables(hf_model.model.rotary_emb, 6, setting)
-    assert_module_parity(
-        ours,
-        hf,
-        lambda x: ours(x, (cos[0], sin[0])),
-        lambda x: hf(x, attention_mask=causal(6, setting), position_embeddings=(cos, sin)),
-        (2, 6, 32),
-        setting,
-    )
+    assert_block_parity(ours, hf, hf_model.model.rotary_emb, setting)
 
 
 def test_released_size_counts_on_meta_device():

@@ -240,22 +240,15 @@ def tiny_llama(vocab_size: int, seed: int = 0, max_position_embeddings: int = 10
     """A tiny random ``LlamaForCausalLM`` (2 layers, hidden 64, eager attention, float32), weights
     drawn with std 0.2 so that its preferences between answers are visible."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from demos.weights import randomize_weights_
+    from demos.testing import tiny_model
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    return tiny_model(  # the tests' tiny Llama, wider; LlamaConfig's own rms_norm_eps
+        "llama",
         vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=max_position_embeddings,
-        attn_implementation="eager",
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
+        rms_norm_eps=1e-6,
     )
-    return randomize_weights_(LlamaForCausalLM(config), std=0.2).eval()

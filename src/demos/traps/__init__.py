@@ -25,6 +25,22 @@ class Measured:
     tolerance: float  # the bound the right version meets (and the wrong one must exceed)
     quantity: str  # what was compared, e.g. "logits of a 2-layer GemmaForCausalLM, fp32"
 
+    @classmethod
+    def of(cls, right, wrong, reference, tolerance: float, quantity: str) -> Measured:
+        """``max |right - reference|`` and ``max |wrong - reference|``, each a tensor or a
+        sequence of floats of one shape, computed in float64 by :func:`demos.book.max_abs_diff`
+        (NaN or inf on either side gives a non-finite error, never a pass)."""
+        import torch
+
+        from demos.book import max_abs_diff
+
+        def tensor(x):
+            return x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64)
+
+        reference = tensor(reference)
+        right_error = max_abs_diff(tensor(right), reference)
+        return cls(right_error, max_abs_diff(tensor(wrong), reference), tolerance, quantity)
+
 
 @dataclass(frozen=True)
 class Trap:

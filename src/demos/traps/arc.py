@@ -22,9 +22,10 @@ def measure() -> Measured:
     reference = [ll for ll, _ in harness_loglikelihood(model, tokenizer, pairs)]
     right = [ll for ll, _ in loglikelihood(model, tokenizer, pairs, batch_size=4)]
     wrong = [ll for ll, _ in loglikelihood(model, tokenizer, pairs, add_bos_token=False)]
-    return Measured(
-        right_error=max(abs(a - b) for a, b in zip(right, reference, strict=True)),
-        wrong_error=max(abs(a - b) for a, b in zip(wrong, reference, strict=True)),
+    return Measured.of(
+        right,
+        wrong,
+        reference,
         tolerance=1e-4,
         quantity="log-likelihoods (nats) of 12 ARC choices, tiny random Llama with a BOS "
         "tokenizer, vs lm-eval 0.4.13 HFLM.loglikelihood",

@@ -40,8 +40,12 @@ def layout(ours: nn.Module, name: str) -> Iterator[None]:
 def measure() -> Measured:
     from demos.models.falcon import FalconLM
 
+    def plant(ours: nn.Module) -> contextlib.AbstractContextManager:
+        return layout(ours, "phi3")
+
+    # new_decoder_architecture: Falcon-40B/180B's grouped key/value heads (g = 2), not 7B's g = 1
     return measure_logits(
-        "falcon", FalconLM, lambda ours: layout(ours, "phi3"), TOLERANCE, QUANTITY
+        "falcon", FalconLM, plant, TOLERANCE, QUANTITY, new_decoder_architecture=True
     )
 
 

@@ -15,53 +15,35 @@ import math
 
 import torch
 
+from demos.testing import cast_parameters
 from demos.traps import Measured, Trap
+from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
 
 
-def tiny_gemma(hidden_size: int = 64, dtype: torch.dtype = torch.float32, seed: int = 0):
-    """A tiny random ``GemmaForCausalLM`` (2 layers, MQA, head_dim 16), norm offsets ``w`` near 0
-    as in a trained Gemma (transformers initialises them at 0: the gain 1 + 0)."""
-    from transformers import GemmaConfig, GemmaForCausalLM
-
-    from demos.weights import randomize_weights_
-
-    torch.manual_seed(seed)
-    config = GemmaConfig(
-        vocab_size=97,
-        hidden_size=hidden_size,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=256,
-        attn_implementation="eager",
-        pad_token_id=None,
-        bos_token_id=None,
-        eos_token_id=None,
-    )
-    model = randomize_weights_(GemmaForCausalLM(config))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.normal_(0.0, 0.1)  # the stored offset w, near 0
-        for p in model.parameters():  # parameters only: RoPE's inv_freq buffer stays float32,
-            p.data = p.data.to(dtype)  # as when a checkpoint is loaded in bfloat16
-    return model.eval()
+def tiny_gemma(dtype: torch.dtype = torch.float32, **overrides):
+    """``(model, ids)``: a tiny random ``GemmaForCausalLM`` (2 layers, MQA, head_dim 16) whose norm
+    offsets ``w`` are near 0 as in a trained Gemma (transformers initialises them at 0: the gain
+    1 + 0), and ``(2, 12)`` token ids. Seeded: the same on every call."""
+    with seeded(0):
+        model = tiny_reference("gemma", **overrides)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "norm" in name:
+                    p.normal_(0.0, 0.1)  # the stored offset w, near 0
+        ids = token_ids(model.config.vocab_size)
+    # parameters only: RoPE's inv_freq buffer stays float32, as when a checkpoint loads in bf16
+    return cast_parameters(model, "cpu", dtype), ids
 
 
-def _errors(model, wrong_forward) -> tuple[float, float]:
-    """``(max |ours - reference|, max |ours with one line wrong - reference|)`` on 2 x 16 tokens."""
+def _measure(model, ids, wrong_forward, tolerance: float, quantity: str) -> Measured:
+    """Our ``GemmaLM`` as written and with ``wrong_forward(ours)``'s one line changed, against
+    ``model``'s logits on ``ids``."""
     from demos.models.gemma import GemmaLM
 
-    ours = GemmaLM.from_hf(model).eval()
-    ids = torch.randint(0, model.config.vocab_size, (2, 16))
-    with torch.no_grad():
-        expected = model(ids).logits.float()
-        right = (ours(ids).float() - expected).abs().max().item()
-        wrong_forward(ours)
-        wrong = (ours(ids).float() - expected).abs().max().item()
-    return right, wrong
+    right = GemmaLM.from_hf(model).eval()
+    wrong = GemmaLM.from_hf(model).eval()
+    wrong_forward(wrong)
+    return measure_models(model, right, wrong, ids, quantity, tolerance)
 
 
 def measure_norm_gain() -> Measured:
@@ -77,8 +59,8 @@ def measure_norm_gain() -> Measured:
                     * m.weight
                 ).to(x.dtype)
 
-    right, wrong = _errors(tiny_gemma(), plain_gain)
-    return Measured(right, wrong, 1e-4, "logits of a 2-layer GemmaForCausalLM, fp32")
+    quantity = "logits of a 2-layer GemmaForCausalLM, fp32"
+    return _measure(*tiny_gemma(), plain_gain, 1e-4, quantity)
 
 
 def measure_normalizer_dtype() -> Measured:
@@ -92,11 +74,9 @@ def measure_normalizer_dtype() -> Measured:
             * torch.tensor(math.sqrt(c), dtype=torch.float32)  # 55.4256, not bf16's 55.5
         )
 
-    model = tiny_gemma(hidden_size=3072, dtype=torch.bfloat16)
-    right, wrong = _errors(model, float32_normalizer)
-    return Measured(
-        right, wrong, 1e-6, "logits of a 2-layer GemmaForCausalLM of width 3072, bfloat16"
-    )
+    model, ids = tiny_gemma(torch.bfloat16, hidden_size=3072)
+    quantity = "logits of a 2-layer GemmaForCausalLM of width 3072, bfloat16"
+    return _measure(model, ids, float32_normalizer, 1e-6, quantity)
 
 
 TRAPS = [

@@ -18,6 +18,7 @@ import torch
 from demos.layers.rope import rope_cos_sin, rope_inv_freq
 from demos.layers.rope_scaling import Llama3RopeScaling
 from demos.traps import Measured, Trap
+from demos.traps.tiny import measure_models, seeded, tiny_reference, token_ids
 
 SCALING = Llama3RopeScaling(
     factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=64
@@ -37,53 +38,39 @@ def hard_cutoff(inv_freq: torch.Tensor, scaling: Llama3RopeScaling) -> torch.Ten
     return torch.where(wavelen > cutoff, inv_freq / scaling.factor, inv_freq)
 
 
-def logit_errors(frequencies: Callable[[torch.Tensor, Llama3RopeScaling], torch.Tensor]):
-    """``(right_error, wrong_error)``: max |logits - transformers'| with the right frequencies and
-    with ``frequencies(inv_freq, scaling)``; a tiny random model, fp32, seeded."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from demos.models.llama import LlamaLM
-    from demos.weights import randomize_weights_
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=97,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        attn_implementation="eager",
-        rope_parameters={
-            "rope_type": "llama3",
-            "rope_theta": 10000.0,
-            "factor": SCALING.factor,
-            "low_freq_factor": SCALING.low_freq_factor,
-            "high_freq_factor": SCALING.high_freq_factor,
-            "original_max_position_embeddings": SCALING.original_max_position_embeddings,
-        },
-    )
-    reference = randomize_weights_(LlamaForCausalLM(config)).eval()
-    ours = LlamaLM.from_hf(reference).eval()
-    ids = torch.randint(0, config.vocab_size, (1, TOKENS))
-    with torch.no_grad():
-        expected = reference(ids).logits
-        right = (ours(ids) - expected).abs().max().item()
-        d, base = ours.config.head_dim, ours.config.rope_theta
-        wrong_freq = frequencies(rope_inv_freq(d, base), SCALING)
-        ours.position_embeddings = lambda positions, dtype: rope_cos_sin(  # the wrong table
-            positions, d, base, dtype, inv_freq=wrong_freq
-        )
-        wrong = (ours(ids) - expected).abs().max().item()
-    return right, wrong
+def tiny_llama3(**overrides) -> torch.nn.Module:
+    """A tiny random ``LlamaForCausalLM`` with :data:`SCALING` (``rope_type="llama3"``) and
+    16-channel heads (width 64, 4 heads); draw it inside :func:`demos.traps.tiny.seeded`."""
+    rope_parameters = {
+        "rope_type": "llama3",
+        "rope_theta": 10000.0,
+        "factor": SCALING.factor,
+        "low_freq_factor": SCALING.low_freq_factor,
+        "high_freq_factor": SCALING.high_freq_factor,
+        "original_max_position_embeddings": SCALING.original_max_position_embeddings,
+    }
+    fields = dict(hidden_size=64, max_position_embeddings=512, rope_parameters=rope_parameters)
+    return tiny_reference("llama", **{**fields, **overrides})
 
 
 def _measure(frequencies) -> Callable[[], Measured]:
+    """A ``measure``: max |logits - transformers'| with the right frequencies and with
+    ``frequencies(inv_freq, scaling)``; a tiny random model, fp32, seeded."""
+
     def measure() -> Measured:
-        right, wrong = logit_errors(frequencies)
+        from demos.models.llama import LlamaLM
+
+        with seeded(0):
+            reference = tiny_llama3()
+            ids = token_ids(reference.config.vocab_size, b=1, t=TOKENS)
+        right, wrong = LlamaLM.from_hf(reference).eval(), LlamaLM.from_hf(reference).eval()
+        d, base = right.config.head_dim, right.config.rope_theta
+        wrong_freq = frequencies(rope_inv_freq(d, base), SCALING)
+        wrong.position_embeddings = lambda positions, dtype: rope_cos_sin(  # the wrong table
+            positions, d, base, dtype, inv_freq=wrong_freq
+        )
         quantity = f"logits of a 2-layer LlamaForCausalLM (rope_type llama3), {TOKENS} tokens, fp32"
-        return Measured(right, wrong, 1e-4, quantity)
+        return measure_models(reference, right, wrong, ids, quantity, 1e-4)
 
     return measure
 

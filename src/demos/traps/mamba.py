@@ -46,7 +46,6 @@ def scan_zoh_b(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
 def measure() -> Measured:
     from transformers.models.mamba.modeling_mamba import mamba_selective_scan
 
-    from demos.book import max_abs_diff
     from demos.layers.selective_scan import selective_scan
 
     with seeded(0):
@@ -59,9 +58,7 @@ def measure() -> Measured:
         expected = mamba_selective_scan(*args, delta_softplus=True)
         right = selective_scan(*args, delta_softplus=True)
         wrong = scan_zoh_b(*args)
-    return Measured(
-        max_abs_diff(right, expected), max_abs_diff(wrong, expected), TOLERANCE, QUANTITY
-    )
+    return Measured.of(right, wrong, expected, TOLERANCE, QUANTITY)
 
 
 TRAPS = [

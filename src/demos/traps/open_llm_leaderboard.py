@@ -38,9 +38,10 @@ def measure() -> Measured:
     reference = [ll for ll, _ in harness_loglikelihood(model, tokenizer, PAIRS)]
     right = [ll for ll, _ in loglikelihood(model, tokenizer, PAIRS)]
     wrong = naive_loglikelihood(model, tokenizer, PAIRS)
-    return Measured(
-        right_error=max(abs(a - b) for a, b in zip(right, reference, strict=True)),
-        wrong_error=max(abs(a - b) for a, b in zip(wrong, reference, strict=True)),
+    return Measured.of(
+        right,
+        wrong,
+        reference,
         tolerance=1e-4,
         quantity="continuation log-likelihoods (nats) of 4 requests whose context ends in a space, "
         "tiny random Llama, vs lm-eval 0.4.13 HFLM.loglikelihood",

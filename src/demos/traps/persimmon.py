@@ -9,6 +9,7 @@ no ``q_layernorm``/``k_layernorm`` (a loader that ignores unexpected keys drops 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from demos.layers.mlp import SquaredReLUMLP
 from demos.models.persimmon import PersimmonLM
 from demos.traps import Measured, Trap
-from demos.weights import randomize_weights_
+from demos.traps.tiny import measure_models, seeded_reference
 
 
 class ReLUMLP(SquaredReLUMLP):
@@ -27,61 +28,39 @@ class ReLUMLP(SquaredReLUMLP):
         return self.dense_4h_to_h(F.relu(self.dense_h_to_4h(x)))  # the wrong line: not squared
 
 
-def tiny_persimmon(**overrides):
-    """A tiny random ``PersimmonForCausalLM`` (head_dim 16, half rotated, QK LayerNorm)."""
-    from transformers import PersimmonConfig, PersimmonForCausalLM
-
-    fields = dict(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        partial_rotary_factor=0.5,
-        qk_layernorm=True,
-        attn_implementation="eager",
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-    )
-    model = PersimmonForCausalLM(PersimmonConfig(**{**fields, **overrides}))
-    return randomize_weights_(model).eval()
-
-
-def _errors(reference, right, wrong) -> Measured:
-    ids = torch.randint(0, 128, (2, 16))
-    with torch.no_grad():
-        ref = reference(ids).logits
-        errors = [(model(ids) - ref).abs().max().item() for model in (right, wrong)]
-    return Measured(
-        right_error=errors[0],
-        wrong_error=errors[1],
-        tolerance=1e-5 * max(1.0, ref.abs().max().item()),
-        quantity="max |logits - PersimmonForCausalLM's|, 2 layers, 16 tokens, fp32",
-    )
-
-
-def measure_no_qk_layernorm() -> Measured:
-    """Ours (right) and ours with ``qk_layernorm=False`` and the same other weights (wrong)."""
-    torch.manual_seed(0)
-    reference = tiny_persimmon()
+def _measure(make_wrong: Callable[[PersimmonLM], PersimmonLM]) -> Measured:
+    """Ours (right) and ``make_wrong(ours)`` (wrong) against the tiny ``PersimmonForCausalLM``."""
+    reference, ids = seeded_reference("persimmon")
     right = PersimmonLM.from_hf(reference)
+    quantity = "max |logits - PersimmonForCausalLM's|, 2 layers, 12 tokens, fp32"
+    return measure_models(reference, right, make_wrong(right), ids, quantity)
+
+
+def without_qk_layernorm(right: PersimmonLM) -> PersimmonLM:
+    """``qk_layernorm=False`` and the same other weights."""
     wrong = PersimmonLM(replace(right.config, qk_layernorm=False))
     wrong.load_state_dict(right.state_dict(), strict=False)  # drops q/k_layernorm, silently
-    return _errors(reference, right, wrong)
+    return wrong
 
 
-def measure_plain_relu() -> Measured:
-    """Ours (right) and ours with ReLU in every MLP (wrong), same weights."""
-    torch.manual_seed(0)
-    reference = tiny_persimmon()
-    right = PersimmonLM.from_hf(reference)
+def with_plain_relu(right: PersimmonLM) -> PersimmonLM:
+    """ReLU in every MLP, the same weights."""
     wrong = PersimmonLM(right.config)
     c, f = right.config.hidden_size, right.config.intermediate_size
     for block in wrong.blocks:
         block.mlp = ReLUMLP(c, f)
     wrong.load_state_dict(right.state_dict())
-    return _errors(reference, right, wrong)
+    return wrong
+
+
+def measure_no_qk_layernorm() -> Measured:
+    """Ours (right) and ours with ``qk_layernorm=False`` and the same other weights (wrong)."""
+    return _measure(without_qk_layernorm)
+
+
+def measure_plain_relu() -> Measured:
+    """Ours (right) and ours with ReLU in every MLP (wrong), same weights."""
+    return _measure(with_plain_relu)
 
 
 TRAPS = [

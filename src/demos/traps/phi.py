@@ -15,7 +15,7 @@ import torch
 
 from demos.models.phi import PhiLM, PhiLMBlock
 from demos.traps import Measured, Trap
-from demos.weights import randomize_weights_
+from demos.traps.tiny import measure_models, seeded_reference
 
 
 class SequentialPhiBlock(PhiLMBlock):
@@ -30,40 +30,12 @@ class SequentialPhiLM(PhiLM):
     block_class = SequentialPhiBlock
 
 
-def tiny_phi(**overrides):
-    """A tiny random ``PhiForCausalLM`` (head_dim 16, half of it rotated, gelu_new)."""
-    from transformers import PhiConfig, PhiForCausalLM
-
-    fields = dict(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        partial_rotary_factor=0.5,
-        attn_implementation="eager",
-        bos_token_id=None,
-        eos_token_id=None,
-    )
-    return randomize_weights_(PhiForCausalLM(PhiConfig(**{**fields, **overrides}))).eval()
-
-
 def measure_sequential_mlp() -> Measured:
     """Logits of ours (right) and of the sequential block (wrong) against HF's, same weights."""
-    torch.manual_seed(0)
-    reference = tiny_phi()
-    right = PhiLM.from_hf(reference)
-    wrong = SequentialPhiLM.from_hf(reference)
-    ids = torch.randint(0, 128, (2, 16))
-    with torch.no_grad():
-        ref = reference(ids).logits
-        errors = [(model(ids) - ref).abs().max().item() for model in (right, wrong)]
-    return Measured(
-        right_error=errors[0],
-        wrong_error=errors[1],
-        tolerance=1e-5 * max(1.0, ref.abs().max().item()),
-        quantity="max |logits - PhiForCausalLM's|, 2 layers, 16 tokens, fp32",
-    )
+    reference, ids = seeded_reference("phi")
+    right, wrong = PhiLM.from_hf(reference), SequentialPhiLM.from_hf(reference)
+    quantity = "max |logits - PhiForCausalLM's|, 2 layers, 12 tokens, fp32"
+    return measure_models(reference, right, wrong, ids, quantity)
 
 
 TRAPS = [

@@ -8,29 +8,22 @@ import logging
 import torch
 
 from demos.layers.quantization import dequantize_nf4
+from demos.testing import COMMON, TINY
 from demos.traps import Measured, Trap
+from demos.traps.tiny import measure_models, seeded_reference
 
-TINY_LONGROPE = dict(  # a 2-layer Phi3Config with LongRoPE; L = 8, so 12 tokens use the long set
-    vocab_size=97,
-    hidden_size=32,
-    intermediate_size=56,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-    original_max_position_embeddings=8,
-    rope_parameters={
+TINY_LONGROPE = {  # a 2-layer Phi3Config with LongRoPE; L = 8, so 12 tokens use the long set
+    **TINY["phi3"],
+    **COMMON,
+    "original_max_position_embeddings": 8,
+    "rope_parameters": {
         "rope_type": "longrope",
         "rope_theta": 10000.0,
         "factor": 32.0,
         "short_factor": [1.0, 1.3, 2.1, 3.7],
         "long_factor": [1.0, 2.9, 6.4, 15.2],
     },
-    attn_implementation="eager",
-    bos_token_id=None,
-    eos_token_id=None,
-    pad_token_id=None,
-)
+}
 
 
 def unpack_codes(packed: torch.Tensor, shape: tuple[int, ...], high_first: bool = True):
@@ -58,21 +51,12 @@ def measure_nibbles() -> Measured:
 
 
 def measure_attention_factor() -> Measured:
-    from transformers import Phi3Config, Phi3ForCausalLM
-
     from demos.models.phi3 import Phi3LM
-    from demos.weights import randomize_weights_
 
-    torch.manual_seed(0)
-    hf = randomize_weights_(Phi3ForCausalLM(Phi3Config(**TINY_LONGROPE))).eval()
-    ids = torch.randint(0, 97, (2, 12))
-    right = Phi3LM.from_hf(hf)
-    wrong = Phi3LM.from_hf(hf)
+    hf, ids = seeded_reference("phi3", **TINY_LONGROPE)
+    right, wrong = Phi3LM.from_hf(hf), Phi3LM.from_hf(hf)
     wrong.config = dataclasses.replace(right.config, attention_factor=1.0)
-    with torch.no_grad():
-        reference = hf(ids).logits
-        errors = [(m(ids) - reference).abs().max().item() for m in (right, wrong)]
-    return Measured(errors[0], errors[1], 1e-4, "logits of a 2-layer Phi3ForCausalLM, fp32")
+    return measure_models(hf, right, wrong, ids, "logits of a 2-layer Phi3ForCausalLM, fp32", 1e-4)
 
 
 TRAPS = [

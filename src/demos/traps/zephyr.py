@@ -45,16 +45,13 @@ def naive_log_odds_ratio(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.
 
 
 def measure() -> Measured:
-    from demos.book import max_abs_diff
     from demos.training.preference import orpo_loss
 
     chosen, rejected = torch.tensor(CHOSEN), torch.tensor(REJECTED)  # fp32
     expected = exact_log_odds_ratio(chosen, rejected)
     _, right = orpo_loss(chosen, rejected)
     wrong = naive_log_odds_ratio(chosen, rejected)
-    return Measured(
-        max_abs_diff(right, expected), max_abs_diff(wrong, expected), TOLERANCE, QUANTITY
-    )
+    return Measured.of(right, wrong, expected, TOLERANCE, QUANTITY)
 
 
 TRAPS = [

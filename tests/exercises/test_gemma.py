@@ -42,6 +42,14 @@ NORM_WRONG = {
         ["bf16", "*before* multiplying", "round differently"],
     ),
     "no eps": (lambda x, w, e: (rms(x, 0.0) * (1 + w.float())).to(x.dtype), ["eps is missing"]),
+    "float32 result for bf16 input": (
+        lambda x, w, e: rms(x, e) * (1 + w.float()),
+        ["bf16", "float32 tensor", "asks for torch.bfloat16", "cast the result"],
+    ),
+    "all in bf16": (
+        lambda x, w, e: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + e) * (1 + w),
+        ["bf16", "computed in x's dtype", "casts last"],
+    ),
     "mean subtracted (LayerNorm)": (
         lambda x, w, e: (rms(x - x.mean(-1, keepdim=True), e) * (1 + w.float())).to(x.dtype),
         ["differ", "index"],
@@ -60,7 +68,7 @@ def test_norm_checker_never_raises(any_wrong_answer, explain):
 
 
 def test_weight_checker_accepts_right_answers():
-    for answer in [lambda w: 1.0 + w, lambda w: w.add(1), lambda w: w.double() + 1]:
+    for answer in [lambda w: 1.0 + w, lambda w: w.add(1), lambda w: (w.double() + 1).float()]:
         result = check_llama_norm_weight(answer)
         assert result.ok, result.message
 
@@ -75,6 +83,8 @@ WEIGHT_WRONG = {
     "minus one": (lambda w: w - 1, ["wrong way"]),
     "ones": (lambda w: torch.ones_like(w), ["offsets were dropped", "small offsets"]),
     "in place": (lambda w: w.add_(1), ["in place"]),
+    "bf16 result": (lambda w: (1 + w).bfloat16(), ["bfloat16 tensor", "asks for torch.float32"]),
+    "float64 result": (lambda w: w.double() + 1, ["float64 tensor", "asks for torch.float32"]),
 }
 
 

@@ -128,6 +128,33 @@ def test_rounding_through_a_narrower_dtype_is_named():
     assert "rounding" not in compare(x + 0.1, x, atol=1e-6, rtol=1e-6)
 
 
+def test_a_float32_answer_off_by_a_formula_is_not_called_narrow_rounding():
+    # torch.exp in float32 where the reference is a Taylor polynomial: differences of ~1e-4,
+    # within bfloat16's tolerance, but nothing was rounded through bfloat16
+    w = 0.1 * torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    problem = compare(torch.exp(w), 1 + w + w**2 / 2, atol=1e-6, rtol=1e-6)
+    assert problem and "differ" in problem, problem
+    assert "rounding" not in problem and "throughout" not in problem, problem
+
+
+def test_a_value_computed_in_bfloat16_and_returned_wide_is_named():
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
+    computed_low = (x.bfloat16() * 2).float()  # representable in bfloat16, near 2x
+    problem = compare(computed_low, x * 2, atol=1e-6, rtol=1e-6)
+    assert "within bfloat16's rounding" in problem, problem
+
+
+def test_exact_dtype_names_the_dtype_and_whether_the_values_are_right():
+    x = torch.randn(3, 4)
+    assert compare(x.double(), x) is None  # by default another floating dtype is accepted
+    problem = compare(x.double(), x, exact_dtype=True)
+    assert "float64 tensor" in problem and "asks for torch.float32" in problem, problem
+    assert "Its values are right" in problem
+    problem = compare((x + 1).bfloat16(), x, exact_dtype=True)
+    assert "asks for torch.float32" in problem and "differ" in problem, problem
+    assert compare(x.clone(), x, exact_dtype=True) is None
+
+
 def test_a_checker_with_hints_still_never_raises():
     cases = {"one": (torch.randn(2, 3),)}
     result = check_function(lambda x: x.T.contiguous(), lambda x: x, cases, ("x",))

@@ -121,19 +121,21 @@ def compare(
     names: Sequence[str] | None = None,
     where: Callable[[tuple], str] | None = None,
     values: bool = True,
+    exact_dtype: bool = False,
 ) -> str | None:
     """Explain how ``got`` differs from ``expected``, or return None when it is an equal answer.
 
     ``expected`` is a tensor, a tuple (of tensors or numbers, named by ``names``) or a number.
     ``where`` turns a tensor index into words (``query 2, key 0``); ``values=False`` compares
-    only types, shapes and dtypes.
+    only types, shapes and dtypes. ``exact_dtype=True`` requires a tensor answer in the
+    expected tensor's dtype (otherwise another floating dtype is accepted within its rounding).
     """
     if isinstance(got, torch.Tensor) and (problem := _unusual_tensor(got, name)):
         return problem
     if isinstance(expected, tuple):
-        problem = _compare_tuple(got, expected, atol, rtol, names, where)
+        problem = _compare_tuple(got, expected, atol, rtol, names, where, exact_dtype)
     elif isinstance(expected, torch.Tensor):
-        problem = _compare_tensor(got, expected, atol, rtol, name, where, values)
+        problem = _compare_tensor(got, expected, atol, rtol, name, where, values, exact_dtype)
     else:
         problem = _compare_number(got, expected, atol, rtol, name, values)
     if got is None and problem:
@@ -154,14 +156,23 @@ def _unusual_tensor(got: torch.Tensor, name: str) -> str | None:
     return f"{name} is {what}: return a dense tensor on the CPU."
 
 
-def _compare_tuple(got, expected, atol, rtol, names, where) -> str | None:
+def _compare_tuple(got, expected, atol, rtol, names, where, exact_dtype=False) -> str | None:
     names = list(names or [f"item {i}" for i in range(len(expected))])
     want = f"a tuple of {len(expected)} ({', '.join(names)})"
     if not isinstance(got, tuple | list) or len(got) != len(expected):
         return f"expected {want}, got {describe(got)}."
     for values in (False, True):  # every item's type and shape first, then the values
         for item, want_item, item_name in zip(got, expected, names, strict=True):
-            problem = compare(item, want_item, atol, rtol, item_name, where=where, values=values)
+            problem = compare(
+                item,
+                want_item,
+                atol,
+                rtol,
+                item_name,
+                where=where,
+                values=values,
+                exact_dtype=exact_dtype,
+            )
             if problem and isinstance(got, list) and not values:
                 return f"expected {want}, got {describe(got)}: {problem}"
             if problem:
@@ -169,7 +180,9 @@ def _compare_tuple(got, expected, atol, rtol, names, where) -> str | None:
     return None
 
 
-def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str | None:
+def _compare_tensor(
+    got, expected, atol, rtol, name, where, values=True, exact_dtype=False
+) -> str | None:
     if not isinstance(got, torch.Tensor):
         problem = f"{name} should be {describe(expected)}, got {describe(got)}."
         if _is_numpy(got) or isinstance(got, list | tuple):
@@ -195,6 +208,15 @@ def _compare_tensor(got, expected, atol, rtol, name, where, values=True) -> str 
             f"{name} is {describe(got)}; expected a {_KINDS[_kind(expected.dtype)]} "
             f"tensor ({expected.dtype})."
         )
+    if exact_dtype and got.dtype != expected.dtype:
+        problem = f"{name} is {describe(got)}; the exercise asks for {expected.dtype}."
+        if values and _compare_tensor(got, expected, atol, rtol, name, where) is None:
+            problem += f" Its values are right: cast the result with .to({expected.dtype})."
+        elif values and got.dtype.is_floating_point:
+            problem += " " + _compare_tensor(
+                got.to(expected.dtype), expected, atol, rtol, name, where
+            )
+        return problem
     if not values:
         return None
     if got.is_complex():
@@ -351,21 +373,41 @@ def _tiled_or_repeated(got: torch.Tensor, expected: torch.Tensor, atol, rtol) ->
 
 
 def _rounded_through_narrower(got: torch.Tensor, expected: torch.Tensor, atol, rtol) -> str:
-    """A sentence when every difference is within float16's or bfloat16's rounding: the answer
-    was computed in a narrower dtype somewhere and returned in a wider one."""
-    for narrow in (torch.float16, torch.bfloat16):
+    """A sentence when the answer is the expected value passed through float16 or bfloat16: it
+    equals ``expected`` rounded to that dtype, or every value is exactly representable in it and
+    within two of its units in the last place. A wide answer that is merely a little off (a
+    float32 ``exp`` where a float64 one was expected) is not representable in a narrow dtype,
+    so it gets no such hint."""
+    candidates = [
+        narrow
+        for narrow in (torch.float16, torch.bfloat16)
+        if rtol < _dtype_tolerance(narrow)[1]
+        and torch.finfo(narrow).eps > torch.finfo(expected.dtype).eps
+        and torch.finfo(narrow).eps > torch.finfo(got.dtype).eps
+    ]
+    if not candidates or not (got.isfinite().all() and expected.isfinite().all()):
+        return ""
+    g, e = got.double(), expected.double()
+
+    def rounded(narrow: torch.dtype) -> bool:  # exactly the expected value, rounded to narrow
+        return torch.equal(g, e.to(narrow).double())
+
+    def representable_and_close(narrow: torch.dtype) -> bool:
+        if not torch.equal(g.to(narrow).double(), g):
+            return False
         low_atol, low_rtol = _dtype_tolerance(narrow)
-        if rtol >= low_rtol or torch.finfo(narrow).eps <= torch.finfo(expected.dtype).eps:
-            continue
-        g, e = got.double(), expected.double()
-        if bool(torch.isclose(g, e, atol=max(atol, low_atol), rtol=2 * low_rtol).all()):
-            dtype, low = (str(t).removeprefix("torch.") for t in (got.dtype, narrow))
-            wide = str(expected.dtype).removeprefix("torch.")
-            return (
-                f" The answer is {dtype}, but every difference is within {low}'s rounding: "
-                f"was a step computed in {low} (an input cast with .half() or .bfloat16(), "
-                f"or autocast)? Compute in {wide} throughout."
-            )
+        return bool(torch.isclose(g, e, atol=max(atol, low_atol), rtol=2 * low_rtol).all())
+
+    for test in (rounded, representable_and_close):
+        for narrow in candidates:
+            if test(narrow):
+                dtype, low = (str(t).removeprefix("torch.") for t in (got.dtype, narrow))
+                wide = str(expected.dtype).removeprefix("torch.")
+                return (
+                    f" The answer is {dtype}, but every difference is within {low}'s rounding: "
+                    f"was a step computed in {low} (an input cast with .half() or .bfloat16(), "
+                    f"or autocast)? Compute in {wide} throughout."
+                )
     return ""
 
 

@@ -199,10 +199,19 @@ class _Spec:
     rtol: float
     names: Sequence[str] | None
     where: Callable[[tuple, tuple], str] | None
+    exact_dtype: bool = False
 
     def compare(self, got: Any, expected: Any, args: tuple) -> str | None:
         where = (lambda index: self.where(index, args)) if self.where else None
-        return compare(got, expected, self.atol, self.rtol, names=self.names, where=where)
+        return compare(
+            got,
+            expected,
+            self.atol,
+            self.rtol,
+            names=self.names,
+            where=where,
+            exact_dtype=self.exact_dtype,
+        )
 
     def behaves_like(self, runs: dict[str, _Run], target: Callable, convert=lambda v: v) -> bool:
         """Whether the converted answers equal ``target``'s on every case."""
@@ -257,6 +266,7 @@ def check_function(
     rtol: float = 0.0,
     names: Sequence[str] | None = None,
     where: Callable[[tuple, tuple], str] | None = None,
+    exact_dtype: bool = False,
 ) -> Check:
     """Run ``fn`` and ``reference`` on each named case and explain the first difference.
 
@@ -273,6 +283,8 @@ def check_function(
             narrower dtypes also get the tolerance of their own precision.
         names: the names of the items when the reference returns a tuple (``("q", "k", "v")``).
         where: ``where(index, args)`` puts a tensor index into words (``query 2, key 0``).
+        exact_dtype: require tensor results in the reference's dtype (when the exercise names
+            the dtype); otherwise a correct answer in another floating dtype is accepted.
 
     Returns:
         ``Check(True, ...)`` when every case matches and no input was modified, else
@@ -284,7 +296,7 @@ def check_function(
             f"Expected a function, got {describe(fn)}. Pass the function itself: "
             "check_...(my_function), not check_...(my_function(...)).",
         )
-    spec = _Spec(reference, dict(cases), arg_names, atol, rtol, names, where)
+    spec = _Spec(reference, dict(cases), arg_names, atol, rtol, names, where, exact_dtype)
     mistakes = [Mistake(*m) for m in mistakes]
     conventions = [Convention(*c) for c in conventions]
     template = untouched_template(fn)

@@ -28,12 +28,18 @@ def _cast_first(x, weight, eps):
     return normed * (1.0 + weight)
 
 
+def _all_in_x_dtype(x, weight, eps):
+    normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return normed * (1.0 + weight)
+
+
 def _no_eps(x, weight, eps):
     return gemma_rms_norm_reference(x, weight, 0.0)
 
 
 def check_gemma_rms_norm(fn: Callable[..., torch.Tensor]) -> Check:
-    """Check a learner's ``gemma_rms_norm(x, weight, eps)``; the bf16 case is compared exactly."""
+    """Check a learner's ``gemma_rms_norm(x, weight, eps)``; the result must have ``x``'s dtype,
+    and the bf16 case is compared exactly."""
     gen = torch.Generator().manual_seed(0)
     cases = {
         "fp32, x (2, 3, 8), eps = 1e-6": (
@@ -62,6 +68,12 @@ def check_gemma_rms_norm(fn: Callable[..., torch.Tensor]) -> Check:
             "the result was cast back to x's dtype *before* multiplying by (1 + w), as Llama does. "
             "Gemma multiplies in float32 and casts last; in bfloat16 the two round differently.",
         ),
+        Mistake(
+            _all_in_x_dtype,
+            "everything was computed in x's dtype. In bfloat16 the mean of squares, the "
+            "reciprocal square root and the product each round to 8 bits; Gemma upcasts x to "
+            "float32, computes the statistics and the product (1 + w) there, and casts last.",
+        ),
         Mistake(_no_eps, "eps is missing inside the square root: sqrt(mean(x^2) + eps)."),
     ]
     return check_function(
@@ -72,6 +84,7 @@ def check_gemma_rms_norm(fn: Callable[..., torch.Tensor]) -> Check:
         mistakes=mistakes,
         atol=1e-6,
         rtol=1e-5,
+        exact_dtype=True,
     )
 
 
@@ -81,7 +94,7 @@ def llama_norm_weight_reference(gemma_weight: torch.Tensor) -> torch.Tensor:
 
 
 def check_llama_norm_weight(fn: Callable[[torch.Tensor], torch.Tensor]) -> Check:
-    """Check a learner's ``to_llama_norm_weight(gemma_weight)`` (fp32, within rounding)."""
+    """Check a learner's ``to_llama_norm_weight(gemma_weight)``: a float32 tensor, within rounding."""
     gen = torch.Generator().manual_seed(1)
     cases = {
         "zeros (a freshly initialised Gemma norm)": (torch.zeros(8),),
@@ -104,4 +117,5 @@ def check_llama_norm_weight(fn: Callable[[torch.Tensor], torch.Tensor]) -> Check
         mistakes=mistakes,
         atol=1e-6,
         rtol=1e-6,
+        exact_dtype=True,
     )

@@ -164,3 +164,9 @@ def test_kv_cache_answer_that_prints_asks_about_return():
 def test_an_infinite_difference_is_not_called_rounding():
     problem = compare(torch.tensor([1.0]), torch.tensor([float("inf")]))
     assert problem and "rounding" not in problem, problem
+
+
+@pytest.mark.parametrize("got, expected", [(3, 2), (1, 2), (15, 10)])
+def test_no_ratio_between_small_or_not_whole_factor_integers(got, expected):
+    problem = compare(got, expected)
+    assert "than expected" in problem and "x the expected" not in problem, problem

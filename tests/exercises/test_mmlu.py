@@ -61,3 +61,20 @@ LETTER_WRONG = {
 @pytest.mark.parametrize("answer, words", LETTER_WRONG.values(), ids=list(LETTER_WRONG))
 def test_letter_pick_checker_explains(explain, answer, words):
     explain(check_letter_pick, answer, words)
+
+
+def test_micro_average_messages_show_the_small_input_in_full():
+    macro = check_micro_average(lambda d: sum(sum(v) / len(v) for v in d.values()) / len(d))
+    assert "per_subject = {'law': [1.0, 0.0, 0.0, 0.0], 'physics': [1.0]}" in macro.message
+    assert "a dict of" not in macro.message
+
+
+def test_letter_pick_messages_give_no_ratio_for_an_index_and_read_a_letter():
+    off_by_one = check_letter_pick(lambda logits, ids: int(logits[list(ids)].argmax()) + 1)
+    assert "letter_ids = [11, 12, 13, 14]" in off_by_one.message, off_by_one.message
+    assert "1 more than expected" in off_by_one.message
+    assert "x the expected" not in off_by_one.message
+    letter = check_letter_pick(lambda logits, ids: "ABCD"[int(logits[list(ids)].argmax())])
+    assert not letter.ok
+    assert "the letter itself" in letter.message and "2 for 'C'" in letter.message
+    assert "otherwise right" in letter.message, letter.message

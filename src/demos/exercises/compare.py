@@ -65,11 +65,18 @@ def _numbers(expected: Any, got: Any) -> tuple[str, str]:
 
 
 def _difference(expected: Any, got: Any) -> str:
-    """``5 more than expected``, with ``(2x the expected value)`` when that factor means something."""
+    """``5 more than expected``, with ``(2x the expected value)`` when that factor means something.
+
+    Between integers only a whole factor (2x, 0.5x) of values from 10 up is named: 3 where 2 was
+    expected is a different index or count, and "1.5x" would suggest a cause that is not there.
+    """
     diff = got - expected
     size = abs(diff)
     shown = f"{int(size):,}" if float(size).is_integer() and size < 2**63 else f"{size:.3g}"
     words = f"{shown} {'more' if diff > 0 else 'less'} than expected"
+    integers = isinstance(expected, int) and isinstance(got, int)
+    if integers and (min(abs(expected), abs(got)) < 10 or (got % expected and expected % got)):
+        return words
     if expected and got:
         ratio = got / expected
         if ratio >= 1.5 or 0 < ratio <= 0.67:
@@ -77,8 +84,12 @@ def _difference(expected: Any, got: Any) -> str:
     return words
 
 
+_SHOWN_IN_FULL = 80  # a list, tuple, dict or set whose repr is this short is shown as it is
+
+
 def describe_args(names: Sequence[str], args: tuple) -> str:
-    """The inputs of a case in words: ``x of shape (1, 2, 3, 4), n_rep = 2``."""
+    """The inputs of a case in words: ``x of shape (1, 2, 3, 4), n_rep = 2``; a small container
+    of plain values in full (``per_subject = {'law': [1.0, 0.0], 'physics': [1.0]}``)."""
     parts = []
     for name, a in zip(names, args, strict=False):
         if isinstance(a, torch.Tensor) and a.dim() == 0:
@@ -88,9 +99,22 @@ def describe_args(names: Sequence[str], args: tuple) -> str:
             parts.append(f"{name} of shape {tuple(a.shape)}{dtype}")
         elif isinstance(a, int | float | bool) or a is None:
             parts.append(f"{name} = {_number(a)}")
+        elif _plain(a) and len(repr(a)) <= _SHOWN_IN_FULL:
+            parts.append(f"{name} = {a!r}")
         else:
             parts.append(f"{name} = {describe(a)}")
     return ", ".join(parts)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is built of numbers, strings and None only (its repr reads as code)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return all(_plain(v) for v in value)
+    return False
 
 
 # ---------------------------------------------------------------------------- comparing values

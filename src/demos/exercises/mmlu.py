@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from demos.eval.mmlu import micro_average
-from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.core import Check, Convention, Mistake, check_function
 
 
 def micro_reference(per_subject: Mapping[str, Sequence[float]]) -> float:
@@ -60,6 +60,22 @@ LETTER_MISTAKES = [
 ]
 
 
+def _from_letter(answer):
+    """'C' -> 2 (the answer written as the letter), None for anything else."""
+    if isinstance(answer, str) and answer.strip().upper() in ("A", "B", "C", "D"):
+        return "ABCD".index(answer.strip().upper())
+    return None
+
+
+LETTER_CONVENTIONS = [
+    Convention(
+        _from_letter,
+        "the answer is the letter itself (a str); the exercise asks for its position among the "
+        "four letters as an int: 0 for 'A', 1 for 'B', 2 for 'C', 3 for 'D'.",
+    ),
+]
+
+
 def check_letter_pick(fn: Callable[[torch.Tensor, Sequence[int]], int]) -> Check:
     """Check ``fn(next_token_logits (v,), letter_ids) -> int in 0..3``."""
     gen = torch.Generator().manual_seed(0)
@@ -75,4 +91,5 @@ def check_letter_pick(fn: Callable[[torch.Tensor, Sequence[int]], int]) -> Check
         cases,
         ("next_token_logits", "letter_ids"),
         mistakes=LETTER_MISTAKES,
+        conventions=LETTER_CONVENTIONS,
     )

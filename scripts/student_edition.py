@@ -20,6 +20,8 @@ Nothing is executed here; ``tests/book/test_student_edition.py`` writes an editi
 from __future__ import annotations
 
 import argparse
+import ast
+import builtins
 import copy
 import re
 import shutil
@@ -102,15 +104,21 @@ def solutions_notebook(nb: nbformat.NotebookNode, chapter: str) -> nbformat.Note
     cells = [
         nbformat.v4.new_markdown_cell(
             f"# {title}: solutions\n\nThe worked solutions of the chapter's exercises, for the "
-            "instructor. Some use names that earlier cells of the chapter define: run them in "
-            f"the chapter's notebook (`{chapter}.ipynb`), after its other cells."
+            "instructor. Each runs in this notebook after the ones before it, unless a note above "
+            f"it names cells of the chapter's notebook (`{chapter}.ipynb`) to run first."
         )
     ]
+    bound: set[str] = set()
     for number, solution in solutions.items():
         if number in prompts:
-            cells.append(cleared(prompts[number]))
+            prompt = cleared(prompts[number])  # from its heading: not the section's text above it
+            prompt.source = prompt.source[_heading(prompt, rf"^### Exercise {number}: ").start() :]
+            cells.append(prompt)
         else:
             cells.append(nbformat.v4.new_markdown_cell(f"### Exercise {number}"))
+        if note := _chapter_note(nb, solution, bound, chapter):
+            cells.append(nbformat.v4.new_markdown_cell(note))
+        bound |= _bound(ast.parse(solution.source))
         unfolded = cleared(solution)
         unfolded.metadata = {}
         cells.append(unfolded)
@@ -120,6 +128,65 @@ def solutions_notebook(nb: nbformat.NotebookNode, chapter: str) -> nbformat.Note
         cell.pop("id", None)
     out.nbformat_minor = 4
     return out
+
+
+def _bound(tree: ast.AST) -> set[str]:
+    """Every name the code binds anywhere: imports, definitions, assignments, arguments."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def _loaded(tree: ast.AST) -> list[str]:
+    seen = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    return list(dict.fromkeys(seen))
+
+
+def _chapter_note(
+    nb: nbformat.NotebookNode, solution: nbformat.NotebookNode, bound: set[str], chapter: str
+) -> str | None:
+    """A note for a solution that uses names only the chapter defines: which, and after which
+    section's cell to run it; None when the solution runs on its own (after those before it)."""
+    tree = ast.parse(solution.source)
+    missing = [
+        n for n in _loaded(tree) if n not in bound | _bound(tree) and not hasattr(builtins, n)
+    ]
+    if not missing:
+        return None
+    where, heading = {}, "the top"
+    for cell in nb.cells[: nb.cells.index(solution)]:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if re.match(r"^#{2,3} ", line):
+                    heading = line.lstrip("#").strip()
+        elif not is_solution(cell):
+            try:
+                defined = _bound(ast.parse(cell.source))
+            except SyntaxError:
+                continue
+            for name in missing:
+                if name in defined:
+                    where[name] = heading
+    sections = {}
+    for name in missing:
+        sections.setdefault(where.get(name, "earlier sections"), []).append(f"`{name}`")
+    places = "; ".join(
+        f'{", ".join(names)} from the cell under "{heading}"' for heading, names in sections.items()
+    )
+    return (
+        f"*This solution runs in the chapter's notebook (`{chapter}.ipynb`), after the cells "
+        f"that define the chapter's names it uses: {places}.*"
+    )
 
 
 def write_edition(out: Path) -> list[Path]:

@@ -107,6 +107,18 @@ def test_the_chapters_are_found():
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_exercises_heading_starts_its_own_cell(path):
+    """So the solutions notebook (scripts/student_edition.py) and a reader jumping to the
+    exercises do not start mid-way through the experiment's text."""
+    nb = nbformat.read(path, as_version=4)
+    holding = [c for c in nb.cells if c.cell_type == "markdown" and "## Exercises" in c.source]
+    assert len(holding) == 1, f"{path.name}: one markdown cell with '## Exercises'"
+    assert holding[0].source.startswith("## Exercises"), (
+        f"{path.name}: '## Exercises' shares a cell with the text before it; split the cell"
+    )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_title_cell_names_prerequisites_and_times(path):
     title = nbformat.read(path, as_version=4).cells[0]
     assert title.cell_type == "markdown" and title.source.startswith("# "), path.name

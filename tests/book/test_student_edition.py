@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,6 +49,47 @@ def test_edition_holds_every_chapter_and_its_solutions(edition):
         assert solved and shown == solved, f"{path.name}: solutions missing or changed"
         assert all(not c.get("outputs") for c in answers.cells if c.cell_type == "code")
         assert all("hide-cell" not in c.metadata.get("tags", []) for c in answers.cells)
+
+
+def _undefined_names(cells) -> dict[int, set[str]]:
+    """{index of a code cell: names it uses that no cell up to it defines}, by ruff's F821 on the
+    notebook's code as one module (as `jupyter nbconvert --to script` would write it)."""
+    lines, owner = [], []
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "code":
+            source = cell.source.splitlines() + [""]
+            lines += source
+            owner += [index] * len(source)
+    run = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F821"]
+        + ["--output-format", "json", "--stdin-filename", "solutions.py", "-"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode in (0, 1) and run.stdout.strip().startswith("["), run.stderr
+    found: dict[int, set[str]] = {}
+    for problem in json.loads(run.stdout):
+        name = re.search(r"`(.+)`", problem["message"]).group(1)
+        found.setdefault(owner[problem["location"]["row"] - 1], set()).add(name)
+    return found
+
+
+def test_undefined_names_are_caught():  # the check below can fail
+    cells = [nbformat.v4.new_code_cell("import torch\nx = torch.ones(1)\nprint(y, x)")]
+    assert _undefined_names(cells) == {0: {"y"}}
+
+
+def test_solutions_open_with_a_prompt_and_define_or_name_what_they_use(edition):
+    for path in CHAPTERS:
+        cells = nbformat.read(edition / "solutions" / path.name, as_version=4).cells
+        assert cells[1].source.startswith("### Exercise 1"), (path.name, cells[1].source[:200])
+        for index, names in _undefined_names(cells).items():
+            note = cells[index - 1]
+            assert note.cell_type == "markdown" and "runs in the chapter's notebook" in note.source
+            unnamed = [n for n in names if f"`{n}`" not in note.source]
+            assert not unnamed, f"{path.name}: a solution uses {unnamed}, defined nowhere above"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

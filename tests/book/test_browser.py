@@ -33,6 +33,9 @@ CHROMIUM_FLAGS = [  # no sandbox as root; no background traffic on a machine wit
 ]
 pytestmark = pytest.mark.book
 
+# alt text that is a file name or path (what the build writes when a figure has no description)
+FILE_NAME_ALT = re.compile(r"\.(png|jpe?g|svg|gif)\b|_images/", re.IGNORECASE)
+
 
 def toc_pages() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -111,7 +114,12 @@ def test_page_loads_cleanly_with_math_and_images(site, browser, path):
             assert img.evaluate("i => i.complete && i.naturalWidth > 0"), (
                 f"{path}: image {src} did not load"
             )
-            assert (img.get_attribute("alt") or "").strip(), f"{path}: image {src} has no alt text"
+            alt = (img.get_attribute("alt") or "").strip()
+            assert alt, f"{path}: image {src} has no alt text"
+            assert not FILE_NAME_ALT.search(alt), (
+                f"{path}: image {src} has its file name as alt text ({alt!r}); describe the "
+                "figure in the cell's metadata.mystnb.image.alt"
+            )
     finally:
         page.close()
 

@@ -235,3 +235,16 @@ def test_parallel_execution_caches_reruns_changes_and_fails_on_errors(tmp_path):
     assert "ZeroDivisionError" in failed[str(broken)][1]
     with pytest.raises(KeyError):
         cache.match_cache_notebook(nbformat.read(broken, as_version=4))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_cell_describes_its_figure(path):
+    """A cell that draws (plt.show) sets metadata.mystnb.image.alt: without it the page's <img>
+    gets its file name as alt text, which a screen reader reads out as the description."""
+    cells = json.loads(path.read_text())["cells"]
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code" or "plt.show()" not in "".join(cell["source"]):
+            continue
+        alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+        assert len(alt.split()) >= 8, f"{path.name}: cell {i} draws a figure without alt text"
+        assert not re.search(r"\.(png|jpe?g|svg)\b|_images/", alt), (path.name, i, alt)

@@ -26,3 +26,19 @@ def test_trap_right_agrees_and_wrong_diverges(trap):
     assert measured.tolerance > 0
     assert measured.right_error <= measured.tolerance, trap.title
     assert measured.wrong_error > measured.tolerance, f"{trap.title}: the wrong version agrees"
+
+
+@pytest.mark.parametrize("trap", TRAPS, ids=[f"{t.chapter}: {t.title}" for t in TRAPS])
+def test_trap_wrong_line_differs_from_the_right_line(trap):
+    assert trap.wrong.strip() != trap.right.strip(), trap.title
+
+
+def test_llama3_wrong_lines_are_not_lines_of_the_right_code():
+    import inspect
+
+    from demos.layers.rope_scaling import llama3_inv_freq
+    from demos.traps.llama3 import TRAPS as LLAMA3
+
+    right = {line.split("#")[0].strip() for line in inspect.getsource(llama3_inv_freq).splitlines()}
+    for trap in LLAMA3:
+        assert trap.wrong.split("#")[0].strip() not in right, trap.title

@@ -87,8 +87,8 @@ TRAPS = [
     Trap(
         chapter="llama3",
         title="Llama 3.1 RoPE: a hard cutoff instead of the blended band",
-        wrong="torch.where(wavelen > L / low_freq_factor, inv_freq / factor, inv_freq)",
-        right="inv_freq = llama3_inv_freq(inv_freq, scaling)",
+        wrong="return scaled  # kept or divided at L / low_freq_factor, no blend",
+        right="return torch.where(in_band, blended, scaled)",
         shows="the frequencies whose wavelength lies between L / high_freq_factor and L / low_freq_factor",
         measure=_measure(hard_cutoff),
     ),

@@ -57,6 +57,9 @@ def test_parity_report_folds_the_tensor_list_in_html_and_reads_verdict_first_as_
     assert page.index(report.verdict) < page.index("<details")  # the verdict before the list
     folded = page[page.index("<details") :]
     assert '<details class="parity-tensors">' in folded  # closed: no "open" attribute
+    # a line break between the summary and the list: the first row starts a line of its own in
+    # the page's text (a one-row report read "... each 0.000e+00 logits" as one line)
+    assert "</summary>\n<pre" in folded
     assert "grad model.w  &lt;- over the tolerance" in folded and "logits" in folded
     assert "grad model.w" not in page[: page.index("<details")]
 

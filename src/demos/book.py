@@ -196,9 +196,9 @@ def parity_report(
     page = (
         f'<div class="parity-report"><p class="parity-verdict"><strong>{e(verdict)}</strong></p>'
         f"<p>{e(largest)}</p><p>{e(why)}</p>"
-        f'<details class="parity-tensors"><summary>{e(header[:-1])}</summary>'
+        f'<details class="parity-tensors"><summary>{e(header[:-1])}</summary>\n'
         f'<pre style="white-space: pre-wrap">{e(chr(10).join(rows))}</pre></details></div>'
-    )
+    )  # the newline after the summary: its text and the first row stay two lines when copied
     return ParityReport(text, page)
 
 

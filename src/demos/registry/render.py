@@ -7,6 +7,7 @@ the card.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import lru_cache
 from typing import Any
@@ -68,42 +69,85 @@ def _footnotes(sizes: list[ModelSize]) -> list[str]:
     return lines
 
 
-def facts_card(family: str) -> str:
-    """A Markdown table with one column per released size and a last column, "source", for each row.
+# The article column of the book's HTML at 1280 px, and what a table cell needs per character of
+# its longest unbreakable word (a code span does not wrap; a Markdown link shows only its text): a
+# card wider than this is split into several tables (measured on the built pages: a column of
+# `EleutherAI/pythia-70m` is 212 px wide, the label column 119 px).
+CARD_WIDTH_PX, LABEL_PX, SOURCE_PX, PX_PER_CHAR, CELL_PADDING_PX = 960, 125, 90, 9, 24
 
-    A row's source is given once, as a number: "(1)" when all sizes share it, else one number per
-    size, left to right as the columns ("(3) (3) (4)", "–" for an unknown value). The numbers are cited
-    under the table ("Sources: (1) {cite}`key`; ..."), so that a long author-year citation does not
-    widen every row.
-    An unverified value is followed by a mark, and the reasons are listed under the table too.
+
+def _min_width_px(cell: str) -> int:
+    """The narrowest a table cell can be: its longest word, in pixels (an estimate)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", cell)  # a link shows only its text
+    words = [w.strip("`") for w in re.findall(r"`[^`]*`|\S+", text)]
+    return max((len(w) for w in words), default=0) * PX_PER_CHAR + CELL_PADDING_PX
+
+
+def _groups(columns: list[list[str]]) -> list[range]:
+    """Consecutive column indices, as many per table as fit in CARD_WIDTH_PX (at least one)."""
+    groups, start, width = [], 0, LABEL_PX + SOURCE_PX
+    for i, cells in enumerate(columns):
+        need = max(_min_width_px(c) for c in cells)
+        if i > start and width + need > CARD_WIDTH_PX:
+            groups.append(range(start, i))
+            start, width = i, LABEL_PX + SOURCE_PX
+        width += need
+    return [*groups, range(start, len(columns))]
+
+
+def facts_card(family: str) -> str:
+    """Markdown tables with one column per released size and a last column, "source", for each row.
+
+    One table when the sizes fit the page's width; else the sizes, in order, are split over as many
+    tables (each with every row and its own source column) as keep each table within the page at
+    1280 px (a family of 8 sizes gets 3 tables), so no table is clipped or scrolls.
+    A row's source is given once, as a number: "(1)" when all sizes of the table share it, else one
+    number per size, left to right as the columns ("(3) (3) (4)", "–" for an unknown value). The
+    numbers are cited under the tables ("Sources: (1) {cite}`key`; ..."), so that a long author-year
+    citation does not widen every row.
+    An unverified value is followed by a mark, and the reasons are listed under the tables too.
     ``ValueError`` for an unknown family.
     """
     sizes = family_sizes(family)
     marks = unverified_marks()
     numbers: dict[str, int] = {}  # citation key -> its number, in order of first use
-    header = "| | " + " | ".join(s.name for s in sizes) + " | source |"
-    rows = [header, "|---" * (len(sizes) + 2) + "|"]
-    for spec in FIELDS:
-        cells, keys = [], []
-        for s in sizes:
+    columns: list[list[str]] = []  # per size, its cells in the order of FIELDS
+    keys: list[list[str | None]] = []  # per size, each cell's citation key
+    for s in sizes:
+        cells, cited_keys = [], []
+        for spec in FIELDS:
             text = _show(s, spec.name)
             reason = s.unverified.get(spec.name)
             if reason:
                 text += " " + marks[reason]
             cells.append(text)
             cited = getattr(s, spec.name) is not None and s.cite.get(spec.name)
-            keys.append(s.cite[spec.name] if cited else None)
-            if cited:
-                numbers.setdefault(s.cite[spec.name], len(numbers) + 1)
-        distinct = {k for k in keys if k}
-        if len(distinct) == 1:
-            source = f"({numbers[distinct.pop()]})"
-        else:
-            source = " ".join(f"({numbers[k]})" if k else "–" for k in keys) if distinct else ""
-        rows.append(f"| {spec.label} | " + " | ".join(cells) + f" | {source} |")
+            cited_keys.append(s.cite[spec.name] if cited else None)
+        columns.append(cells)
+        keys.append(cited_keys)
+    for f in range(len(FIELDS)):  # number the sources row by row, left to right
+        for k in keys:
+            if k[f]:
+                numbers.setdefault(k[f], len(numbers) + 1)
+    tables = []
+    for group in _groups(columns):
+        header = "| | " + " | ".join(sizes[i].name for i in group) + " | source |"
+        rows = [header, "|---" * (len(group) + 2) + "|"]
+        for f, spec in enumerate(FIELDS):
+            row_keys = [keys[i][f] for i in group]
+            distinct = {k for k in row_keys if k}
+            if len(distinct) == 1:
+                source = f"({numbers[distinct.pop()]})"
+            else:
+                source = " ".join(f"({numbers[k]})" if k else "–" for k in row_keys)
+                source = source if distinct else ""
+            cells = " | ".join(columns[i][f] for i in group)
+            rows.append(f"| {spec.label} | {cells} | {source} |")
+        tables.append("\n".join(rows))
     sources = "; ".join(f"({n}){_cite(key)}" for key, n in numbers.items())
     notes = [f"*Sources:* {sources}."] * bool(numbers) + _footnotes(sizes)
-    return "\n".join(rows) + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
+    card = "\n\n".join(tables)
+    return card + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 
 
 def overview_rows() -> list[dict[str, Any]]:

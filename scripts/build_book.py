@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 
+from demos.book import toc_files
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 CACHE = BUILD / ".jupyter_cache"  # where myst-nb looks: the parent of the HTML output folder
@@ -52,8 +54,7 @@ NOT_READ = {
 
 def toc_notebooks(root: Path = ROOT) -> list[Path]:
     """The notebooks in ``_toc.yml``, in its order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    files = toc_files(root, with_root=True)
     return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").exists()]
 
 

@@ -29,10 +29,10 @@ import sys
 from pathlib import Path
 
 import nbformat
-import yaml
+
+from demos.book import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_CHAPTERS = {"Overview", "Back matter"}  # parts of _toc.yml whose pages have no exercises
 NOTE = "*The worked solution to this exercise is in the instructor's copy.*"
 SOLUTIONS_NOTE = (
     "## Solutions\n\n*This is the student edition: the worked solutions are in the instructor's "
@@ -42,14 +42,8 @@ SOLUTIONS_NOTE = (
 
 def chapters() -> list[Path]:
     """The chapter notebooks listed in _toc.yml, in its order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [
-        ROOT / f"{entry['file']}.ipynb"
-        for part in toc["parts"]
-        if part["caption"] not in NOT_CHAPTERS
-        for entry in part["chapters"]
-        if (ROOT / f"{entry['file']}.ipynb").exists()
-    ]
+    notebooks = (ROOT / f"{f}.ipynb" for f in toc_files(ROOT, chapters_only=True))
+    return [path for path in notebooks if path.exists()]
 
 
 def is_solution(cell: nbformat.NotebookNode) -> bool:

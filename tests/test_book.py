@@ -221,3 +221,20 @@ def test_setting_close_does_not_let_one_inf_widen_the_tolerance(fp32_setting):
     ref = torch.tensor([math.inf, 1.0])
     with pytest.raises(AssertionError):
         fp32_setting.close(torch.tensor([math.inf, 1000.0]), ref)
+
+
+def test_toc_files_reads_the_table_of_contents(tmp_path):
+    from demos.book import toc_files
+
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n"
+        "  - caption: Overview\n    chapters:\n      - file: book/models\n"
+        "  - caption: Model families\n    chapters:\n      - file: book/a\n      - file: book/b\n"
+        "  - caption: Back matter\n    chapters:\n      - file: book/errata\n"
+    )
+    assert toc_files(tmp_path) == ["book/models", "book/a", "book/b", "book/errata"]
+    assert toc_files(tmp_path, with_root=True)[0] == "book/intro"
+    assert toc_files(tmp_path, chapters_only=True) == ["book/a", "book/b"]
+    assert toc_files(tmp_path, part="Back matter") == ["book/errata"]
+    with pytest.raises(ValueError, match="Evaluation"):
+        toc_files(tmp_path, part="Evaluation")

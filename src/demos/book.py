@@ -362,6 +362,43 @@ def report_budget() -> None:
     display({BUDGET_MIME: {"cpu_s": round(cpu_s, 2), "peak_mib": round(peak_mib, 1)}}, raw=True)
 
 
+NOT_CHAPTERS = ("Overview", "Back matter")  # parts of _toc.yml whose pages are not chapters
+
+
+def toc_files(
+    root: str | Path,
+    *,
+    part: str | None = None,
+    chapters_only: bool = False,
+    with_root: bool = False,
+) -> list[str]:
+    """The pages listed in ``root/_toc.yml``, in its order, as paths without a suffix
+    (``"book/llama2"``): the one reading of the table of contents that the build, the student
+    edition and the book's tests share.
+
+    Args:
+        root: the book's root folder (where ``_toc.yml`` is).
+        part: only the pages of the part with this caption (``"Model families"``).
+        chapters_only: leave out the parts in :data:`NOT_CHAPTERS`.
+        with_root: put the root page (``book/intro``) first.
+
+    Raises:
+        ValueError: ``part`` names no part of the table of contents.
+    """
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    parts = toc.get("parts", [])
+    if part is not None:
+        parts = [p for p in parts if p["caption"] == part]
+        if not parts:
+            raise ValueError(f"part {part!r} is not a caption of {Path(root) / '_toc.yml'}")
+    if chapters_only:
+        parts = [p for p in parts if p["caption"] not in NOT_CHAPTERS]
+    files = [entry["file"] for p in parts for entry in p["chapters"]]
+    return [toc["root"], *files] if with_root else files
+
+
 def show_recorded(path: str | Path, command: str) -> Any:
     """Show a results file a script wrote (a benchmark, a long run) as a text block, with its command.
 

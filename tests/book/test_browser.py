@@ -18,7 +18,8 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
-import yaml
+
+from demos.book import toc_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -38,9 +39,7 @@ FILE_NAME_ALT = re.compile(r"\.(png|jpe?g|svg|gif)\b|_images/", re.IGNORECASE)
 
 
 def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    return [f"{f}.html" for f in files]
+    return [f"{f}.html" for f in toc_files(ROOT, with_root=True)]
 
 
 @pytest.fixture(scope="module")
@@ -215,13 +214,7 @@ def test_screenshots_at_desktop_and_phone_widths(site, browser):
 
 def _chapter_pages() -> list[str]:
     """The pages of _toc.yml's chapters (every part but "Overview" and "Back matter")."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [
-        f"{c['file']}.html"
-        for part in toc["parts"]
-        if part["caption"] not in ("Overview", "Back matter")
-        for c in part["chapters"]
-    ]
+    return [f"{f}.html" for f in toc_files(ROOT, chapters_only=True)]
 
 
 @pytest.mark.parametrize("path", _chapter_pages())
@@ -287,9 +280,7 @@ CLIPPED_TABLES_JS = """() => [...document.querySelectorAll('main table')]
 
 def chapter_pages() -> list[str]:
     """The model chapters: the pages of _toc.yml's "Model families" part (each has a parity cell)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    part = next(p for p in toc["parts"] if p["caption"] == "Model families")
-    return [f"{c['file']}.html" for c in part["chapters"]]
+    return [f"{f}.html" for f in toc_files(ROOT, part="Model families")]
 
 
 def wait_for_math(page) -> None:

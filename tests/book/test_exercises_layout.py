@@ -20,12 +20,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
+from demos.book import toc_files
 from demos.exercises.core import template_return
 
 ROOT = Path(__file__).resolve().parents[2]
-NOT_CHAPTERS = {"Overview", "Back matter"}  # parts of _toc.yml whose pages have no exercises
 EXERCISE = re.compile(r"^### Exercise (\d+): \S")
 SOLUTION = re.compile(r"^### Solution to exercise (\d+)$")
 BEFORE_YOU_START = re.compile(  # one paragraph (it may wrap over source lines)
@@ -37,14 +36,8 @@ WRITTEN_BY_SCRIPT = {"remove-input", "remove-cell"}  # the closing cell, not par
 
 
 def chapter_notebooks() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [
-        ROOT / f"{entry['file']}.ipynb"
-        for part in toc["parts"]
-        if part["caption"] not in NOT_CHAPTERS
-        for entry in part["chapters"]
-        if (ROOT / f"{entry['file']}.ipynb").exists()
-    ]
+    notebooks = (ROOT / f"{f}.ipynb" for f in toc_files(ROOT, chapters_only=True))
+    return [path for path in notebooks if path.exists()]
 
 
 def sections(nb) -> list[tuple[str, list]]:

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import yaml
+from demos.book import toc_files
 
 ROOT = Path(__file__).resolve().parents[2]
 JUPYTER = Path(sys.executable).with_name("jupyter")  # the venv's, as the README says
@@ -38,8 +38,7 @@ def get(url: str, token: str) -> tuple[int, bytes]:
 
 
 def toc_notebooks() -> set[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    files = toc_files(ROOT)
     return {Path(f).name + ".ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()}
 
 

@@ -21,6 +21,8 @@ import nbformat
 import pytest
 import yaml
 
+from demos.book import toc_files
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "book").rglob("*.ipynb"))
 CHAPTER_PART = (
@@ -34,9 +36,7 @@ CEILING_PEAK_MIB = 2048
 
 
 def chapters() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    part = next(p for p in toc["parts"] if p["caption"] == CHAPTER_PART)
-    return [ROOT / f"{entry['file']}.ipynb" for entry in part["chapters"]]
+    return [ROOT / f"{f}.ipynb" for f in toc_files(ROOT, part=CHAPTER_PART)]
 
 
 def _sync_script():

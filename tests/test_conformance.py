@@ -1,8 +1,9 @@
 """The conformance table: every language model here runs every check the models share.
 
-A row is a model: the transformers model it must equal (a tiny random config), our class, and a
-tolerance factor on the setting's (``conftest.py``). A new Llama-architecture family costs one row;
-a new ``model_type`` also adds its tiny config to ``demos/testing.py::TINY``.
+A row is a model of the catalogue (``demos/catalog.py::ROWS``): the transformers model it must equal
+(a tiny random config), our class, and a tolerance factor on the setting's (``conftest.py``). A new
+Llama-architecture family costs one row there; a new ``model_type`` also its entry in
+``ARCHITECTURES`` (its tiny config and our class).
 Checks: logits and gradients equal to transformers (CPU fp32/bf16, CUDA when present), the same on a
 left-padded batch, cached decoding equal to the full forward, greedy tokens equal to transformers'
 ``generate`` (one prompt, and a left-padded batch), sampling reproducible with a seed, parameter
@@ -14,103 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from dataclasses import dataclass
 
 import pytest
 import torch
 from torch import nn
 
+from demos.catalog import ROWS, T, Row
 from demos.models.falcon import FalconLM
-from demos.models.gemma import GemmaLM
-from demos.models.gpt_neox import GPTNeoXLM
 from demos.models.llama import LlamaLM
-from demos.models.mamba import MambaLM
-from demos.models.mistral import MistralLM
-from demos.models.persimmon import PersimmonLM
-from demos.models.phi import PhiLM
-from demos.models.phi3 import Phi3LM
 from demos.weights import count_parameters
-from helpers import assert_lm_parity, assert_same_grads, assert_same_greedy_tokens, tiny_model
-
-T = 9  # sequence length: longer than the Mistral row's window and than Mamba's convolution
-
-
-@dataclass(frozen=True)
-class Row:
-    """One model of the table."""
-
-    model_type: str  # transformers model_type of the reference (demos/testing.py::TINY)
-    ours: type[nn.Module]  # our class; ``ours.from_hf(reference)`` copies the weights
-    config: dict = dataclasses.field(default_factory=dict)  # overrides of the tiny config
-    tolerance: float = 1.0  # factor on the setting's atol and rtol
-
-    def reference(self, device: str = "cpu", dtype: torch.dtype = torch.float32) -> nn.Module:
-        return tiny_model(self.model_type, device, dtype, **self.config)
-
-
-ROWS = {
-    "llama-mha": Row("llama", LlamaLM, {"num_key_value_heads": 4}),
-    "llama-gqa": Row("llama", LlamaLM, {"num_key_value_heads": 2}),
-    "llama-mqa": Row("llama", LlamaLM, {"num_key_value_heads": 1}),
-    "mistral-W3": Row("mistral", MistralLM, {"sliding_window": 3}),  # W = 3 < T
-    "falcon-7b": Row("falcon", FalconLM),  # multi-query, one LayerNorm
-    "falcon-40b": Row("falcon", FalconLM, {"new_decoder_architecture": True, "num_kv_heads": 2}),
-    "mamba": Row(
-        "mamba", MambaLM, {"tie_word_embeddings": False}
-    ),  # tied, it repeats its last token
-    # Yi-6B's shape ratios (h / g = 8, rope_theta 5e6) on the Llama class: a family with no code
-    "yi-like": Row(
-        "llama",
-        LlamaLM,
-        {
-            "hidden_size": 64,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 1,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 5e6},
-        },
-    ),
-    # Phi-3: fused qkv_proj / gate_up_proj; a sliding window; LongRoPE below its switch (every
-    # sequence here is shorter than L = 64: short factors and the attention factor 1.15)
-    "phi3": Row("phi3", Phi3LM),
-    "phi3-W3": Row("phi3", Phi3LM, {"sliding_window": 3}),
-    "phi3-longrope": Row(
-        "phi3",
-        Phi3LM,
-        {
-            "original_max_position_embeddings": 64,
-            "rope_parameters": {
-                "rope_type": "longrope",
-                "rope_theta": 10000.0,
-                "factor": 4.0,
-                "short_factor": [1.0, 1.3, 2.1, 3.7],
-                "long_factor": [1.0, 2.9, 6.4, 15.2],
-            },
-        },
-    ),
-    # GPT-NeoX (Pythia): partial rotary, fused QKV; parallel residual and the sequential block
-    "pythia-parallel": Row("gpt_neox", GPTNeoXLM),
-    "neox-sequential": Row("gpt_neox", GPTNeoXLM, {"use_parallel_residual": False}),
-    "persimmon": Row("persimmon", PersimmonLM),  # QK LayerNorm, squared ReLU
-    "phi": Row("phi", PhiLM),  # one shared LayerNorm, biased dense layers and head
-    # Llama 3.1's RoPE scaling on a context of 64: of the 4 frequencies one is kept, one blended,
-    # two divided by the factor (the released values: factor 8, 1, 4, 8192 over 128 channels)
-    "llama3-like": Row(
-        "llama",
-        LlamaLM,
-        {
-            "rope_parameters": {
-                "rope_type": "llama3",
-                "rope_theta": 10000.0,
-                "factor": 8.0,
-                "low_freq_factor": 1.0,
-                "high_freq_factor": 4.0,
-                "original_max_position_embeddings": 64,
-            }
-        },
-    ),
-    "gemma": Row("gemma", GemmaLM),  # 2B-like: MQA, head_dim 16 != 32 / 4, tied, GeGLU, 1 + w
-    "gemma-7b-like": Row("gemma", GemmaLM, {"num_key_value_heads": 4}),  # multi-head
-}
+from helpers import assert_lm_parity, assert_same_grads, assert_same_greedy_tokens
 
 rows = pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))
 

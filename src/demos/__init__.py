@@ -9,14 +9,26 @@ Where code goes (the layout rule; the README repeats it):
     fused q/k/v layouts (``fused_qkv``), norms (``norms``), MLPs (``mlp``), the selective scan
     (``selective_scan``), mixture of experts (``moe``), NF4 quantisation (``quantization``); later
     FFT convolution, ...
+``demos/catalog.py``
+    The one catalogue of models: per transformers ``model_type`` our class, its tiny config and its
+    registry columns (``ARCHITECTURES``); the tiny models every check runs on (``ROWS``). The
+    conformance table, the tiny configs, the debugger's tests, the chapters' parity cells and the
+    registry's checks are generated from it. A Llama-architecture family with no change of its own
+    (Yi, Vicuna, Orca 2, XGen) costs a registry entry and a row here; a new ``model_type`` costs a
+    module below, its entry in ``ARCHITECTURES`` and its rows (``tests/test_catalog.py`` fails until
+    they exist).
 ``demos/models/<transformers model_type>.py``
     A model whose weights load from a transformers class (``llama.py`` for ``LlamaForCausalLM``).
-    A new family subclasses the closest model already there and marks each change with
-    ``# NEW vs Llama: ...``, as transformers' modular files do. Classes are named
+    Decoders share the shell ``demos/models/decoder.py::DecoderLM``, which builds each block with
+    its layer index (``block_class(config, layer_idx)``; per-layer kinds are ``config.layer_types``)
+    and takes every part from a hook (``make_embedding``, ``make_block``, ``make_final_norm``,
+    ``make_head``; a block's ``make_attention``, ``make_mlp``, ``make_norm``); each block declares
+    its sub-steps (``substeps()``) for the debugger, and each config the ``model_types`` its
+    ``from_hf`` reads. A new family subclasses the closest model already there and marks each change
+    with ``# NEW vs Llama: ...``, as transformers' modular files do. Classes are named
     ``<Prefix>LMConfig``, ``<Prefix>LM`` and ``<Prefix>LM<Part>`` (``LlamaLMBlock``), with
     transformers' class prefix for that model_type (``GPTNeoXLM`` in ``gpt_neox.py``), never a
-    transformers class name, so a notebook can import both. A Llama-architecture family with
-    no change of its own needs no file: a registry entry and a row of ``tests/test_conformance.py``.
+    transformers class name, so a notebook can import both.
 ``demos/generation.py``
     One ``generate`` for every language model (greedy or sampled, padded batches).
 ``demos/training/``
@@ -36,8 +48,8 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/debugging.py``
     ``first_divergence``: the first layer and sub-step where a from-scratch model leaves its reference.
 ``demos/testing.py``
-    The one table of tiny configs (``TINY``) and the tiny random transformers models built from
-    it (``tiny_config``, ``tiny_model``), shared by the tests, the traps and the scripts.
+    The tiny random transformers models built from the catalogue's tiny configs (``tiny_config``,
+    ``tiny_model``), shared by the tests, the traps and the scripts.
 ``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``
     Shared argument checks (``ValueError`` at the boundary), weight copying, chapter helpers.
     Shared helpers are public and live in one module; nothing private is imported across modules.
@@ -99,7 +111,14 @@ _EXPORTS = {
     # models
     "LlamaLMConfig": "demos.models.llama",
     "LlamaLM": "demos.models.llama",
+    "MistralLMConfig": "demos.models.mistral",
     "MistralLM": "demos.models.mistral",
+    "Qwen2LMConfig": "demos.models.qwen2",
+    "Qwen2LM": "demos.models.qwen2",
+    "DecoderLM": "demos.models.decoder",
+    "SubStep": "demos.models.decoder",
+    "ARCHITECTURES": "demos.catalog",
+    "ROWS": "demos.catalog",
     "FalconLMConfig": "demos.models.falcon",
     "FalconLM": "demos.models.falcon",
     "MambaLMConfig": "demos.models.mamba",

@@ -194,7 +194,8 @@ class AttentionConfig:
     num_attention_heads: int  # h, query heads
     num_key_value_heads: int | None = None  # g; None means g == h (multi-head attention)
     head_dim: int | None = None  # d; None means hidden_size // num_attention_heads
-    attention_bias: bool = False  # biases on q/k/v/o projections (Llama: none)
+    qkv_bias: bool = False  # biases on q_proj, k_proj, v_proj (Llama: none; Qwen: yes)
+    o_bias: bool = False  # bias on o_proj (Llama, Qwen: none; Phi: yes)
     sliding_window: int | None = None  # W; None means full causal attention
 
     def __post_init__(self) -> None:
@@ -229,7 +230,8 @@ class AttentionConfig:
             num_attention_heads=hf_config.num_attention_heads,
             num_key_value_heads=getattr(hf_config, "num_key_value_heads", None),
             head_dim=getattr(hf_config, "head_dim", None),
-            attention_bias=getattr(hf_config, "attention_bias", False),
+            qkv_bias=getattr(hf_config, "attention_bias", False),  # Llama's one switch for all four
+            o_bias=getattr(hf_config, "attention_bias", False),
             sliding_window=getattr(hf_config, "sliding_window", None),
         )
 
@@ -250,12 +252,10 @@ class GroupedQueryAttention(nn.Module):
             config.num_key_value_heads,
             config.head_dim,
         )
-        self.q_proj = nn.Linear(c, h * d, bias=config.attention_bias)
-        self.k_proj = nn.Linear(
-            c, g * d, bias=config.attention_bias
-        )  # NEW vs MHA: g * d outputs, not h * d
-        self.v_proj = nn.Linear(c, g * d, bias=config.attention_bias)
-        self.o_proj = nn.Linear(h * d, c, bias=config.attention_bias)
+        self.q_proj = nn.Linear(c, h * d, bias=config.qkv_bias)
+        self.k_proj = nn.Linear(c, g * d, bias=config.qkv_bias)  # NEW vs MHA: g * d, not h * d
+        self.v_proj = nn.Linear(c, g * d, bias=config.qkv_bias)
+        self.o_proj = nn.Linear(h * d, c, bias=config.o_bias)
 
     def forward(
         self,

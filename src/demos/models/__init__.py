@@ -10,8 +10,32 @@ import dataclasses
 from typing import Any
 
 
+def check_model_type(config_class: type, hf_config: Any) -> None:
+    """``ValueError`` unless ``hf_config.model_type`` is one that ``config_class.model_types`` reads.
+
+    A config of another family may carry the same field names and still mean another model
+    (Qwen2's window applies to some layers only, Gemma's norm scales by ``1 + w``): reading it by
+    name would build a model that runs and is silently wrong. The message names the class that does
+    serve that ``model_type`` (:mod:`demos.catalog`), if one does.
+    """
+    accepted = getattr(config_class, "model_types", ())
+    model_type = getattr(hf_config, "model_type", None)
+    if model_type in accepted:
+        return
+    from demos.catalog import class_for_model_type  # light: no torch
+
+    serving = class_for_model_type(model_type)
+    hint = f"; use {serving}" if serving else "; no class here serves it"
+    raise ValueError(
+        f"{config_class.__name__}.from_hf reads model_type {', '.join(map(repr, accepted))}, "
+        f"got {model_type!r}{hint}"
+    )
+
+
 def fields_from_hf(config_class: type, hf_config: Any, **values: Any) -> Any:
-    """``config_class`` (a dataclass) built from the ``hf_config`` attributes of the same names, then ``values``."""
+    """``config_class`` (a dataclass) built from the ``hf_config`` attributes of the same names, then
+    ``values``; ``ValueError`` for a ``model_type`` the class does not read (:func:`check_model_type`)."""
+    check_model_type(config_class, hf_config)
     names = [f.name for f in dataclasses.fields(config_class)]
     read = {name: getattr(hf_config, name) for name in names if hasattr(hf_config, name)}
     return config_class(**{**read, **values})

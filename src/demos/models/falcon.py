@@ -6,7 +6,8 @@ the residual together; (2) Falcon-7B uses multi-query attention [shazeer2019mqa]
 head for all 71 query heads), Falcon-40B/180B use 8 key/value groups; (3) q, k and v come out of
 one fused matrix ``query_key_value``; (4) LayerNorm with a bias and a plain GELU MLP instead of
 RMSNorm and SwiGLU. Attention itself is ``demos.layers.attention.attention``: MQA is the setting
-``g == 1``. ``FalconLM`` subclasses ``LlamaLM`` and restates only these (``# NEW vs Llama``).
+``g == 1``. ``FalconLM`` subclasses the decoder shell ``DecoderLM`` (as ``LlamaLM`` does) and restates
+only these (``# NEW vs Llama``).
 
 Axes:
     b  batch
@@ -37,7 +38,7 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ from torch import nn
 from demos.layers.fused_qkv import FusedQKVAttention
 from demos.layers.mlp import GeluMLP
 from demos.models import fields_from_hf, rope_theta_from_hf
-from demos.models.llama import LlamaLM
+from demos.models.decoder import DecoderLM, SubStep, check_layer_idx
 from demos.validation import check_positive_int, check_rope_theta
 from demos.weights import load_hf_weights
 
@@ -53,6 +54,8 @@ from demos.weights import load_hf_weights
 @dataclass(frozen=True)
 class FalconLMConfig:
     """Shape of a Falcon model, with transformers' ``FalconConfig`` field names."""
+
+    model_types: ClassVar[tuple[str, ...]] = ("falcon",)  # the transformers configs from_hf reads
 
     vocab_size: int  # v
     hidden_size: int  # c
@@ -152,8 +155,9 @@ class FalconLMBlock(nn.Module):
     has two (``ln_attn`` and ``ln_mlp``) unless ``num_ln_in_parallel_attn == 1``.
     """
 
-    def __init__(self, config: FalconLMConfig) -> None:
+    def __init__(self, config: FalconLMConfig, layer_idx: int) -> None:
         super().__init__()
+        self.layer_idx = check_layer_idx(layer_idx, config)
         c, eps = config.hidden_size, config.layer_norm_epsilon
         self.self_attention = FalconLMAttention(config)  # NEW vs Llama: fused QKV
         # NEW vs Llama: a GELU MLP, not SwiGLU
@@ -164,6 +168,19 @@ class FalconLMBlock(nn.Module):
             self.ln_mlp = nn.LayerNorm(c, eps=eps)
         else:  # NEW vs Llama: one LayerNorm for both branches (7B)
             self.input_layernorm = nn.LayerNorm(c, eps=eps)
+
+    def substeps(self) -> tuple[SubStep, ...]:
+        """The sub-steps in forward order, for :func:`demos.debugging.first_divergence`."""
+        if self.two_norms:
+            norms = (SubStep("attention norm", "norm", "ln_attn"), SubStep("MLP norm", "norm", "ln_mlp"))
+        else:
+            norms = (SubStep("input norm", "norm", "input_layernorm"),)
+        return (
+            *norms,
+            SubStep("attention", "attention", "self_attention"),
+            SubStep("MLP", "mlp", "mlp"),
+            SubStep("residual after attention + MLP", "residual"),
+        )
 
     def forward(self, x: torch.Tensor, *attention_args: Any) -> torch.Tensor:
         """``x (b, t, c)``; ``attention_args`` as in ``LlamaLMBlock``: ``(position_embeddings, cache,
@@ -176,16 +193,16 @@ class FalconLMBlock(nn.Module):
         return x + (self.mlp(mlp_in) + attn_out)  # NEW vs Llama: both branches read x, not x + attn
 
 
-class FalconLM(LlamaLM):
-    """:class:`~demos.models.llama.LlamaLM`'s shell with Falcon's block, final LayerNorm and names.
+class FalconLM(DecoderLM):
+    """:class:`~demos.models.decoder.DecoderLM`'s shell with Falcon's block, final LayerNorm and names.
 
     Embedding, the loop over blocks with RoPE and the KV cache, the tied head, ``new_cache``,
-    ``generate`` and ``from_hf`` are Llama's; each cache holds the ``g`` key/value heads.
+    ``generate`` and ``from_hf`` are the shell's (as Llama's); each cache holds the ``g`` key/value heads.
     """
 
     config_class = FalconLMConfig  # NEW vs Llama: FalconConfig's fields
     block_class = FalconLMBlock  # NEW vs Llama: the parallel block
     module_names = ("transformer", "word_embeddings", "h", "ln_f")  # NEW vs Llama: HF's names
 
-    def final_norm(self, config: FalconLMConfig) -> nn.Module:
+    def make_final_norm(self, config: FalconLMConfig) -> nn.Module:
         return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)  # NEW vs Llama

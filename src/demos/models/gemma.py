@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from demos.layers.mlp import GATE_ACTIVATIONS, GatedMLP
 from demos.layers.norms import GemmaRMSNorm
 from demos.models import fields_from_hf, rope_theta_from_hf
 from demos.models.llama import LlamaLM, LlamaLMBlock, LlamaLMConfig
@@ -66,16 +65,14 @@ class GemmaLMScaledEmbedding(nn.Embedding):
 class GemmaLMConfig(LlamaLMConfig):
     """Llama's fields plus the two Gemma reads, with transformers' ``GemmaConfig`` names."""
 
+    model_types: ClassVar[tuple[str, ...]] = ("gemma",)  # NEW vs Llama: GemmaConfig
+
     hidden_act: str = "gelu_pytorch_tanh"  # NEW vs Llama: the gate's activation (GeGLU)
     tie_word_embeddings: bool = True  # NEW vs Llama: the head is the embedding matrix
     pad_token_id: int | None = None  # the embedding row that gets no gradient (HF's padding_idx)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.hidden_act not in GATE_ACTIVATIONS:
-            raise ValueError(
-                f"hidden_act ({self.hidden_act!r}) must be one of {sorted(GATE_ACTIVATIONS)}"
-            )
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(
                 f"pad_token_id ({self.pad_token_id!r}) must lie in [0, vocab_size = {self.vocab_size})"
@@ -90,15 +87,11 @@ class GemmaLMConfig(LlamaLMConfig):
 
 
 class GemmaLMBlock(LlamaLMBlock):
-    """Llama's pre-norm block with a GeGLU MLP and ``(1 + w)`` RMSNorms."""
+    """Llama's pre-norm block with ``(1 + w)`` RMSNorms; the MLP is Llama's ``GatedMLP`` with the
+    config's GELU gate (GeGLU)."""
 
-    def __init__(self, config: GemmaLMConfig) -> None:
-        super().__init__(config)
-        c, f, eps = config.hidden_size, config.intermediate_size, config.rms_norm_eps
-        # NEW vs Llama: GELU (tanh) gate, GeGLU
-        self.mlp = GatedMLP(c, f, config.mlp_bias, hidden_act=config.hidden_act)
-        self.input_layernorm = GemmaRMSNorm(c, eps)  # NEW vs Llama: scales by 1 + w
-        self.post_attention_layernorm = GemmaRMSNorm(c, eps)  # NEW vs Llama: scales by 1 + w
+    def make_norm(self, config: GemmaLMConfig) -> nn.Module:
+        return GemmaRMSNorm(config.hidden_size, config.rms_norm_eps)  # NEW vs Llama: 1 + w
 
 
 class GemmaLM(LlamaLM):
@@ -108,15 +101,11 @@ class GemmaLM(LlamaLM):
     """
 
     config_class = GemmaLMConfig  # NEW vs Llama: GemmaConfig's fields
-    block_class = GemmaLMBlock  # NEW vs Llama: GeGLU, (1 + w) norms
+    block_class = GemmaLMBlock  # NEW vs Llama: (1 + w) norms
 
-    def __init__(self, config: GemmaLMConfig) -> None:
-        super().__init__(config)
+    def make_embedding(self, config: GemmaLMConfig) -> nn.Module:
         # NEW vs Llama: the embedding is multiplied by sqrt(c) in the weights' dtype
-        embed = GemmaLMScaledEmbedding(config.vocab_size, config.hidden_size, config.pad_token_id)
-        self.model.embed_tokens = embed
-        if config.tie_word_embeddings:
-            self.lm_head.weight = embed.weight  # tied to the new embedding
+        return GemmaLMScaledEmbedding(config.vocab_size, config.hidden_size, config.pad_token_id)
 
-    def final_norm(self, config: GemmaLMConfig) -> nn.Module:
+    def make_final_norm(self, config: GemmaLMConfig) -> nn.Module:
         return GemmaRMSNorm(config.hidden_size, config.rms_norm_eps)  # NEW vs Llama: 1 + w

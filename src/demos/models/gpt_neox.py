@@ -7,7 +7,7 @@ LayerNorm) and both outputs are added to it at once; (2) RoPE turns only the fir
 ``rotary_ndims = int(d * rotary_pct)`` channels of each head (Pythia: 25 %); (3) q, k and v come out
 of one ``query_key_value`` matrix, head by head; (4) LayerNorm with a bias and a GELU MLP; (5) an
 untied output matrix (``embed_out`` in the checkpoints, ``lm_head`` in transformers 5).
-``GPTNeoXLM`` subclasses ``LlamaLM`` and restates only these (``# NEW vs Llama``).
+``GPTNeoXLM`` subclasses the decoder shell ``DecoderLM`` and restates only these (``# NEW vs Llama``).
 
 Axes:
     b  batch
@@ -34,7 +34,7 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -43,7 +43,7 @@ from demos.layers.fused_qkv import FusedQKVAttention
 from demos.layers.mlp import GeluMLP
 from demos.layers.rope import rope_cos_sin
 from demos.models import fields_from_hf, rope_theta_from_hf
-from demos.models.llama import LlamaLM
+from demos.models.decoder import DecoderLM, SubStep, check_layer_idx, sequential_substeps
 from demos.validation import check_positive_int, check_rope_theta
 from demos.weights import load_hf_weights
 
@@ -77,6 +77,8 @@ def partial_rotary_from_hf(hf_config: Any, default: float) -> float:
 @dataclass(frozen=True)
 class GPTNeoXLMConfig:
     """Shape of a GPT-NeoX model, with transformers' ``GPTNeoXConfig`` field names."""
+
+    model_types: ClassVar[tuple[str, ...]] = ("gpt_neox",)  # the transformers configs from_hf reads
 
     vocab_size: int  # v
     hidden_size: int  # c
@@ -154,8 +156,9 @@ class GPTNeoXLMAttention(FusedQKVAttention):
 class GPTNeoXLMBlock(nn.Module):
     """``x + attn(ln1(x)) + mlp(ln2(x))`` (parallel), or Llama's order with LayerNorms (sequential)."""
 
-    def __init__(self, config: GPTNeoXLMConfig) -> None:
+    def __init__(self, config: GPTNeoXLMConfig, layer_idx: int) -> None:
         super().__init__()
+        self.layer_idx = check_layer_idx(layer_idx, config)
         c, eps = config.hidden_size, config.layer_norm_eps
         self.use_parallel_residual = config.use_parallel_residual
         self.input_layernorm = nn.LayerNorm(c, eps=eps)  # NEW vs Llama: LayerNorm, with a bias
@@ -164,6 +167,18 @@ class GPTNeoXLMBlock(nn.Module):
         approximate = GELU_APPROXIMATIONS[config.hidden_act]
         # NEW vs Llama: a GELU MLP with biases, not SwiGLU
         self.mlp = GeluMLP(c, config.intermediate_size, bias=True, approximate=approximate)
+
+    def substeps(self) -> tuple[SubStep, ...]:
+        """The sub-steps in forward order, for :func:`demos.debugging.first_divergence`."""
+        if not self.use_parallel_residual:
+            return sequential_substeps("input_layernorm", "attention", "post_attention_layernorm", "mlp")
+        return (
+            SubStep("input norm", "norm", "input_layernorm"),
+            SubStep("attention", "attention", "attention"),
+            SubStep("MLP norm", "norm", "post_attention_layernorm"),  # reads x, not x + attention
+            SubStep("MLP", "mlp", "mlp"),
+            SubStep("residual after attention + MLP", "residual"),
+        )
 
     def forward(self, x: torch.Tensor, *attention_args: Any) -> torch.Tensor:
         """``x (b, t, c)``; ``attention_args``: ``(position_embeddings, cache, attention_mask)``."""
@@ -174,11 +189,11 @@ class GPTNeoXLMBlock(nn.Module):
         return self.mlp(self.post_attention_layernorm(x)) + x  # (b, t, c)
 
 
-class GPTNeoXLM(LlamaLM):
-    """:class:`~demos.models.llama.LlamaLM`'s shell with GPT-NeoX's block, partial RoPE and names.
+class GPTNeoXLM(DecoderLM):
+    """:class:`~demos.models.decoder.DecoderLM`'s shell with GPT-NeoX's block, partial RoPE and names.
 
     Embedding, the loop over blocks with the KV cache, ``new_cache``, ``generate`` and ``from_hf``
-    are Llama's. transformers' module names: ``gpt_neox.embed_in``, ``gpt_neox.layers``,
+    are the shell's, as Llama's. transformers' module names: ``gpt_neox.embed_in``, ``gpt_neox.layers``,
     ``gpt_neox.final_layer_norm`` and ``lm_head``. The released checkpoints call the head
     ``embed_out``; transformers 5 renames it to ``lm_head`` when it loads them
     (``conversion_mapping.py``), so the module we compare against is named ``lm_head``.
@@ -189,7 +204,7 @@ class GPTNeoXLM(LlamaLM):
     # NEW vs Llama: HF's names
     module_names = ("gpt_neox", "embed_in", "layers", "final_layer_norm")
 
-    def final_norm(self, config: GPTNeoXLMConfig) -> nn.Module:
+    def make_final_norm(self, config: GPTNeoXLMConfig) -> nn.Module:
         return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)  # NEW vs Llama
 
     def position_embeddings(

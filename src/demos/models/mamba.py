@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ from demos.generation import GenerationMixin
 from demos.layers.norms import RMSNorm
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
 from demos.models import fields_from_hf
+from demos.models.decoder import SubStep
 from demos.validation import (
     check_attention_mask,
     check_positive_int,
@@ -51,6 +52,8 @@ from demos.weights import load_hf_weights
 @dataclass(frozen=True)
 class MambaLMConfig:
     """Shape of a Mamba LM, with transformers' ``MambaConfig`` field names."""
+
+    model_types: ClassVar[tuple[str, ...]] = ("mamba",)  # the transformers configs from_hf reads
 
     vocab_size: int  # v
     hidden_size: int  # c
@@ -197,6 +200,14 @@ class MambaLMBlock(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
         self.mixer = MambaLMMixer(config)
         self.residual_in_fp32 = config.residual_in_fp32
+
+    def substeps(self) -> tuple[SubStep, ...]:
+        """The sub-steps in forward order, for :func:`demos.debugging.first_divergence`."""
+        return (
+            SubStep("input norm", "norm", "norm"),
+            SubStep("mixer", "mixer", "mixer"),
+            SubStep("residual after mixer", "residual"),
+        )
 
     def forward(
         self,

@@ -15,20 +15,31 @@ Reference implementation:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from demos.layers.kv_cache import KVCache, RollingKVCache
-from demos.models.llama import LlamaLM
+from demos.models.llama import LlamaLM, LlamaLMConfig
+
+
+@dataclass(frozen=True)
+class MistralLMConfig(LlamaLMConfig):
+    """:class:`LlamaLMConfig` read from a ``MistralConfig``: ``sliding_window`` applies to every layer."""
+
+    model_types: ClassVar[tuple[str, ...]] = ("mistral",)  # NEW vs Llama: MistralConfig
 
 
 class MistralLM(LlamaLM):
     """:class:`~demos.models.llama.LlamaLM` with a sliding window: the only change is the cache.
 
-    The window itself already lives in the attention (``LlamaLMConfig.sliding_window``, read
-    from ``MistralConfig``); here decoding keeps a :class:`RollingKVCache` of ``W`` positions
-    per layer instead of a cache that grows with the sequence.
+    The window itself already lives in the attention (``LlamaLMConfig.sliding_window``, per layer
+    by ``layer_types``); here decoding keeps a :class:`RollingKVCache` of ``W`` positions in each
+    windowed layer instead of a cache that grows with the sequence.
     """
 
+    config_class = MistralLMConfig  # NEW vs Llama: reads MistralConfig
+
     def new_cache(self, batch_size: int | None = None) -> list[KVCache]:  # NEW vs Llama: fixed size
-        window = self.config.sliding_window
-        if window is None:
-            return super().new_cache(batch_size)  # no window: every past token stays visible
-        return [RollingKVCache(window) for _ in self.blocks]
+        windows = (self.config.window(i) for i in range(len(self.blocks)))
+        # a layer without a window keeps every past token
+        return [KVCache() if w is None else RollingKVCache(w) for w in windows]

@@ -35,6 +35,7 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -51,6 +52,8 @@ from demos.weights import load_hf_weights
 @dataclass(frozen=True)
 class PersimmonLMConfig(GPTNeoXLMConfig):
     """Shape of a Persimmon model, with transformers' ``PersimmonConfig`` field names."""
+
+    model_types: ClassVar[tuple[str, ...]] = ("persimmon",)  # NEW vs GPT-NeoX: PersimmonConfig
 
     hidden_act: str = "relu2"  # NEW vs GPT-NeoX: squared ReLU, the only activation accepted
     partial_rotary_factor: float = 0.5  # NEW vs GPT-NeoX (Pythia: 0.25)
@@ -114,13 +117,14 @@ class PersimmonLMBlock(LlamaLMBlock):
     """Llama's pre-norm block and forward (``x + attn(ln1(x))``, then ``x + mlp(ln2(x))``) and names
     (``input_layernorm self_attn post_attention_layernorm mlp``), with Persimmon's parts."""
 
-    def __init__(self, config: PersimmonLMConfig) -> None:
-        nn.Module.__init__(self)  # Llama's forward, not Llama's parts
-        c, eps = config.hidden_size, config.layer_norm_eps
-        self.self_attn = PersimmonLMAttention(config)  # NEW vs Llama: fused QKV + QK LayerNorm
-        self.mlp = SquaredReLUMLP(c, config.intermediate_size)  # NEW vs Llama: relu(x)**2, biases
-        self.input_layernorm = nn.LayerNorm(c, eps=eps)  # NEW vs Llama: LayerNorm
-        self.post_attention_layernorm = nn.LayerNorm(c, eps=eps)
+    def make_attention(self, config: PersimmonLMConfig, layer_idx: int) -> nn.Module:
+        return PersimmonLMAttention(config)  # NEW vs Llama: fused QKV + QK LayerNorm
+
+    def make_mlp(self, config: PersimmonLMConfig, layer_idx: int) -> nn.Module:
+        return SquaredReLUMLP(config.hidden_size, config.intermediate_size)  # NEW: relu(x)**2
+
+    def make_norm(self, config: PersimmonLMConfig) -> nn.Module:
+        return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)  # NEW vs Llama
 
 
 class PersimmonLM(GPTNeoXLM):

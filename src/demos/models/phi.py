@@ -34,7 +34,7 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,7 @@ from torch import nn
 
 from demos.layers.attention import AttentionConfig, GroupedQueryAttention
 from demos.layers.mlp import gelu_tanh
+from demos.models.decoder import SubStep, check_layer_idx
 from demos.models.gpt_neox import GELU_APPROXIMATIONS, GPTNeoXLM, GPTNeoXLMConfig
 from demos.validation import check_floating, check_positive_int
 from demos.weights import load_hf_weights
@@ -50,6 +51,8 @@ from demos.weights import load_hf_weights
 @dataclass(frozen=True)
 class PhiLMConfig(GPTNeoXLMConfig):
     """Shape of a Phi model, with transformers' ``PhiConfig`` field names."""
+
+    model_types: ClassVar[tuple[str, ...]] = ("phi",)  # NEW vs GPT-NeoX: PhiConfig
 
     num_key_value_heads: int | None = None  # NEW vs GPT-NeoX: g; None means g == h
     hidden_act: str = "gelu_new"  # NEW vs GPT-NeoX: the tanh GELU
@@ -71,7 +74,8 @@ class PhiLMConfig(GPTNeoXLMConfig):
             hidden_size=self.hidden_size,
             num_attention_heads=self.num_attention_heads,
             num_key_value_heads=self.num_key_value_heads,
-            attention_bias=True,  # NEW vs Llama: biases on q_proj, k_proj, v_proj, dense
+            qkv_bias=True,  # NEW vs Llama: biases on q_proj, k_proj, v_proj
+            o_bias=True,  # and on dense
         )
 
 
@@ -116,12 +120,22 @@ class PhiLMMLP(nn.Module):
 class PhiLMBlock(nn.Module):
     """``x + attn(ln(x)) + mlp(ln(x))``: one LayerNorm, its output read by both branches."""
 
-    def __init__(self, config: PhiLMConfig) -> None:
+    def __init__(self, config: PhiLMConfig, layer_idx: int) -> None:
         super().__init__()
+        self.layer_idx = check_layer_idx(layer_idx, config)
         self.self_attn = PhiLMAttention(config)  # NEW vs GPT-NeoX: q_proj, k_proj, v_proj, dense
         self.mlp = PhiLMMLP(config)
         # NEW vs GPT-NeoX: one norm, no post_attention_layernorm
         self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def substeps(self) -> tuple[SubStep, ...]:
+        """The sub-steps in forward order, for :func:`demos.debugging.first_divergence`."""
+        return (
+            SubStep("input norm", "norm", "input_layernorm"),
+            SubStep("attention", "attention", "self_attn"),
+            SubStep("MLP", "mlp", "mlp"),
+            SubStep("residual after attention + MLP", "residual"),
+        )
 
     def forward(self, x: torch.Tensor, *attention_args: Any) -> torch.Tensor:
         """``x (b, t, c)``; ``attention_args``: ``(position_embeddings, cache, attention_mask)``."""
@@ -138,9 +152,5 @@ class PhiLM(GPTNeoXLM):
     block_class = PhiLMBlock  # NEW vs GPT-NeoX: one shared LayerNorm
     module_names = ("model", "embed_tokens", "layers", "final_layernorm")  # NEW vs GPT-NeoX
 
-    def __init__(self, config: PhiLMConfig) -> None:
-        super().__init__(config)
-        tied = self.lm_head.weight if config.tie_word_embeddings else None
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=True)  # NEW: a bias
-        if tied is not None:
-            self.lm_head.weight = tied
+    def make_head(self, config: PhiLMConfig) -> nn.Linear:
+        return nn.Linear(config.hidden_size, config.vocab_size, bias=True)  # NEW: a bias

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -89,6 +89,8 @@ def longrope_inv_freq(
 @dataclass(frozen=True)
 class Phi3LMConfig(LlamaLMConfig):
     """:class:`LlamaLMConfig` plus LongRoPE's fields (transformers' ``rope_parameters`` names)."""
+
+    model_types: ClassVar[tuple[str, ...]] = ("phi3",)  # NEW vs Llama: Phi3Config
 
     rope_type: str = "default"  # "default" or "longrope"
     short_factor: tuple[float, ...] | None = None  # lambda_i up to the original length
@@ -191,10 +193,11 @@ class Phi3LMMLP(nn.Module):
 class Phi3LMBlock(LlamaLMBlock):
     """Llama's pre-norm block with the fused attention and MLP."""
 
-    def __init__(self, config: Phi3LMConfig) -> None:
-        super().__init__(config)
-        self.self_attn = Phi3LMAttention(config.attention_config())  # NEW vs Llama: qkv_proj
-        self.mlp = Phi3LMMLP(config.hidden_size, config.intermediate_size)  # NEW: gate_up_proj
+    def make_attention(self, config: Phi3LMConfig, layer_idx: int) -> nn.Module:
+        return Phi3LMAttention(config.attention_config(layer_idx))  # NEW vs Llama: qkv_proj
+
+    def make_mlp(self, config: Phi3LMConfig, layer_idx: int) -> nn.Module:
+        return Phi3LMMLP(config.hidden_size, config.intermediate_size)  # NEW: gate_up_proj
 
 
 class Phi3LM(MistralLM):

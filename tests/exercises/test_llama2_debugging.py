@@ -29,7 +29,7 @@ def test_the_planted_model_diverges_at_the_planted_place(layer):
     ours, reference, ids = planted_mistake_models(layer)
     assert isinstance(ours.blocks[layer], BuggyBlock)
     assert solution(ours, reference, ids) == (layer, PLANTED_SUBSTEP)
-    fixed = LlamaLMBlock(ours.config)  # the same weights in the right block: no divergence
+    fixed = LlamaLMBlock(ours.config, layer)  # the same weights in the right block: no divergence
     fixed.load_state_dict(ours.blocks[layer].state_dict())
     ours.blocks[layer] = fixed.eval()
     assert isinstance(first_divergence(ours, reference, ids), NoDivergence)

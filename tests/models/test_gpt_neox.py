@@ -47,7 +47,7 @@ def test_attention_layer_matches_transformers(setting, rotary_pct, t):
 def test_block_matches_transformers(setting, parallel):
     hf_model = tiny_model("gpt_neox", setting.device, setting.dtype, use_parallel_residual=parallel)
     hf = hf_model.gpt_neox.layers[0]
-    ours = load_hf_weights(GPTNeoXLMBlock(GPTNeoXLMConfig.from_hf(hf_model.config)), hf)
+    ours = load_hf_weights(GPTNeoXLMBlock(GPTNeoXLMConfig.from_hf(hf_model.config), 0), hf)
     assert_block_parity(ours, hf, hf_model.gpt_neox.rotary_emb, setting)
 
 

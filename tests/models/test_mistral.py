@@ -13,7 +13,7 @@ from demos.layers.attention import attention
 from demos.layers.banded_attention import banded_attention
 from demos.layers.kv_cache import KVCache, RollingKVCache
 from demos.models.llama import LlamaLM, LlamaLMConfig
-from demos.models.mistral import MistralLM
+from demos.models.mistral import MistralLM, MistralLMConfig
 from helpers import assert_lm_parity, assert_same_input_grads, tiny_config, tiny_model
 
 T = 12  # sequence length of the model tests; windows below are shorter and longer than it
@@ -210,4 +210,10 @@ def test_banded_attention_rejects_bad_blocks_and_shapes():
 
 def test_bad_sliding_window_in_the_config_raises():
     with pytest.raises(ValueError, match=r"sliding_window \(0\) must be a positive integer"):
-        LlamaLMConfig.from_hf(tiny_config("mistral", sliding_window=0))
+        MistralLMConfig.from_hf(tiny_config("mistral", sliding_window=0))
+
+
+def test_llamas_reader_refuses_a_mistral_config():
+    """Llama's reader would take the window by name; it names the class that reads MistralConfig."""
+    with pytest.raises(ValueError, match=r"reads model_type 'llama', got 'mistral'; use demos.models.mistral.MistralLM"):
+        LlamaLMConfig.from_hf(tiny_config("mistral"))

@@ -47,7 +47,7 @@ def test_qk_layernorm_attention_matches_transformers(setting, qk_layernorm, t):
 def test_block_matches_transformers(setting):
     hf_model = tiny_model("persimmon", setting.device, setting.dtype)
     hf = hf_model.model.layers[0]
-    ours = load_hf_weights(PersimmonLMBlock(PersimmonLMConfig.from_hf(hf_model.config)), hf)
+    ours = load_hf_weights(PersimmonLMBlock(PersimmonLMConfig.from_hf(hf_model.config), 0), hf)
     assert_block_parity(ours, hf, hf_model.model.rotary_emb, setting)
 
 

@@ -50,7 +50,7 @@ def test_mlp_matches_transformers(setting):
 def test_block_matches_transformers(setting):
     hf_model = tiny_model("phi", setting.device, setting.dtype)
     hf = hf_model.model.layers[0]
-    ours = load_hf_weights(PhiLMBlock(PhiLMConfig.from_hf(hf_model.config)), hf)
+    ours = load_hf_weights(PhiLMBlock(PhiLMConfig.from_hf(hf_model.config), 0), hf)
     assert_block_parity(ours, hf, hf_model.model.rotary_emb, setting)
 
 

@@ -112,7 +112,7 @@ def planted_mistake_models(layer: int = 1) -> tuple[LlamaLM, torch.nn.Module, to
         reference = tiny_reference("llama")
         input_ids = token_ids(reference.config.vocab_size)
     ours = LlamaLM.from_hf(reference)
-    buggy = BuggyBlock(ours.config)
+    buggy = BuggyBlock(ours.config, layer)
     buggy.load_state_dict(ours.blocks[layer].state_dict())
     ours.blocks[layer] = buggy
     return ours.eval(), reference, input_ids

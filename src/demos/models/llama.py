@@ -90,6 +90,8 @@ class LlamaLMConfig:
             raise ValueError(
                 f"llama3_rope_scaling must be a Llama3RopeScaling or None, got {type(scaling).__name__}"
             )
+        if self.sliding_window is not None:
+            check_positive_int("sliding_window", self.sliding_window)
         layer_types = check_layer_types(
             self.layer_types, self.num_hidden_layers, self.sliding_window
         )

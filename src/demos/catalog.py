@@ -204,7 +204,9 @@ ROWS = {
             ("Llama 2", "Orca 2", "Vicuna", "XGen"),
             "multi-head attention (g = h): Llama-2-7B/13B, Orca 2, Vicuna, XGen",
         ),
-        Row("llama-gqa", "llama", {"num_key_value_heads": 2}, (), "grouped-query attention, h/g = 2"),
+        Row(
+            "llama-gqa", "llama", {"num_key_value_heads": 2}, (), "grouped-query attention, h/g = 2"
+        ),
         Row("llama-mqa", "llama", {"num_key_value_heads": 1}, (), "multi-query attention (g = 1)"),
         Row("llama2-70b-like", "llama", _WIDE16, ("Llama 2",), "GQA with h/g = 8, as Llama-2-70B"),
         Row(

@@ -160,7 +160,9 @@ class LlamaLMBlock(nn.Module):
 
     def substeps(self) -> tuple[SubStep, ...]:
         """The sub-steps in forward order, for :func:`demos.debugging.first_divergence`."""
-        return sequential_substeps("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
+        return sequential_substeps(
+            "input_layernorm", "self_attn", "post_attention_layernorm", "mlp"
+        )
 
     def forward(
         self,

@@ -263,6 +263,8 @@ class MambaCache:
 class MambaLM(GenerationMixin, nn.Module):
     """A Mamba language model; its ``state_dict`` keys are those of ``MambaForCausalLM``."""
 
+    config_class = MambaLMConfig  # reads a transformers MambaConfig
+
     def __init__(self, config: MambaLMConfig) -> None:
         super().__init__()
         self.config = config
@@ -326,7 +328,7 @@ class MambaLM(GenerationMixin, nn.Module):
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> MambaLM:
         """Build from a transformers ``MambaForCausalLM`` and copy its weights (same names)."""
-        return load_hf_weights(cls(MambaLMConfig.from_hf(hf_model.config)), hf_model)
+        return load_hf_weights(cls(cls.config_class.from_hf(hf_model.config)), hf_model)
 
 
 def state_bytes_per_token(

@@ -1,6 +1,6 @@
 """What is particular to Gemma (the shared checks are rows "gemma" and "gemma-7b-like" of
 tests/test_conformance.py): the padding row of the embedding, bf16 logits bit for bit, the
-released shapes from the registry, and bad configurations."""
+released sizes' head_dim from the registry, and bad configurations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 
 from demos.models.gemma import GemmaLM, GemmaLMConfig
 from demos.registry import family_sizes, released_config
-from demos.weights import count_parameters
 from helpers import assert_lm_parity, tiny_config, tiny_model
 
 
@@ -36,16 +35,11 @@ def test_bf16_logits_and_gradients_equal_transformers_bit_for_bit():
 
 
 @pytest.mark.parametrize("size", family_sizes("Gemma"), ids=lambda s: s.name)
-def test_released_shapes_build_with_the_parameter_count_of_transformers(size):
-    from transformers import AutoModelForCausalLM
-
-    config = released_config(size.name)
-    ours_config = GemmaLMConfig.from_hf(config)
+def test_released_sizes_read_head_dim_256(size):
+    """Our config takes head_dim from the released config, not hidden / heads. (Our parameter count
+    at every released size is tests/registry/test_registry.py's.)"""
+    ours_config = GemmaLMConfig.from_hf(released_config(size.name))
     assert ours_config.head_dim == size.head_dim == 256  # 7B: 3072 / 16 = 192, not 256
-    with torch.device("meta"):
-        ours = GemmaLM(ours_config)
-        hf = AutoModelForCausalLM.from_config(config)
-    assert count_parameters(ours) == sum(p.numel() for p in hf.parameters())
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPTNeoXForCausalLM
 
 from demos.models.gpt_neox import GPTNeoXLM, GPTNeoXLMAttention, GPTNeoXLMBlock, GPTNeoXLMConfig
 from demos.registry import family_sizes, released_config
-from demos.weights import count_parameters, load_hf_weights
+from demos.weights import load_hf_weights
 from helpers import (
     assert_block_parity,
     assert_lm_parity,
@@ -81,14 +80,11 @@ PYTHIA = [size.name for size in family_sizes("Pythia")]
 
 
 @pytest.mark.parametrize("name", PYTHIA)
-def test_released_sizes_count_on_meta_device(name):
-    """Every Pythia size at full size on the meta device: ours counts what transformers counts."""
-    hf_config = released_config(name)
-    with torch.device("meta"):
-        hf = GPTNeoXForCausalLM(hf_config)
-        ours = GPTNeoXLM(GPTNeoXLMConfig.from_hf(hf_config))
-    assert count_parameters(ours) == sum(p.numel() for p in hf.parameters())
-    assert ours.config.rotary_ndims == ours.config.head_dim // 4  # rotary_pct 0.25
+def test_released_sizes_rotate_a_quarter_of_each_head(name):
+    """Every Pythia size: rotary_pct 0.25. (Our parameter count at every released size is
+    tests/registry/test_registry.py's.)"""
+    config = GPTNeoXLMConfig.from_hf(released_config(name))
+    assert config.rotary_ndims == config.head_dim // 4
 
 
 # ---- bad input ----

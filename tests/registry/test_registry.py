@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from demos import registry
+from demos.catalog import ARCHITECTURES
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 from demos.registry import (
     ModelSize,
@@ -35,6 +36,7 @@ from demos.registry import (
     weights_bytes,
 )
 from demos.registry.load import build_size
+from demos.weights import count_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FAMILIES = [  # the model families of the seed list's quick-start table, in its order
@@ -175,6 +177,36 @@ def test_parameter_count_of_the_meta_model_rounds_to_the_published_figure(size):
         assert rounds_to(count, size.parameters), (
             f"{size.name}: the config builds {count:,} parameters, published {size.parameters}"
         )
+
+
+def _has_our_class(size: ModelSize) -> bool:
+    architecture = ARCHITECTURES.get(size.hf.get("model_type"))
+    return architecture is not None and architecture.ours is not None
+
+
+@pytest.mark.parametrize("size", buildable(), ids=lambda s: s.name)
+def test_our_class_counts_what_transformers_counts_at_every_released_size(size):
+    """Our class for the size's model_type (from the catalogue), built at full size on the meta
+    device, has exactly the parameters of transformers' model of the same config."""
+    config = registry.hf_config(size)
+    try:
+        cls = ARCHITECTURES[config.model_type].ours_class()
+    except ValueError as error:
+        pytest.fail(f"{size.name}: no class of ours for its model_type: {error}")
+    with torch.device("meta"):
+        ours = cls(cls.config_class.from_hf(config))
+    theirs = sum(p.numel() for p in built(size).parameters())
+    assert count_parameters(ours) == theirs, (
+        f"{size.name}: {cls.__name__} counts {count_parameters(ours):,}, transformers {theirs:,}"
+    )
+
+
+def test_our_classes_are_checked_in_every_family_that_has_one():
+    """The check above runs in every family with a size whose model_type has a class of ours."""
+    checked = {s.family for s in buildable()}
+    with_a_class = {s.family for s in load_registry() if s.hf and _has_our_class(s)}
+    assert checked == with_a_class
+    assert checked == set(SEED_FAMILIES) - {"ChatGPT", "StripedHyena"}  # no transformers class
 
 
 def _kv_width(model: torch.nn.Module, size: ModelSize) -> int | None:

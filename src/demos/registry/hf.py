@@ -9,39 +9,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from demos.catalog import ARCHITECTURES
 from demos.registry.load import model_size
 from demos.registry.schema import ModelSize
-
-_LLAMA_LIKE = ("llama", "mistral", "qwen2", "gemma", "phi3", "phi")
 
 
 def hf_config(size: ModelSize) -> Any:
     """The transformers config of ``size``, built from the registry's fields (config.json names).
 
-    ``size.hf`` adds the config.json fields the registry has no column for (and may override one,
-    as Orca 2's vocabulary). ``ValueError`` for a size without a transformers architecture.
+    Vocabulary, width and depth, then the columns the catalogue maps for the size's ``model_type``
+    (``demos.catalog.ARCHITECTURES[...].registry``: config.json field -> registry column), then
+    ``size.hf``: the config.json fields the registry has no column for (it may override one, as
+    Orca 2's vocabulary). ``ValueError`` for a size without a transformers architecture, or with a
+    ``model_type`` the catalogue does not know.
     """
     from transformers import AutoConfig
 
     if not size.hf or "_test" in size.notes:
         raise ValueError(f"{size.name} has no transformers architecture: {size.notes.get('_test')}")
+    model_type = size.hf["model_type"]
+    if model_type not in ARCHITECTURES:
+        raise ValueError(
+            f"{size.name}: model_type {model_type!r} is not in demos.catalog.ARCHITECTURES"
+        )
     kwargs = {
         "vocab_size": size.vocab_size,
         "hidden_size": size.hidden_size,
         "num_hidden_layers": size.layers,
+        **{
+            field: getattr(size, column)
+            for field, column in ARCHITECTURES[model_type].registry.items()
+        },
         **size.hf,
     }
-    model_type = kwargs.pop("model_type")
-    if model_type != "mamba":
-        kwargs["num_attention_heads"] = size.heads
-    if model_type in _LLAMA_LIKE:
-        kwargs.update(num_key_value_heads=size.kv_heads, intermediate_size=size.intermediate_size)
-    if model_type == "gemma":
-        kwargs["head_dim"] = size.head_dim
-    if model_type in ("gpt_neox", "persimmon"):
-        kwargs["intermediate_size"] = size.intermediate_size
-    if model_type == "falcon":
-        kwargs["ffn_hidden_size"] = size.intermediate_size
+    kwargs.pop("model_type")
     return AutoConfig.for_model(model_type, **kwargs)
 
 

@@ -1,23 +1,26 @@
 """Where does my model first leave the reference? Hooks on both models, compared sub-step by sub-step.
 
-A parity test says *that* the logits differ; :func:`first_divergence` says *where*. It hooks the
-modules of a from-scratch model and of its transformers reference that share a name (the models in
-:mod:`demos.models` use transformers' names), runs both on the same tokens, and walks the
-sub-steps in the order the forward pass computes them: the embedding, then per block its norms,
-attention (or Mamba's mixer), MLP and the residual stream after each, then the final norm and the
-head. The first sub-step whose output differs beyond ``atol + rtol * |reference|`` is the first
-place the two computations part; everything after it inherits the difference.
+A parity test says *that* the logits differ; :func:`first_divergence` says *where*. It runs both
+models on the same tokens, hooked, and walks the sub-steps in the order the forward pass computes
+them: the embedding, each block's sub-steps, the final norm and the head. The first sub-step whose
+output differs beyond ``atol + rtol * |reference|`` is where the two computations part; everything
+after it inherits the difference.
 
-Residual sums are not modules, so they are rebuilt from hooks: the block's output is the residual
-after the MLP (or after the mixer, or after Falcon's parallel attention + MLP), and in a
-sequential block the residual after attention is the block's input plus the attention's output.
+The plan: the blocks are the shallowest ``nn.ModuleList`` both models have under one name
+(``model.layers``); the embedding and final norm are its siblings, the head is ``lm_head``. Each of
+*our* blocks says what it computes: ``block.substeps()`` lists its
+:class:`demos.models.decoder.SubStep` s (norms, attention or mixer, MLP, residuals) in forward
+order, each the output of a named child, hooked in both models under that name (transformers'
+names). Nothing is guessed from names and nothing is skipped: a block without ``substeps()``, or a
+child either side lacks, is a ``ValueError``. Residual sums are not modules: the block's own output
+is its last residual, and a residual inside it (``adds="self_attn"``) is rebuilt on both sides as
+the block's input plus that child's output.
 
 Axes of the hooked outputs: ``b`` batch, ``t`` position, then ``c`` hidden size (``v`` vocabulary for
 the head).
 
-Reference implementation: transformers==5.23.0, models/llama/modeling_llama.py::LlamaDecoderLayer,
-models/falcon/modeling_falcon.py::FalconDecoderLayer, models/mamba/modeling_mamba.py::MambaBlock
-(the sub-steps and their order).
+Reference implementation: transformers==5.23.0, models/llama/modeling_llama.py::LlamaDecoderLayer
+and the other families' decoder layers (their children are hooked by our blocks' names).
 """
 
 from __future__ import annotations
@@ -29,33 +32,6 @@ import torch
 from torch import nn
 
 from demos.validation import check_finite_number, check_token_ids
-
-BLOCK_OUTPUT = "<block output>"  # the block's own output (a residual sum)
-ATTENTION_RESIDUAL = "<block input + attention>"  # rebuilt: block input + attention output
-
-# The sub-steps of one block, in the order the forward pass computes them: (module name inside
-# the block, or one of the two rebuilt quantities above; the sub-step's name in reports).
-SEQUENTIAL = (  # Llama, Mistral: x + attn(norm(x)), then + mlp(norm(.))
-    ("input_layernorm", "input norm"),
-    ("self_attn", "attention"),
-    (ATTENTION_RESIDUAL, "residual after attention"),
-    ("post_attention_layernorm", "post-attention norm"),
-    ("mlp", "MLP"),
-    (BLOCK_OUTPUT, "residual after MLP"),
-)
-PARALLEL = (  # Falcon: x + attn(norm_a(x)) + mlp(norm_m(x)); one norm (7B) or two (40B, 180B)
-    ("input_layernorm", "input norm"),
-    ("ln_attn", "attention norm"),
-    ("ln_mlp", "MLP norm"),
-    ("self_attention", "attention"),
-    ("mlp", "MLP"),
-    (BLOCK_OUTPUT, "residual after attention + MLP"),
-)
-MIXER = (  # Mamba: x + mixer(norm(x))
-    ("norm", "input norm"),
-    ("mixer", "mixer"),
-    (BLOCK_OUTPUT, "residual after mixer"),
-)
 
 
 @dataclass(frozen=True)
@@ -127,7 +103,7 @@ class _Step:
 
     @property
     def name(self) -> str:
-        """The module's name, or ``"<block> input + <attention>"`` for a rebuilt residual."""
+        """The module's name, or ``"<block> input + <child>"`` for a rebuilt residual."""
         return (
             self.module if self.block_input is None else f"{self.block_input} input + {self.module}"
         )
@@ -174,16 +150,12 @@ class _Recorder:
             handle.remove()
 
 
-def _blocks_name(model: nn.Module, other: dict[str, nn.Module]) -> str | None:
-    """The shallowest ``nn.ModuleList`` of ``model`` that ``other`` also has: the decoder blocks."""
-    lists = [n for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and n in other]
-    return min(lists, key=lambda n: n.count("."), default=None)
-
-
 def _plan(ours: nn.Module, reference: nn.Module) -> list[_Step]:
-    """The sub-steps both models have, in forward order. ``ValueError`` if no block matches."""
+    """The sub-steps to compare, in forward order; ``ValueError`` if no block list matches, the
+    layer counts differ, or a block's sub-steps cannot be hooked on both sides."""
     mine, theirs = dict(ours.named_modules()), dict(reference.named_modules())
-    blocks = _blocks_name(ours, theirs)
+    lists = [n for n, m in mine.items() if isinstance(m, nn.ModuleList) and n in theirs]
+    blocks = min(lists, key=lambda n: n.count("."), default=None)  # the shallowest: the blocks
     if blocks is None:
         raise ValueError(
             f"no decoder blocks match: {type(ours).__name__} and {type(reference).__name__} share "
@@ -205,43 +177,48 @@ def _plan(ours: nn.Module, reference: nn.Module) -> list[_Step]:
     norms = [n for n in shared if n not in embeds]
     steps = [_Step(None, "embedding", f"{prefix}{n}") for n in embeds]
     for i in range(len(mine[blocks])):
-        steps += _block_steps(i, f"{blocks}.{i}", mine, theirs)
+        name = f"{blocks}.{i}"
+        steps += _block_steps(i, name, mine[name], theirs[name])
     steps += [_Step(None, "final norm", f"{prefix}{n}") for n in norms]
     if "lm_head" in mine and "lm_head" in theirs:
         steps.append(_Step(None, "lm_head", "lm_head"))
-    if not any(s.layer is not None and s.module != f"{blocks}.{s.layer}" for s in steps):
-        raise ValueError(f"no submodule of the blocks in {blocks} has the same name in both models")
     return steps
 
 
-def _block_steps(
-    i: int, block: str, mine: dict[str, nn.Module], theirs: dict[str, nn.Module]
-) -> list[_Step]:
-    """The sub-steps of block ``i`` that both models have: sequential, parallel or mixer layout."""
-    children = {n for n, _ in mine[block].named_children()}
-    if "mixer" in children:
-        layout = MIXER
-    elif "post_attention_layernorm" in children:
-        layout = SEQUENTIAL
-        attention = "self_attn" if "self_attn" in children else "self_attention"
-        layout = tuple((attention if n == "self_attn" else n, s) for n, s in layout)
-    else:
-        layout = PARALLEL
+def _block_steps(i: int, name: str, block: nn.Module, ref_block: nn.Module) -> list[_Step]:
+    """Block ``i``'s sub-steps as our ``block`` declares them; ``ValueError`` if it declares none, or
+    a child that it or ``ref_block`` lacks: a sub-step is never dropped in silence."""
+    ours_class, ref_class = type(block).__name__, type(ref_block).__name__
+    declare = getattr(block, "substeps", None)
+    if not callable(declare):
+        raise ValueError(
+            f"{ours_class} (block {i} of ours) must declare its sub-steps: a method substeps() "
+            "returning its demos.models.decoder.SubStep's in forward order"
+        )
+    substeps = tuple(declare())
+    if not substeps:
+        raise ValueError(f"{ours_class}.substeps() (block {i} of ours) declares no sub-steps")
+    owners = {
+        f"{ours_class} (block {i} of ours)": dict(block.named_modules()),
+        f"the reference's {ref_class} (block {i})": dict(ref_block.named_modules()),
+    }
     steps = []
-    for name, substep in layout:
-        if name == BLOCK_OUTPUT:
-            steps.append(_Step(i, substep, block))
-        elif name == ATTENTION_RESIDUAL:
-            attention = f"{block}.{layout[1][0]}"
-            if attention in mine and attention in theirs:
-                steps.append(_Step(i, substep, attention, block))
-        elif f"{block}.{name}" in mine and f"{block}.{name}" in theirs:
-            steps.append(_Step(i, substep, f"{block}.{name}"))
+    for sub in substeps:
+        child = sub.module if sub.module is not None else sub.adds  # None: the block's output
+        for owner, children in owners.items():
+            if child is not None and child not in children:
+                raise ValueError(
+                    f"{ours_class}.substeps() declares the module {child!r} for {sub.name!r}, but "
+                    f"{owner} has no such child: a sub-step is hooked under one name in our "
+                    f"{ours_class} and the reference's {ref_class} (transformers' names)"
+                )
+        hooked = name if child is None else f"{name}.{child}"
+        steps.append(_Step(i, sub.name, hooked, name if sub.adds is not None else None))
     return steps
 
 
 def _value(step: _Step, recorder: _Recorder) -> torch.Tensor | None:
-    """The step's output on one side: a hooked output, or block input + attention output."""
+    """The step's output on one side: a hooked output, or block input + a child's output."""
     if step.block_input is None:
         return recorder.outputs.get(step.module)
     x, attn = recorder.inputs.get(step.block_input), recorder.outputs.get(step.module)
@@ -287,8 +264,8 @@ def first_divergence(
     """Run both models on ``input_ids`` and name the first sub-step whose output differs.
 
     Args:
-        ours: a model whose module names follow transformers' (:mod:`demos.models`: ``LlamaLM``,
-            ``MistralLM``, ``FalconLM``, ``MambaLM``, or a learner's own).
+        ours: a model whose module names follow transformers' and whose blocks declare their
+            sub-steps with ``substeps()`` (every model in :mod:`demos.models`, or a learner's own).
         reference: the transformers ``...ForCausalLM`` it should equal, with the same weights.
         input_ids: ``(b, t)`` integer token ids in ``[0, vocab_size)``.
         atol, rtol: an output agrees where ``|ours - reference| <= atol + rtol * |reference|``
@@ -301,19 +278,18 @@ def first_divergence(
     Raises:
         ValueError: a model is not an ``nn.Module`` with a ``config.vocab_size``, the vocabularies
             differ, ``input_ids`` is not valid for them, ``atol`` or ``rtol`` is negative or not
-            finite, or no decoder block's submodules match by name (nothing would be compared).
+            finite, no block list matches by name, or one of our blocks has no ``substeps()`` or
+            declares a child that it or the reference's block lacks (it would not be compared).
 
     Both models run as they are, under ``torch.no_grad()``: put them in eval mode first, or dropout
     makes them differ. A module that runs more than once in a forward is compared on its first call.
     """
-    vocab = []
-    for side, model in (("ours", ours), ("reference", reference)):
-        size = getattr(getattr(model, "config", None), "vocab_size", None)
+    vocab = [getattr(getattr(m, "config", None), "vocab_size", None) for m in (ours, reference)]
+    for side, model, size in zip(("ours", "reference"), (ours, reference), vocab, strict=True):
         if not isinstance(model, nn.Module) or size is None:
             raise ValueError(
                 f"{side} must be an nn.Module with config.vocab_size, got {model!r:.60}"
             )
-        vocab.append(size)
     if vocab[0] != vocab[1]:
         raise ValueError(
             f"the vocabularies differ: ours has {vocab[0]} tokens, reference {vocab[1]}"

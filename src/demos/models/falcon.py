@@ -45,7 +45,7 @@ from torch import nn
 
 from demos.layers.fused_qkv import FusedQKVAttention
 from demos.layers.mlp import GeluMLP
-from demos.models import fields_from_hf, rope_theta_from_hf
+from demos.models import check_model_type, fields_from_hf, rope_theta_from_hf
 from demos.models.decoder import DecoderLM, SubStep, check_layer_idx
 from demos.validation import check_positive_int, check_rope_theta
 from demos.weights import load_hf_weights
@@ -56,6 +56,22 @@ class FalconLMConfig:
     """Shape of a Falcon model, with transformers' ``FalconConfig`` field names."""
 
     model_types: ClassVar[tuple[str, ...]] = ("falcon",)  # the transformers configs from_hf reads
+    # transformers fields read under another name or by a special reader (fields_from_hf's check)
+    hf_reads: ClassVar[dict[str, str]] = {
+        "rope_parameters": "rope_theta; rope types other than 'default' refused",
+        "alibi": "refused when true (Falcon-RW's ALiBi): rotary only",
+        "parallel_attn": "refused when false (the sequential block)",
+        "activation": "refused unless 'gelu'",
+    }
+    # transformers fields its eager forward does not read in eval mode (transformers 5.23.0)
+    hf_ignores: ClassVar[dict[str, str]] = {
+        "attention_dropout": "dropout: 0 in eval",
+        "hidden_dropout": "dropout: 0 in eval",
+        "initializer_range": "initialisation only",
+        "max_position_embeddings": "only a limit (read by dynamic RoPE, refused)",
+        "apply_residual_connection_post_layernorm": "a key of Falcon's config.json that 5.23's "
+        "modeling_falcon does not read",
+    }
 
     vocab_size: int  # v
     hidden_size: int  # c
@@ -122,10 +138,16 @@ class FalconLMConfig:
     @classmethod
     def from_hf(cls, hf_config: Any) -> FalconLMConfig:
         """Read a transformers ``FalconConfig``; refuse the parts we do not implement."""
+        check_model_type(cls, hf_config)  # first: the checks below read this type's fields
         if getattr(hf_config, "alibi", False):
             raise ValueError("alibi=True (Falcon-RW) is not supported here: only rotary embeddings")
-        if not getattr(hf_config, "parallel_attn", True) and not hf_config.new_decoder_architecture:
+        if not getattr(hf_config, "parallel_attn", True):  # (the new architecture fails in HF too)
             raise ValueError("parallel_attn=False is not supported here: only the parallel block")
+        new_architecture = getattr(hf_config, "new_decoder_architecture", False)
+        if not new_architecture and getattr(hf_config, "num_ln_in_parallel_attn", None) == 2:
+            raise ValueError(  # transformers' old block has one LayerNorm: its forward fails too
+                "num_ln_in_parallel_attn=2 needs new_decoder_architecture=True"
+            )
         if getattr(hf_config, "activation", "gelu") != "gelu":
             raise ValueError(f"activation ({hf_config.activation!r}) must be 'gelu'")
         return fields_from_hf(cls, hf_config, rope_theta=rope_theta_from_hf(hf_config))

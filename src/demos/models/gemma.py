@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from demos.layers.norms import GemmaRMSNorm
-from demos.models import fields_from_hf, rope_theta_from_hf
+from demos.models import check_model_type, fields_from_hf, rope_theta_from_hf
 from demos.models.llama import LlamaLM, LlamaLMBlock, LlamaLMConfig
 
 
@@ -66,6 +66,15 @@ class GemmaLMConfig(LlamaLMConfig):
     """Llama's fields plus the two Gemma reads, with transformers' ``GemmaConfig`` names."""
 
     model_types: ClassVar[tuple[str, ...]] = ("gemma",)  # NEW vs Llama: GemmaConfig
+    hf_reads: ClassVar[dict[str, str]] = {
+        "rope_parameters": "rope_theta; rope types other than 'default' refused",
+        "use_bidirectional_attention": "refused when true (the encoder variant): causal only",
+    }
+    hf_ignores: ClassVar[dict[str, str]] = {
+        **LlamaLMConfig.hf_ignores,
+        "hidden_activation": "a key of Gemma's config.json that 5.23's modeling_gemma does not read "
+        "(it reads hidden_act; GemmaConfig turns a legacy 'gelu' there into the tanh GELU)",
+    }
 
     hidden_act: str = "gelu_pytorch_tanh"  # NEW vs Llama: the gate's activation (GeGLU)
     tie_word_embeddings: bool = True  # NEW vs Llama: the head is the embedding matrix
@@ -81,6 +90,7 @@ class GemmaLMConfig(LlamaLMConfig):
     @classmethod
     def from_hf(cls, hf_config: Any) -> GemmaLMConfig:
         """Read a transformers ``GemmaConfig``; refuse the bidirectional (encoder) variant."""
+        check_model_type(cls, hf_config)  # first: the checks below read this type's fields
         if getattr(hf_config, "use_bidirectional_attention", None):
             raise ValueError("use_bidirectional_attention=True is not supported here: causal only")
         return fields_from_hf(cls, hf_config, rope_theta=rope_theta_from_hf(hf_config))

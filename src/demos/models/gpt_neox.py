@@ -79,6 +79,19 @@ class GPTNeoXLMConfig:
     """Shape of a GPT-NeoX model, with transformers' ``GPTNeoXConfig`` field names."""
 
     model_types: ClassVar[tuple[str, ...]] = ("gpt_neox",)  # the transformers configs from_hf reads
+    # transformers fields read under another name or by a special reader (fields_from_hf's check)
+    hf_reads: ClassVar[dict[str, str]] = {
+        "rope_parameters": "rope_theta and partial_rotary_factor (v4: rotary_emb_base, rotary_pct); "
+        "rope types other than 'default' refused",
+    }
+    # transformers fields its eager forward does not read in eval mode (transformers 5.23.0)
+    hf_ignores: ClassVar[dict[str, str]] = {
+        "attention_dropout": "dropout: 0 in eval",
+        "hidden_dropout": "dropout: 0 in eval",
+        "classifier_dropout": "the sequence-classification head only",
+        "initializer_range": "initialisation only",
+        "max_position_embeddings": "only a limit (read by dynamic RoPE, refused)",
+    }
 
     vocab_size: int  # v
     hidden_size: int  # c

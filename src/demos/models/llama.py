@@ -54,6 +54,18 @@ class LlamaLMConfig:
     """Shape of the whole model, with transformers' ``LlamaConfig`` field names."""
 
     model_types: ClassVar[tuple[str, ...]] = ("llama",)  # the transformers configs from_hf reads
+    # transformers fields read under another name or by a special reader (fields_from_hf's check)
+    hf_reads: ClassVar[dict[str, str]] = {
+        "rope_parameters": "rope_theta; rope_type 'llama3' as llama3_rope_scaling; others refused",
+    }
+    # transformers fields its eager forward does not read in eval mode (transformers 5.23.0)
+    hf_ignores: ClassVar[dict[str, str]] = {
+        "attention_dropout": "dropout: 0 in eval",
+        "initializer_range": "initialisation only",
+        "max_position_embeddings": "only a limit (read by dynamic RoPE, refused; Llama 3.1's "
+        "original length is in rope_parameters, which the config fills in from it)",
+        "pretraining_tp": "not read by the 5.23 modeling (the products are computed whole)",
+    }
 
     vocab_size: int  # v
     hidden_size: int  # c

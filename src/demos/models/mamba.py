@@ -38,7 +38,7 @@ from torch import nn
 from demos.generation import GenerationMixin
 from demos.layers.norms import RMSNorm
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
-from demos.models import fields_from_hf
+from demos.models import check_model_type, fields_from_hf
 from demos.models.decoder import SubStep
 from demos.validation import (
     check_attention_mask,
@@ -54,6 +54,35 @@ class MambaLMConfig:
     """Shape of a Mamba LM, with transformers' ``MambaConfig`` field names."""
 
     model_types: ClassVar[tuple[str, ...]] = ("mamba",)  # the transformers configs from_hf reads
+    # transformers fields read under another name or by a special reader (fields_from_hf's check)
+    hf_reads: ClassVar[dict[str, str]] = {
+        "hidden_act": "refused unless 'silu'",
+        "intermediate_size": "refused unless expand * hidden_size (our intermediate_size)",
+    }
+    # transformers fields its eager forward does not read in eval mode (transformers 5.23.0)
+    hf_ignores: ClassVar[dict[str, str]] = {
+        "initializer_range": "initialisation only",
+        "rescale_prenorm_residual": "initialisation only (out_proj's scale)",
+        **{
+            f"time_step_{name}": "initialisation only (dt_proj)"
+            for name in ("floor", "init_scheme", "max", "min", "scale")
+        },
+        "use_mambapy": "the same scan by another algorithm (mambapy's pscan): rounding only",
+        "use_associative_scan": "the same scan by another algorithm (under torch.compile): "
+        "rounding only",
+        **{  # mamba_ssm's names in the config.json of the state-spaces/mamba-*-hf checkpoints
+            name: "a key of Mamba's config.json that 5.23's modeling_mamba does not read"
+            for name in (
+                "d_model",
+                "d_inner",
+                "n_layer",
+                "fused_add_norm",
+                "rms_norm",
+                "pad_vocab_size_multiple",
+                "ssm_cfg",
+            )
+        },
+    }
 
     vocab_size: int  # v
     hidden_size: int  # c
@@ -85,9 +114,17 @@ class MambaLMConfig:
     @classmethod
     def from_hf(cls, hf_config: Any) -> MambaLMConfig:
         """Read a transformers ``MambaConfig``."""
+        check_model_type(cls, hf_config)  # first: the checks below read this type's fields
         if getattr(hf_config, "hidden_act", "silu") != "silu":
             raise ValueError(f"hidden_act ({hf_config.hidden_act!r}) must be 'silu' as in Mamba")
-        return fields_from_hf(cls, hf_config)
+        config = fields_from_hf(cls, hf_config)
+        expected = config.intermediate_size  # expand * hidden_size
+        if getattr(hf_config, "intermediate_size", expected) != expected:
+            raise ValueError(
+                f"intermediate_size ({hf_config.intermediate_size!r}) must be expand * hidden_size "
+                f"= {expected} here"
+            )
+        return config
 
 
 @dataclass

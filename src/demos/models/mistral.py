@@ -27,6 +27,8 @@ class MistralLMConfig(LlamaLMConfig):
     """:class:`LlamaLMConfig` read from a ``MistralConfig``: ``sliding_window`` applies to every layer."""
 
     model_types: ClassVar[tuple[str, ...]] = ("mistral",)  # NEW vs Llama: MistralConfig
+    # hf_reads, hf_ignores: Llama's (MistralConfig's one new field, sliding_window, is a field here;
+    # it has no attention_bias, mlp_bias or layer_types: those stay at their defaults or are refused)
 
 
 class MistralLM(LlamaLM):

@@ -54,6 +54,7 @@ class PersimmonLMConfig(GPTNeoXLMConfig):
     """Shape of a Persimmon model, with transformers' ``PersimmonConfig`` field names."""
 
     model_types: ClassVar[tuple[str, ...]] = ("persimmon",)  # NEW vs GPT-NeoX: PersimmonConfig
+    # hf_reads, hf_ignores: GPT-NeoX's (PersimmonConfig's one new field, qk_layernorm, is a field)
 
     hidden_act: str = "relu2"  # NEW vs GPT-NeoX: squared ReLU, the only activation accepted
     partial_rotary_factor: float = 0.5  # NEW vs GPT-NeoX (Pythia: 0.25)

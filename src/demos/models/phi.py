@@ -53,6 +53,11 @@ class PhiLMConfig(GPTNeoXLMConfig):
     """Shape of a Phi model, with transformers' ``PhiConfig`` field names."""
 
     model_types: ClassVar[tuple[str, ...]] = ("phi",)  # NEW vs GPT-NeoX: PhiConfig
+    hf_ignores: ClassVar[dict[str, str]] = {
+        **GPTNeoXLMConfig.hf_ignores,
+        "resid_pdrop": "dropout: 0 in eval",
+        "embd_pdrop": "dropout: 0 in eval",
+    }
 
     num_key_value_heads: int | None = None  # NEW vs GPT-NeoX: g; None means g == h
     hidden_act: str = "gelu_new"  # NEW vs GPT-NeoX: the tanh GELU

@@ -41,7 +41,7 @@ from demos.layers.attention import AttentionConfig, rotate_cache_attend
 from demos.layers.fused_qkv import split_fused_qkv
 from demos.layers.kv_cache import KVCache
 from demos.layers.rope import rope_cos_sin, rope_inv_freq
-from demos.models import fields_from_hf
+from demos.models import check_model_type, fields_from_hf
 from demos.models.llama import LlamaLMBlock, LlamaLMConfig
 from demos.models.mistral import MistralLM
 from demos.validation import check_positive_int
@@ -91,6 +91,17 @@ class Phi3LMConfig(LlamaLMConfig):
     """:class:`LlamaLMConfig` plus LongRoPE's fields (transformers' ``rope_parameters`` names)."""
 
     model_types: ClassVar[tuple[str, ...]] = ("phi3",)  # NEW vs Llama: Phi3Config
+    hf_reads: ClassVar[dict[str, str]] = {
+        "rope_parameters": "rope_theta, rope_type and LongRoPE's short_factor, long_factor, factor, "
+        "attention_factor; partial_rotary_factor refused unless 1, rope types but longrope refused",
+        "max_position_embeddings": "LongRoPE's factor (max / original) when rope_parameters has none",
+        "head_dim": "not a Phi3Config field, but Phi3Attention reads getattr(config, 'head_dim')",
+    }
+    hf_ignores: ClassVar[dict[str, str]] = {
+        **{k: v for k, v in LlamaLMConfig.hf_ignores.items() if k != "max_position_embeddings"},
+        "resid_pdrop": "dropout: 0 in eval",
+        "embd_pdrop": "dropout; 5.23's modeling_phi3 does not even read it",
+    }
 
     rope_type: str = "default"  # "default" or "longrope"
     short_factor: tuple[float, ...] | None = None  # lambda_i up to the original length
@@ -117,6 +128,7 @@ class Phi3LMConfig(LlamaLMConfig):
     @classmethod
     def from_hf(cls, hf_config: Any) -> Phi3LMConfig:
         """Read a transformers ``Phi3Config``; LongRoPE from its ``rope_parameters``."""
+        check_model_type(cls, hf_config)  # first: the checks below read this type's fields
         if getattr(hf_config, "hidden_act", "silu") != "silu":
             raise ValueError(f"hidden_act ({hf_config.hidden_act!r}) must be 'silu'")
         rope = dict(getattr(hf_config, "rope_parameters", None) or {})

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from demos.layers.attention import AttentionConfig
-from demos.models import fields_from_hf, rope_theta_from_hf
+from demos.models import check_model_type, fields_from_hf, rope_theta_from_hf
 from demos.models.llama import LlamaLMConfig
 from demos.models.mistral import MistralLM
 
@@ -36,6 +36,13 @@ class Qwen2LMConfig(LlamaLMConfig):
     """:class:`LlamaLMConfig` read from a ``Qwen2Config``: q/k/v biases, a window per layer."""
 
     model_types: ClassVar[tuple[str, ...]] = ("qwen2",)  # NEW vs Llama: Qwen2Config
+    hf_reads: ClassVar[dict[str, str]] = {
+        "rope_parameters": "rope_theta; rope types other than 'default' refused",
+        "use_sliding_window": "through sliding_window (None unless set) and layer_types, which "
+        "Qwen2Config.__post_init__ derives from it",
+        "max_window_layers": "through layer_types (layers i >= max_window_layers slide)",
+        "head_dim": "not a Qwen2Config field, but Qwen2Attention reads getattr(config, 'head_dim')",
+    }
 
     def attention_config(self, layer_idx: int | None = None) -> AttentionConfig:
         # NEW vs Llama: a bias on q, k and v, none on o (Qwen2Config has no switch for either)
@@ -45,6 +52,7 @@ class Qwen2LMConfig(LlamaLMConfig):
     @classmethod
     def from_hf(cls, hf_config: Any) -> Qwen2LMConfig:
         """Read a transformers ``Qwen2Config``; which layers slide is its ``layer_types``."""
+        check_model_type(cls, hf_config)  # first: the checks below read this type's fields
         layer_types = tuple(hf_config.layer_types)  # NEW vs Llama: the window is per layer
         return fields_from_hf(
             cls, hf_config, rope_theta=rope_theta_from_hf(hf_config), layer_types=layer_types

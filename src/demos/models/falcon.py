@@ -194,7 +194,10 @@ class FalconLMBlock(nn.Module):
     def substeps(self) -> tuple[SubStep, ...]:
         """The sub-steps in forward order, for :func:`demos.debugging.first_divergence`."""
         if self.two_norms:
-            norms = (SubStep("attention norm", "norm", "ln_attn"), SubStep("MLP norm", "norm", "ln_mlp"))
+            norms = (
+                SubStep("attention norm", "norm", "ln_attn"),
+                SubStep("MLP norm", "norm", "ln_mlp"),
+            )
         else:
             norms = (SubStep("input norm", "norm", "input_layernorm"),)
         return (

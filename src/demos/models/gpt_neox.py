@@ -184,7 +184,9 @@ class GPTNeoXLMBlock(nn.Module):
     def substeps(self) -> tuple[SubStep, ...]:
         """The sub-steps in forward order, for :func:`demos.debugging.first_divergence`."""
         if not self.use_parallel_residual:
-            return sequential_substeps("input_layernorm", "attention", "post_attention_layernorm", "mlp")
+            return sequential_substeps(
+                "input_layernorm", "attention", "post_attention_layernorm", "mlp"
+            )
         return (
             SubStep("input norm", "norm", "input_layernorm"),
             SubStep("attention", "attention", "attention"),

@@ -40,18 +40,14 @@ from demos.layers.norms import RMSNorm
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
 from demos.models import check_model_type, fields_from_hf
 from demos.models.decoder import SubStep
-from demos.validation import (
-    check_attention_mask,
-    check_positive_int,
-    check_state,
-    check_token_ids,
-)
+from demos.validation import check_attention_mask, check_positive_int, check_state, check_token_ids
 from demos.weights import load_hf_weights
 
 
 @dataclass(frozen=True)
 class MambaLMConfig:
-    """Shape of a Mamba LM, with transformers' ``MambaConfig`` field names."""
+    """A Mamba LM's width, depth, state size ``n``, expansion ``e / c`` and convolution, in
+    transformers' ``MambaConfig`` names; ``from_hf`` reads one, refusing what we do not compute."""
 
     model_types: ClassVar[tuple[str, ...]] = ("mamba",)  # the transformers configs from_hf reads
     # transformers fields read under another name or by a special reader (fields_from_hf's check)
@@ -139,7 +135,27 @@ class MambaState:
     ssm: torch.Tensor
 
 
-class MambaLMMixer(nn.Module):
+class ReturnsState(nn.Module):
+    """The mixer's and the block's ``forward``: ``_forward`` computes ``(output, MambaState)``.
+
+    ``forward(hidden_states (b, l, c), parallel=True, attention_mask=None, return_state=False)``
+    returns the output ``(b, l, c)``, and the :class:`MambaState` after the last token too if
+    ``return_state``; ``parallel`` picks the chunked scan or the sequential loop. The block asks the
+    mixer for its state through this call, not ``_forward``, so forward hooks see every mixer run.
+    """
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        parallel: bool = True,
+        attention_mask: torch.Tensor | None = None,
+        return_state: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, MambaState]:
+        out = self._forward(hidden_states, parallel, attention_mask)
+        return out if return_state else out[0]
+
+
+class MambaLMMixer(ReturnsState):
     """The Mamba block's sequence mixer (Figure 3): two projections, a causal convolution, the selective
     SSM on one branch and a SiLU gate on the other. transformers calls this ``MambaMixer``."""
 
@@ -167,21 +183,6 @@ class MambaLMMixer(nn.Module):
         delta = self.dt_proj.weight @ dt.transpose(1, 2)  # (b, e, l); bias added in the scan
         A = -torch.exp(self.A_log.float())  # (e, n): negative, so exp(delta A) < 1
         return delta, A, B.transpose(1, 2), C.transpose(1, 2)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        parallel: bool = True,
-        attention_mask: torch.Tensor | None = None,
-        return_state: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, MambaState]:
-        """(b, l, c) -> (b, l, c); ``parallel`` picks the chunked scan or the sequential loop.
-
-        ``return_state``: also return the :class:`MambaState` after the last token (the block asks
-        for it through this call, not ``_forward``, so forward hooks see every mixer run).
-        """
-        out = self._forward(hidden_states, parallel, attention_mask)
-        return out if return_state else out[0]
 
     def _forward(
         self,
@@ -229,7 +230,7 @@ class MambaLMMixer(nn.Module):
         return self.out_proj(y)  # (b, c)
 
 
-class MambaLMBlock(nn.Module):
+class MambaLMBlock(ReturnsState):
     """Pre-norm residual block: ``hidden_states + mixer(norm(hidden_states))``, the residual in fp32 if configured."""
 
     def __init__(self, config: MambaLMConfig) -> None:
@@ -245,17 +246,6 @@ class MambaLMBlock(nn.Module):
             SubStep("mixer", "mixer", "mixer"),
             SubStep("residual after mixer", "residual"),
         )
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        parallel: bool = True,
-        attention_mask: torch.Tensor | None = None,
-        return_state: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, MambaState]:
-        """(b, l, c) -> (b, l, c), and the mixer's state if ``return_state`` (as the mixer)."""
-        out = self._forward(hidden_states, parallel, attention_mask)
-        return out if return_state else out[0]
 
     def _forward(
         self, hidden_states: torch.Tensor, *mixer_args: Any

@@ -10,16 +10,8 @@ the attention logits [dehghani2023vit22b]; (2) the MLP's activation is ``relu(x)
 [so2021primer] instead of GELU. Half of each head is rotated (``partial_rotary_factor=0.5``).
 ``PersimmonLM`` subclasses ``GPTNeoXLM`` and restates only what differs (``# NEW vs GPT-NeoX``).
 
-Axes:
-    b  batch
-    t  new tokens in this call
-    s  all tokens so far (cache + new)
-    c  hidden size
-    h  heads (query = key/value heads)
-    d  head dimension, c // h
-    r  rotated channels of a head, int(d * partial_rotary_factor)
-    f  MLP width (intermediate_size)
-    v  vocabulary size
+Axes: as in :mod:`demos.models.gpt_neox` (``h`` heads, each with its own key and value; ``r``
+rotated channels of a head, ``int(d * partial_rotary_factor)``).
 
 References:
     adept2023persimmon  Releasing Persimmon-8B (Adept blog): the architecture changes it lists.
@@ -35,14 +27,13 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from demos.layers.attention import rotate_cache_attend
 from demos.layers.fused_qkv import split_fused_qkv
-from demos.layers.kv_cache import KVCache
 from demos.layers.mlp import SquaredReLUMLP
 from demos.models.gpt_neox import GPTNeoXLM, GPTNeoXLMAttention, GPTNeoXLMConfig
 from demos.models.llama import LlamaLMBlock
@@ -88,15 +79,10 @@ class PersimmonLMAttention(GPTNeoXLMAttention):
             self.q_layernorm = nn.LayerNorm(d, eps=eps)
             self.k_layernorm = nn.LayerNorm(d, eps=eps)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: KVCache | None = None,
-        attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *attention_args: Any) -> torch.Tensor:
         """As :meth:`FusedQKVAttention.forward <demos.layers.fused_qkv.FusedQKVAttention.forward>`:
-        ``x (b, t, c)``, ``(cos, sin)`` each ``(t, r)`` or ``(b, t, r)`` -> ``(b, t, c)``."""
+        ``x (b, t, c) -> (b, t, c)``; ``attention_args``: ``(position_embeddings, cache,
+        attention_mask)``, the tables ``(cos, sin)`` each ``(t, r)`` or ``(b, t, r)``."""
         if x.dim() != 3 or x.shape[-1] != self.hidden_size:
             raise ValueError(f"x must have shape (b, t, {self.hidden_size}), got {tuple(x.shape)}")
         h, d = self.num_heads, self.head_dim
@@ -105,7 +91,7 @@ class PersimmonLMAttention(GPTNeoXLMAttention):
             # on the (b, t, h, d) view, as transformers does: the same order of the weights' gradient sums
             q = self.q_layernorm(q.transpose(1, 2)).transpose(1, 2)  # (b, h, t, d)
             k = self.k_layernorm(k.transpose(1, 2)).transpose(1, 2)  # (b, h, t, d)
-        context = rotate_cache_attend(q, k, v, position_embeddings, cache, attention_mask)
+        context = rotate_cache_attend(q, k, v, *attention_args)
         return self.dense(context)  # (b, t, h * d) -> (b, t, c)
 
     @classmethod

@@ -9,17 +9,7 @@ biases; ``num_key_value_heads`` may be below ``h``), the output projection is ``
 and the output matrix ``lm_head`` has a bias. ``PhiLM`` subclasses ``GPTNeoXLM`` and restates only
 these (``# NEW vs GPT-NeoX``).
 
-Axes:
-    b  batch
-    t  new tokens in this call
-    s  all tokens so far (cache + new)
-    c  hidden size
-    h  query heads
-    g  key/value heads (phi-1/1.5/2: g = h)
-    d  head dimension, c // h
-    r  rotated channels of a head, int(d * partial_rotary_factor)
-    f  MLP width (intermediate_size)
-    v  vocabulary size
+Axes: as in :mod:`demos.models.gpt_neox`, with ``g`` key/value heads (phi-1/1.5/2: ``g = h``).
 
 References:
     gunasekar2023textbooks  Textbooks Are All You Need (phi-1), Section 2 (architecture).

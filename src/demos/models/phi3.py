@@ -39,7 +39,6 @@ from torch import nn
 
 from demos.layers.attention import AttentionConfig, rotate_cache_attend
 from demos.layers.fused_qkv import split_fused_qkv
-from demos.layers.kv_cache import KVCache
 from demos.layers.rope import rope_cos_sin, rope_inv_freq
 from demos.models import check_model_type, fields_from_hf
 from demos.models.llama import LlamaLMBlock, LlamaLMConfig
@@ -169,14 +168,9 @@ class Phi3LMAttention(nn.Module):
         self.qkv_proj = nn.Linear(config.hidden_size, (h + 2 * g) * d, bias=False)  # NEW: fused
         self.o_proj = nn.Linear(h * d, config.hidden_size, bias=False)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: KVCache | None = None,
-        attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``x (b, t, c) -> (b, t, c)``; the other arguments as in ``GroupedQueryAttention``."""
+    def forward(self, x: torch.Tensor, *attention_args: Any) -> torch.Tensor:
+        """``x (b, t, c) -> (b, t, c)``; ``attention_args``: ``(position_embeddings, cache,
+        attention_mask)`` as for ``GroupedQueryAttention``."""
         cfg = self.config
         if x.dim() != 3 or x.shape[-1] != cfg.hidden_size:
             raise ValueError(f"x must have shape (b, t, {cfg.hidden_size}), got {tuple(x.shape)}")
@@ -184,7 +178,7 @@ class Phi3LMAttention(nn.Module):
             self.qkv_proj(x), cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, "phi3"
         )  # (b, h, t, d), (b, g, t, d), (b, g, t, d)
         context = rotate_cache_attend(
-            q, k, v, position_embeddings, cache, attention_mask, cfg.sliding_window
+            q, k, v, *attention_args, window=cfg.sliding_window
         )  # (b, t, h * d)
         return self.o_proj(context)  # (b, t, c)
 

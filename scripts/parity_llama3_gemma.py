@@ -2,8 +2,9 @@
 
     PYTHONPATH=src python scripts/parity_llama3_gemma.py
 
-Builds every reference from a tiny random config (nothing downloaded), copies the weights, and prints
-``max |ours - reference|`` over outputs and every gradient, in float32 and bfloat16 on the CPU.
+Builds every model from a row of the catalogue (``demos.catalog.ROWS``: the tiny random models the
+tests run, nothing downloaded), copies the weights, and prints ``max |ours - reference|`` over
+outputs and every gradient, in float32 and bfloat16 on the CPU.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from transformers.models.gemma.modeling_gemma import GemmaMLP, GemmaTextScaledWo
 from transformers.models.gemma.modeling_gemma import GemmaRMSNorm as HFGemmaRMSNorm
 
 from demos.book import compare_lm, max_abs_diff
+from demos.catalog import ROWS as CATALOGUE
 from demos.layers.mlp import GatedMLP
 from demos.layers.norms import GemmaRMSNorm
 from demos.layers.rope import rope_inv_freq
 from demos.layers.rope_scaling import Llama3RopeScaling, llama3_inv_freq
 from demos.models.gemma import GemmaLM, GemmaLMScaledEmbedding
 from demos.models.llama import LlamaLM
-from demos.testing import cast_parameters, tiny_config, tiny_model
-from demos.traps.llama3 import tiny_llama3
+from demos.testing import cast_parameters
 from demos.weights import load_hf_weights, randomize_weights_
 
 ROWS: list[tuple[str, str, float]] = []
@@ -65,15 +66,15 @@ def llama3_frequencies() -> None:
 
 def llama3_model() -> None:
     torch.manual_seed(0)
-    reference = tiny_llama3()  # factor 8, original context 64, 16-channel heads
+    reference = CATALOGUE["llama3-like"].reference()  # factor 8, original context 64, d = 8
     ids = torch.randint(0, reference.config.vocab_size, (2, 160))
     error = worst(compare_lm(LlamaLM.from_hf(reference), reference, ids))
-    record("LlamaLM, rope_type llama3, 160 tokens, fp32", "LlamaForCausalLM", error)
+    record("LlamaLM, llama3-like (rope_type llama3), 160 tokens, fp32", "LlamaForCausalLM", error)
 
 
 def gemma_layers(dtype: torch.dtype) -> None:
     name = str(dtype).removeprefix("torch.")
-    config = tiny_config("gemma")
+    config = CATALOGUE["gemma-2b-like"].hf_config()
     c, f = config.hidden_size, config.intermediate_size
     for component, ours, hf in [
         (
@@ -106,14 +107,17 @@ def gemma_layers(dtype: torch.dtype) -> None:
     record(f"GemmaLMScaledEmbedding (c = 3072), {name}", "GemmaTextScaledWordEmbedding", error)
 
 
-def gemma_model(num_key_value_heads: int, dtype: torch.dtype) -> None:
+def gemma_model(row: str, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
-    reference = tiny_model("gemma", dtype=dtype, num_key_value_heads=num_key_value_heads)
+    reference = CATALOGUE[row].reference(dtype=dtype)
     ids = torch.randint(0, reference.config.vocab_size, (2, 19))
     error = worst(compare_lm(GemmaLM.from_hf(reference), reference, ids))
-    label = "MQA, 2B-like" if num_key_value_heads == 1 else "MHA, 7B-like"
+    config = reference.config
+    kind = "MQA" if config.num_key_value_heads == 1 else "MHA"
+    heads = config.num_attention_heads * config.head_dim
+    label = f"{kind}, h*d {'=' if heads == config.hidden_size else '!='} c"
     name = str(dtype).removeprefix("torch.")
-    record(f"GemmaLM ({label}, h*d != c), {name}", "GemmaForCausalLM", error)
+    record(f"GemmaLM ({row}: {label}), {name}", "GemmaForCausalLM", error)
 
 
 def main() -> None:
@@ -122,8 +126,8 @@ def main() -> None:
     llama3_model()
     for dtype in (torch.float32, torch.bfloat16):
         gemma_layers(dtype)
-        gemma_model(1, dtype)
-        gemma_model(4, dtype)
+        gemma_model("gemma-2b-like", dtype)
+        gemma_model("gemma-7b-like", dtype)
     width = max(len(c) for c, _, _ in ROWS)
     print(
         f"{'component'.ljust(width)}  {'reference (transformers==5.23.0)'.ljust(48)}  max |error|"

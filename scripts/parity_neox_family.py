@@ -2,17 +2,19 @@
 
     PYTHONPATH=src python scripts/parity_neox_family.py
 
-Each component gets its transformers counterpart's weights (tiny random models, fp32 and bf16, nothing
-downloaded), the same input, and one random linear loss; the table gives the largest absolute
-difference of the outputs and of every gradient (input and parameters). The tests assert these
-(tests/models/test_gpt_neox.py, test_persimmon.py, test_phi.py, tests/layers/test_mlp.py and the rows
-of tests/test_conformance.py); this script only prints them, for the issue's closing note.
+Each component gets its transformers counterpart's weights (the catalogue's rows,
+``demos.catalog.ROWS``: the tiny random models the tests run, fp32 and bf16, nothing downloaded),
+the same input, and one random linear loss; the table gives the largest absolute difference of the
+outputs and of every gradient (input and parameters). The tests assert these
+(tests/models/test_gpt_neox.py, test_persimmon.py, test_phi.py, tests/layers/test_mlp.py and the
+rows of tests/test_conformance.py); this script only prints them, for the issue's closing note.
 """
 
 from __future__ import annotations
 
 import torch
 
+from demos.catalog import ROWS, T
 from demos.layers.mlp import GeluMLP, SquaredReLUMLP
 from demos.models.gpt_neox import GPTNeoXLM, GPTNeoXLMAttention, GPTNeoXLMBlock, GPTNeoXLMConfig
 from demos.models.persimmon import (
@@ -22,10 +24,7 @@ from demos.models.persimmon import (
     PersimmonLMConfig,
 )
 from demos.models.phi import PhiLM, PhiLMAttention, PhiLMBlock, PhiLMConfig, PhiLMMLP
-from demos.testing import tiny_model
 from demos.weights import load_hf_weights
-
-T = 9
 
 
 def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -80,14 +79,15 @@ def rows(dtype: torch.dtype):
     mask = torch.full((T, T), float("-inf")).triu(1).to(dtype)[None, None]
     positions = torch.arange(T)[None]
     one = torch.ones(1, dtype=dtype)
-    for parallel in (True, False):
-        hf = tiny_model("gpt_neox", dtype=dtype, rotary_pct=0.25, use_parallel_residual=parallel)
+    for row in (ROWS["pythia-parallel"], ROWS["neox-sequential"]):
+        hf = row.reference(dtype=dtype)
+        parallel = hf.config.use_parallel_residual
         c, f = hf.config.hidden_size, hf.config.intermediate_size
         cos, sin = hf.gpt_neox.rotary_emb(one, positions)
         layer = hf.gpt_neox.layers[0]
         cfg = GPTNeoXLMConfig.from_hf(hf.config)
         kind = "parallel" if parallel else "sequential"
-        if parallel:
+        if parallel:  # pythia-parallel: rotary_pct 0.25
             att = GPTNeoXLMAttention.from_hf(layer.attention)
             yield (
                 "GPTNeoXLMAttention (rotary_pct 0.25)",
@@ -105,7 +105,7 @@ def rows(dtype: torch.dtype):
             )
             mlp = load_hf_weights(GeluMLP(c, f), layer.mlp)
             yield "GeluMLP", "GPTNeoXMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, c, dtype)
-        block = load_hf_weights(GPTNeoXLMBlock(cfg), layer)
+        block = load_hf_weights(GPTNeoXLMBlock(cfg, 0), layer)
         yield (
             f"GPTNeoXLMBlock ({kind})",
             "GPTNeoXLayer",
@@ -126,7 +126,7 @@ def rows(dtype: torch.dtype):
             lm_errors(GPTNeoXLM.from_hf(hf), hf, dtype),
         )
 
-    hf = tiny_model("persimmon", dtype=dtype)
+    hf = ROWS["persimmon"].reference(dtype=dtype)
     c, f = hf.config.hidden_size, hf.config.intermediate_size
     cos, sin = hf.model.rotary_emb(one, positions)
     layer = hf.model.layers[0]
@@ -146,11 +146,11 @@ def rows(dtype: torch.dtype):
             dtype,
         ),
     )
-    block = load_hf_weights(PersimmonLMBlock(cfg), layer)
+    block = load_hf_weights(PersimmonLMBlock(cfg, 0), layer)
     lm = PersimmonLM.from_hf(hf)
     yield from block_and_lm_rows("Persimmon", hf, block, lm, cos, sin, mask, dtype)
 
-    hf = tiny_model("phi", dtype=dtype, num_key_value_heads=2)
+    hf = ROWS["phi"].reference(dtype=dtype, num_key_value_heads=2)  # the row, with g = 2
     c = hf.config.hidden_size
     cos, sin = hf.model.rotary_emb(one, positions)
     layer = hf.model.layers[0]
@@ -170,7 +170,7 @@ def rows(dtype: torch.dtype):
     )
     mlp = load_hf_weights(PhiLMMLP(cfg), layer.mlp)
     yield "PhiLMMLP (gelu_new)", "PhiMLP", module_errors(mlp, layer.mlp, mlp, layer.mlp, c, dtype)
-    block = load_hf_weights(PhiLMBlock(cfg), layer)
+    block = load_hf_weights(PhiLMBlock(cfg, 0), layer)
     yield from block_and_lm_rows("Phi", hf, block, PhiLM.from_hf(hf), cos, sin, mask, dtype)
 
 

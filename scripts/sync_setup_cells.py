@@ -37,6 +37,9 @@ SETUP_MARK = "# Setup for Colab or any fresh environment"
 BUDGET_SOURCE = "from demos.book import report_budget\n\nreport_budget()"
 DIST_NAMES = {"yaml": "PyYAML", "sklearn": "scikit-learn", "lm_eval": "lm-eval", "PIL": "pillow"}
 NOT_PIP = {"demos", "IPython"}  # demos comes from the repository; IPython is the kernel itself
+# modules of demos that build transformers models for the page (the catalogue's reference models):
+# a page importing them compares against transformers and needs its pinned version
+BUILDS_REFERENCES = {"demos.catalog": "transformers", "demos.testing": "transformers"}
 
 
 PLACEHOLDER_OWNER = "OWNER"  # _config.yml's repository.url before the repository is public
@@ -84,6 +87,8 @@ def third_party_imports(nb: nbformat.NotebookNode) -> list[str]:
                 modules.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 modules.add(node.module.split(".")[0])
+                if node.module in BUILDS_REFERENCES:
+                    modules.add(BUILDS_REFERENCES[node.module])
     return sorted(m for m in modules if m not in sys.stdlib_module_names and m not in NOT_PIP)
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from demos.catalog import ROWS, T, Row
+from demos.catalog import ROWS, Row, T
 from demos.models.falcon import FalconLM
 from demos.models.llama import LlamaLM
 from demos.weights import count_parameters

@@ -177,9 +177,12 @@ class Row:
         return self.ours.from_hf(reference).eval(), reference
 
 
-_LLAMA3_ROPE = {  # Llama 3.1's scaling on a context of 64: of 4 frequencies, one kept, one blended
+# Llama 3.1's scaling on a context of 64. With d = 8 and base 1e4 the 4 wavelengths are 6.3, 63,
+# 628 and 6283 positions: one kept (< 64 / 4), one blended (between 16 and 64), two divided by 8.
+# (Llama 3's own base, 5e5, would leave none in the blend: a row that claims the blend turns it on.)
+_LLAMA3_ROPE = {
     "rope_type": "llama3",
-    "rope_theta": 500000.0,
+    "rope_theta": 10000.0,
     "factor": 8.0,
     "low_freq_factor": 1.0,
     "high_freq_factor": 4.0,
@@ -214,7 +217,7 @@ ROWS = {
             "llama",
             {"num_attention_heads": 8, "hidden_size": 64, "rope_parameters": _LLAMA3_ROPE},
             ("Llama 3",),
-            "h/g = 4 and Llama 3.1's RoPE scaling (factor 8, blend 1-4, original 64)",
+            "h/g = 4 and Llama 3.1's RoPE scaling (original 64): one frequency kept, one blended, two divided by 8",
         ),
         Row(
             "yi-like",
@@ -284,10 +287,10 @@ ROWS = {
             ("Phi-3",),
             "LongRoPE below its switch (short factors, attention factor)",
         ),
-        Row(
+        Row(  # head_dim 16: sqrt(d) a power of two, as every Falcon's (d = 64), see falcon.py
             "falcon-7b",
             "falcon",
-            {},
+            {"hidden_size": 64},
             ("Falcon",),
             "multi-query, one LayerNorm feeding the parallel attention and MLP",
         ),
@@ -295,7 +298,7 @@ ROWS = {
             "falcon-40b",
             "falcon",
             {
-                "hidden_size": 256,
+                "hidden_size": 128,  # head_dim 4
                 "num_attention_heads": 32,
                 "new_decoder_architecture": True,
                 "num_kv_heads": 2,

@@ -215,5 +215,6 @@ def test_bad_sliding_window_in_the_config_raises():
 
 def test_llamas_reader_refuses_a_mistral_config():
     """Llama's reader would take the window by name; it names the class that reads MistralConfig."""
-    with pytest.raises(ValueError, match=r"reads model_type 'llama', got 'mistral'; use demos.models.mistral.MistralLM"):
+    refusal = r"reads model_type 'llama', got 'mistral'; use demos.models.mistral.MistralLM"
+    with pytest.raises(ValueError, match=refusal):
         LlamaLMConfig.from_hf(tiny_config("mistral"))

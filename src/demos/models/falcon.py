@@ -32,7 +32,10 @@ Reference implementation:
     and the eager path of ``forward``), ::FalconMLP, ::FalconDecoderLayer, ::FalconModel,
     ::FalconForCausalLM. Deviation: HF's new-architecture attention broadcasts k and v to all
     ``h`` heads *before* its KV cache, so that cache holds ``h`` heads; ours caches the ``g``
-    heads the weights actually produce. The outputs are the same.
+    heads the weights actually produce. The outputs are the same. transformers' eager path divides
+    the scores by ``sqrt(d)`` where ours multiplies by ``1 / sqrt(d)``: the same to the last bit
+    when ``sqrt(d)`` is a power of two, as at every released size (``d = 64``) and in the
+    catalogue's rows (``d = 16`` and ``4``), else up to one rounding apart.
 """
 
 from __future__ import annotations

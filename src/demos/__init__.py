@@ -138,6 +138,8 @@ _EXPORTS = {
     "dpo_loss": "demos.training.preference",
     "orpo_loss": "demos.training.preference",
     "log1mexp": "demos.training.preference",
+    "causal_lm_loss": "demos.training.sft",
+    "masked_labels": "demos.training.sft",
     # evaluation
     "loglikelihood": "demos.eval.scoring",
     "encode_pair": "demos.eval.scoring",

@@ -76,7 +76,10 @@ FAMILY_ROWS = [(name, family) for name, row in ROWS.items() for family in row.fa
 def test_a_row_named_after_a_family_has_its_released_shape_ratios(name, family):
     """Heads per key/value head, head_dim against c/h, the rotary fraction and the window of the row
     equal those of at least one released size of the family (a tiny MQA row cannot stand for GQA)."""
-    assert family in RELEASED, f"{family} has no released size with a transformers architecture"
+    assert family in RELEASED, (
+        f"{family} has no released size with a transformers architecture: a family row needs the "
+        "family's sizes in src/demos/registry/registry.yaml, with hf: {model_type: ...}"
+    )
     ours = shape_ratios(ROWS[name].hf_config())
     released = {size: shape_ratios(config) for size, config in RELEASED[family]}
     assert ours in released.values(), f"{name}: {ours}; {family}'s sizes: {released}"
@@ -146,6 +149,12 @@ def test_qwen2_has_a_bias_on_q_k_v_and_none_on_o():
     attn = ours.blocks[0].self_attn
     assert all(getattr(attn, n).bias is not None for n in ("q_proj", "k_proj", "v_proj"))
     assert attn.o_proj.bias is None
+
+
+def test_from_hf_takes_a_model_not_a_config():
+    ours, reference = ROWS["llama-gqa"].pair()
+    with pytest.raises(ValueError, match=r"takes a transformers model .* LlamaLMConfig.from_hf"):
+        type(ours).from_hf(reference.config)
 
 
 def test_reading_another_familys_config_names_the_class_that_serves_it():

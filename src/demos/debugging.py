@@ -14,7 +14,10 @@ order, each the output of a named child, hooked in both models under that name (
 names). Nothing is guessed from names and nothing is skipped: a block without ``substeps()``, or a
 child either side lacks, is a ``ValueError``. Residual sums are not modules: the block's own output
 is its last residual, and a residual inside it (``adds="self_attn"``) is rebuilt on both sides as
-the block's input plus that child's output.
+the block's input plus that child's output: what the sum holds when the block adds them. A wrong
+*input* to a module therefore shows at that module's output: a block that forgets ``x +`` before its
+post-attention norm, or feeds that norm the wrong tensor, is reported at the post-attention norm,
+the first output computed from the wrong value; read what that line is given.
 
 Axes of the hooked outputs: ``b`` batch, ``t`` position, then ``c`` hidden size (``v`` vocabulary for
 the head).

@@ -74,9 +74,19 @@ WRONG = {  # answer -> words the message must hold
     ),
     "attention": ((1, "attention"), ["layer is right", "'attention' still agrees"]),
     "an earlier layer": ((0, "post-attention norm"), ["layer 0 still agrees"]),
-    "a later layer": (
+    "a layer the model does not have": (
+        (2, "post-attention norm"),
+        ["there is no layer 2", "0 to 1"],
+    ),
+    "one past the last layer": (
         lambda o, r, i: (first_divergence(o, r, i).layer + 1, PLANTED_SUBSTEP),
-        ["BuggyBlock in layer 1", "layer 2 differs", "Look for the first"],
+        ["BuggyBlock in layer 1", "there is no layer 2", "0 to 1"],
+    ),
+    "a later layer": (  # right for the bug in layer 1; for the bug in layer 0, layer 1
+        lambda o, r, i: (
+            (1, "MLP") if first_divergence(o, r, i).layer == 0 else (1, PLANTED_SUBSTEP)
+        ),
+        ["BuggyBlock in layer 0", "layer 1 differs", "Look for the first"],
     ),
     "a fixed pair": (
         lambda o, r, i: (1, "post-attention norm"),

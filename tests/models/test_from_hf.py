@@ -179,8 +179,19 @@ def test_the_message_names_the_field_its_value_and_the_class():
     with pytest.raises(ValueError) as info:
         PhiLMConfig.from_hf(tiny_config("phi", foo=3))
     assert str(info.value) == (
-        "PhiLMConfig.from_hf does not implement 'foo' (= 3); it may change the outputs"
+        "PhiLMConfig.from_hf does not implement 'foo' (= 3); it may change the outputs. This "
+        "class cannot build the model that value describes; to build it anyway, remove the field "
+        "(a fresh config of that class does not carry it)."
     )
+
+
+def test_the_message_names_transformers_default_when_the_config_class_has_one(monkeypatch):
+    """A field transformers' config class defines: the message gives its default (here a field
+    made undeclared on purpose, so the generic check meets it)."""
+    ignores = {k: v for k, v in PhiLMConfig.hf_ignores.items() if k != "initializer_range"}
+    monkeypatch.setattr(PhiLMConfig, "hf_ignores", ignores)
+    with pytest.raises(ValueError, match=r"'initializer_range' \(= 0\.5\).* default, 0\.02\."):
+        PhiLMConfig.from_hf(tiny_config("phi", initializer_range=0.5))
 
 
 def test_is_causal_false_does_change_transformers_outputs():

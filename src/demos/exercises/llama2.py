@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch.overrides import TorchFunctionMode
 
+from demos.catalog import ARCHITECTURES
 from demos.exercises.core import TEMPLATE_MARK, Check, Mistake, check_function, untouched_template
 from demos.layers.attention import attention, repeat_kv
 from demos.layers.kv_cache import kv_cache_bytes_per_token
@@ -82,6 +83,8 @@ def check_kv_cache_bytes(fn: Callable[..., int]) -> Check:
 
 PLANTED_SUBSTEP = "post-attention norm"  # where BuggyBlock's mistake first shows
 PLANTED_MODULE = "post_attention_layernorm"
+# the layers of planted_mistake_models' tiny Llama (the catalogue's tiny llama config)
+NUM_LAYERS = ARCHITECTURES["llama"].tiny["num_hidden_layers"]
 SUBSTEPS = (  # a sequential block's sub-steps in forward order, as demos.debugging names them
     "input norm",
     "attention",
@@ -143,6 +146,8 @@ def _hint(answer: tuple[int, str], layer: int) -> str:
             f"{substep!r} is not a sub-step of a Llama block; first_divergence names them "
             f"{', '.join(SUBSTEPS)}."
         )
+    if not 0 <= got_layer < NUM_LAYERS:
+        return f"there is no layer {got_layer}: the model's layers are 0 to {NUM_LAYERS - 1}."
     if got_layer > layer:
         return (
             f"layer {got_layer} differs, but so does every layer after the first one that "

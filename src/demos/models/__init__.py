@@ -130,7 +130,13 @@ def fields_from_hf(config_class: type, hf_config: Any, **values: Any) -> Any:
         if key in accounted or (key in fresh_dict and fresh_dict[key] == value):
             continue
         raise ValueError(
-            f"{name} does not implement {key!r} (= {value!r}); it may change the outputs"
+            f"{name} does not implement {key!r} (= {value!r}); it may change the outputs. "
+            "This class cannot build the model that value describes; to build it anyway, "
+            + (
+                f"set it back to transformers' default, {fresh_dict[key]!r}."
+                if key in fresh_dict
+                else "remove the field (a fresh config of that class does not carry it)."
+            )
         )
     return config_class(**{**read, **values})
 

@@ -215,6 +215,12 @@ class DecoderLM(GenerationMixin, nn.Module):
         ``ValueError`` (from ``config_class.from_hf``) for a config of a ``model_type`` this class
         does not serve, or with a setting that changes the numerics and is not implemented here.
         """
+        if not isinstance(hf_model, nn.Module) or not hasattr(hf_model, "config"):
+            raise ValueError(
+                f"{cls.__name__}.from_hf takes a transformers model (a ...ForCausalLM, with its "
+                f"weights), got {type(hf_model).__name__}; to read a config alone use "
+                f"{cls.config_class.__name__}.from_hf(config)"
+            )
         return load_hf_weights(cls(cls.config_class.from_hf(hf_model.config)), hf_model)
 
 

@@ -8,6 +8,9 @@
 # requirements.txt), they are installed into /tmp/site first, so the GPU run compares against the same
 # transformers version as the CPU tests; otherwise the machine's own transformers is used and the
 # results file records which version that was. The package `demos` is used from src/ directly.
+# The results file records the commit (`git rev-parse HEAD`, and whether the tree differed from it)
+# and the date of the run; a copy without .git records $PARITY_COMMIT instead, so send it along:
+#   PARITY_COMMIT=$(git rev-parse HEAD) bash scripts/gpu_parity.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-results/gpu_parity.json}

@@ -271,7 +271,14 @@ def _error_over_tolerance(row: dict, kind: str) -> tuple[str, float | None]:
     return f"{shown} / {tolerance:.0e}", error / tolerance
 
 
-def parity_results_markdown(results: dict, fold: bool = False) -> str:
+STALE_MARK = (
+    "test no longer exists under this name"  # a recorded row whose test was renamed or removed
+)
+
+
+def parity_results_markdown(
+    results: dict, fold: bool = False, stale: frozenset[str] | set[str] = frozenset()
+) -> str:
     """Render a parity results file (written by the tests with ``PARITY_RESULTS`` set) as Markdown.
 
     Summary first: the machine, the tests passed, and the row closest to its tolerance. Then one row
@@ -281,7 +288,9 @@ def parity_results_markdown(results: dict, fold: bool = False) -> str:
     tolerance. The error is ``max |ours - reference|`` over ``max(1, max |reference|)``, the quantity
     ``atol`` bounds (tests/conftest.py). With ``fold=True`` the table sits in a closed dropdown under
     the summary. The reference of each component is read from the docstring of the module its test
-    file mirrors (``tests/layers/test_rope.py`` -> ``demos.layers.rope``).
+    file mirrors (``tests/layers/test_rope.py`` -> ``demos.layers.rope``). Rows whose test is in
+    ``stale`` (node ids without parameters, see :func:`demos.parity_record.stale_tests`) are marked
+    :data:`STALE_MARK`, and their module, if no current row names it, is listed as gone.
     """
     env, counts = results["environment"], results["counts"]
     where = env.get("gpu", "CPU only")
@@ -291,8 +300,10 @@ def parity_results_markdown(results: dict, fold: bool = False) -> str:
             continue
         test_file, _, test = row["test"].partition("::")
         module = module_of_test(test_file)
-        references.setdefault(module, reference_of(module))
+        gone = row["test"] in stale
+        references.setdefault(module, [reference_of(module), True])[1] &= gone
         name = f"{module}: {test.removeprefix('test_').replace('_', ' ')}"
+        name += f" (*{STALE_MARK}*)" if gone else ""
         cells = []
         for kind, label in (("out", "out"), ("grad", "grad")):
             shown, ratio = _error_over_tolerance(row, kind)
@@ -335,7 +346,8 @@ def parity_results_markdown(results: dict, fold: bool = False) -> str:
         "",
     ]
     lines += [
-        f"- `demos.{m}`: {ref or 'see the test file'}" for m, ref in sorted(references.items())
+        f"- `demos.{m}`: {ref or ('its test file no longer exists' if gone else 'see the test file')}"
+        for m, (ref, gone) in sorted(references.items())
     ]
     return "\n".join(lines)
 

@@ -164,7 +164,10 @@ def check_split_c_attn(fn: Callable[..., tuple]) -> Check:
     ``c_attn`` (``weight (3c, c)``, ``bias (3c,)``, 4 heads)."""
     gen = torch.Generator().manual_seed(0)
     cases = {
-        f"c = {c}, 4 heads": (torch.randn(3 * c, c, generator=gen), torch.randn(3 * c, generator=gen))
+        f"c = {c}, 4 heads": (
+            torch.randn(3 * c, c, generator=gen),
+            torch.randn(3 * c, generator=gen),
+        )
         for c in (8, 16)
     }
     mistakes = [

@@ -4,7 +4,8 @@ Where code goes (the layout rule; the README repeats it):
 
 ``demos/layers/``
     An idea a chapter derives, as pure functions and small modules: RoPE, partial rotary included
-    (``rope``), Llama 3's frequency scaling (``rope_scaling``), attention (``attention``), masks
+    (``rope``), Llama 3's frequency scaling (``rope_scaling``), Qwen's training-free long-context
+    tricks (``long_context``: dynamic NTK, LogN), attention (``attention``), masks
     (``masks``), KV caches (``kv_cache``), banded sliding-window attention (``banded_attention``),
     fused q/k/v layouts (``fused_qkv``), norms (``norms``), MLPs (``mlp``), the selective scan
     (``selective_scan``), mixture of experts (``moe``), NF4 quantisation (``quantization``); later
@@ -108,6 +109,14 @@ _EXPORTS = {
     "GemmaRMSNorm": "demos.layers.norms",
     "GemmaLMConfig": "demos.models.gemma",
     "GemmaLM": "demos.models.gemma",
+    # Qwen (first generation): the training-free long-context tricks
+    "qwen_ntk_alpha": "demos.layers.long_context",
+    "ntk_scaled_base": "demos.layers.long_context",
+    "dynamic_ntk_inv_freq": "demos.layers.long_context",
+    "logn_scale": "demos.layers.long_context",
+    "apply_logn": "demos.layers.long_context",
+    "LogNAttention": "demos.layers.long_context",
+    "lower_layers_window": "demos.layers.long_context",
     # models
     "LlamaLMConfig": "demos.models.llama",
     "LlamaLM": "demos.models.llama",
@@ -115,6 +124,7 @@ _EXPORTS = {
     "MistralLM": "demos.models.mistral",
     "Qwen2LMConfig": "demos.models.qwen2",
     "Qwen2LM": "demos.models.qwen2",
+    "Qwen2LMBlock": "demos.models.qwen2",
     "DecoderLM": "demos.models.decoder",
     "SubStep": "demos.models.decoder",
     "ARCHITECTURES": "demos.catalog",

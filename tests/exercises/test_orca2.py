@@ -150,8 +150,6 @@ def test_pack_checker_explains_wrong_answers(explain, answer, words):
     explain(check_packed_labels, answer, words)
 
 
-@pytest.mark.parametrize(
-    "checker", [check_student_text, check_answer_labels, check_packed_labels]
-)
+@pytest.mark.parametrize("checker", [check_student_text, check_answer_labels, check_packed_labels])
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)

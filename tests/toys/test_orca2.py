@@ -25,7 +25,15 @@ def test_the_tokenizer_orders_ids_as_orca_2_and_keeps_the_markers_whole():
         "<|im_end|>",
     ]
     ids = tok.encode("<|im_start|>user\nsum of 3 4<|im_end|>", add_special_tokens=False)
-    assert tok.convert_ids_to_tokens(ids) == ["<|im_start|>", "user", "sum", "of", "3", "4", "<|im_end|>"]
+    assert tok.convert_ids_to_tokens(ids) == [
+        "<|im_start|>",
+        "user",
+        "sum",
+        "of",
+        "3",
+        "4",
+        "<|im_end|>",
+    ]
     assert tok.unk_token_id not in tok.encode(TOY_GENERIC, add_special_tokens=False)
 
 
@@ -52,6 +60,31 @@ def test_the_erased_student_picks_the_strategy_under_the_generic_message():
     erased = result["students"][1.0]["strategy_rate"]["generic"]
     kept = result["students"][0.0]["strategy_rate"]["generic"]
     assert min(erased.values()) >= 0.9, erased
-    assert min(kept[n] for n in kept if n <= SHORT) <= 0.5, kept  # short lists not answered directly
+    assert min(kept[n] for n in kept if n <= SHORT) <= 0.5, (
+        kept
+    )  # short lists not answered directly
     told = result["students"][0.0]["strategy_rate"]
     assert told["direct"][1] >= 0.9 and told["step"][4] >= 0.9  # it learned both when told
+
+
+def test_the_recorded_run_matches_the_script_and_the_defaults():
+    """The chapter plots results/orca2_run.json: it must be the run of today's script and config."""
+    import importlib.util
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("orca2_run", root / "scripts" / "orca2_run.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    recorded = json.loads((root / "results" / "orca2_run.json").read_text())
+    assert recorded["config"] == json.loads(json.dumps(asdict(ToyConfig())))
+    assert recorded["seeds"] == list(script.SEEDS) and recorded["shares"] == list(script.SHARES)
+    for share in script.SHARES:
+        rows = recorded["per_seed"][str(share)]["generic"]
+        assert len(rows) == len(script.SEEDS)
+        mean = [sum(c) / len(c) for c in zip(*rows, strict=True)]
+        assert mean == recorded["mean"][str(share)]["generic"]
+    assert min(recorded["mean"]["1.0"]["generic"]) >= 0.9  # the chapter's reading of the plot
+    assert max(recorded["mean"]["0.0"]["generic"]) < 0.9

@@ -35,7 +35,9 @@ def test_erasing_replaces_only_the_system_message():
 def test_the_chatml_text_is_the_model_cards_format():
     text = chatml(erase_prompt(TeacherExample("s", "hello there", "hi")))
     # the model card's prompt [hf_orca2_card], written out by hand, then the answer and its end
-    card = f"<|im_start|>system\n{GENERIC_SYSTEM}<|im_end|>\n<|im_start|>user\nhello there<|im_end|>\n"
+    card = (
+        f"<|im_start|>system\n{GENERIC_SYSTEM}<|im_end|>\n<|im_start|>user\nhello there<|im_end|>\n"
+    )
     assert text == card + "<|im_start|>assistant\nhi<|im_end|>\n"
     prompt = chatml(erase_prompt(TeacherExample("s", "hello there", "hi"))[:2], True)
     assert prompt == card + "<|im_start|>assistant\n"

@@ -104,7 +104,7 @@ class ToyConfig:
     )
     generic: str = TOY_GENERIC  # the student's system message where the instruction is erased
     pool: int = 512  # training examples, tokenized once; batches are drawn from them
-    steps: int = 150
+    steps: int = 100
     batch_size: int = 32
     lr: float = 3e-3
     eval_prompts: int = 50  # held-out lists per length
@@ -190,6 +190,12 @@ def train_student(config: ToyConfig, erased: float) -> tuple[LlamaLM, list[float
         opt.step()
         losses.append(loss.item())
     return model, losses
+
+
+def told_rates(asked: dict[str, dict[int, float]]) -> dict[int, float]:
+    """From a student's ``strategy_rate``: per list length, the rate under the instruction the teacher
+    had for that length (``direct`` up to ``SHORT`` digits, ``step`` above)."""
+    return {n: asked["direct" if n <= SHORT else "step"][n] for n in LENGTHS}
 
 
 def run(config: ToyConfig | None = None, shares: tuple[float, ...] = (0.0, 1.0)) -> dict[str, Any]:

@@ -157,6 +157,22 @@ def test_check_function_passes_fresh_copies_and_reports_modified_inputs():
     assert all((s != 100).all() for s in seen)  # the reference never saw the answer's writes
 
 
+def test_a_list_of_tensors_left_alone_is_not_reported_modified_and_one_written_to_is():
+    cases = {"pairs": ([torch.tensor([1, 2]), torch.tensor([3])],)}
+
+    def total(xs):
+        return torch.cat(xs).sum()
+
+    def writes(xs):
+        out = torch.cat(xs).sum()
+        xs[0].fill_(0)
+        return out
+
+    assert check_function(total, total, cases, ("xs",)).ok
+    result = check_function(writes, total, cases, ("xs",))
+    assert not result.ok and "modified its input xs" in result.message
+
+
 def test_a_mistake_is_named_only_when_the_answer_matches_it_on_every_case():
     tripled = Mistake(lambda x: x * 3, "tripled")
     assert "Likely cause: tripled" in check(lambda x: x * 3, mistakes=[tripled]).message

@@ -166,6 +166,10 @@ def _same(a: Any, b: Any) -> bool:
             and torch.equal(a.nan_to_num(), b.nan_to_num())
             and torch.equal(a.isnan(), b.isnan())
         )
+    if isinstance(a, list | tuple):  # a list of tensors: == on it would compare tensors elementwise
+        return (
+            type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))  # type: ignore[arg-type]
+        )
     try:
         return bool(a == b)
     except Exception:

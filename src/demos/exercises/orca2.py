@@ -1,0 +1,252 @@
+"""Checkers for the Orca 2 chapter's exercises: the student's erased example as ChatML text, the
+labels of one example (the answer only), and, as a transfer, labels of examples packed into one
+fixed-length row as Orca 2 packs its training data [azureml2023orca2card]."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from demos.exercises.compare import describe
+from demos.exercises.core import Check, Mistake, check_function, untouched_template
+from demos.training.prompt_erasure import (
+    GENERIC_SYSTEM,
+    IM_END,
+    IM_START,
+    TeacherExample,
+    chatml,
+    erase_prompt,
+    teacher_messages,
+)
+from demos.training.sft import IGNORE_INDEX
+
+# ---------------------------------------------------------------- exercise 1: the student's text
+
+
+def student_text(system: str, user: str, answer: str) -> str:
+    """The reference: the ChatML text the student is trained on (the instruction erased)."""
+    return chatml(erase_prompt(TeacherExample(system, user, answer)))
+
+
+def _kept(system: str, user: str, answer: str) -> str:
+    return chatml(teacher_messages(TeacherExample(system, user, answer)))
+
+
+def _no_system(system: str, user: str, answer: str) -> str:
+    return chatml(erase_prompt(TeacherExample(system, user, answer))[1:])
+
+
+def _no_end(system: str, user: str, answer: str) -> str:
+    return student_text(system, user, answer).removesuffix(IM_END + "\n") + "\n"
+
+
+def _both(system: str, user: str, answer: str) -> str:
+    generic = f"{GENERIC_SYSTEM} {system}"  # the generic message with the instruction appended
+    return chatml(erase_prompt(TeacherExample(system, user, answer), generic))
+
+
+TEXT_CASES = {
+    "a step-by-step instruction": (
+        "Think step by step and justify each step.",
+        "Is 91 a prime number?",
+        "91 = 7 x 13, so it is not prime.",
+    ),
+    "a direct-answer instruction": ("Answer directly.", "Capital of France?", "Paris"),
+}
+TEXT_MISTAKES = [
+    (_kept, "the teacher's detailed instruction is still the system message: erase it."),
+    (_no_system, "the system turn is gone; Orca 2 keeps one, with the generic message in it."),
+    (_no_end, "the answer is not closed by <|im_end|>, so the student never learns to stop."),
+    (_both, "the instruction was added to the generic message instead of replaced by it."),
+]
+
+
+def _first_difference(got: str, expected: str) -> str:
+    i = next((k for k, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), None)
+    if i is None:
+        i = min(len(got), len(expected))
+    return (
+        f"they first differ at character {i}: expected ...{expected[max(0, i - 20) : i + 30]!r}, "
+        f"got ...{got[max(0, i - 20) : i + 30]!r}"
+    )
+
+
+def check_student_text(fn: Callable[[str, str, str], str]) -> Check:
+    """Check ``fn(system, user, answer)``: the student's training text, in ChatML, with the system
+    instruction replaced by ``GENERIC_SYSTEM`` (``demos.training.prompt_erasure``)."""
+    if not callable(fn):
+        return Check(False, f"Expected a function, got {describe(fn)}.")
+    template = untouched_template(fn)
+    try:
+        for case, args in TEXT_CASES.items():
+            expected = student_text(*args)
+            try:
+                got = fn(*args)
+            except Exception as error:  # the learner's error is reported, never raised
+                if template is not None:
+                    break
+                return Check(False, f"In case '{case}' it raised {type(error).__name__}: {error}")
+            if isinstance(got, str) and got == expected:
+                continue
+            if template is not None:
+                break
+            context = f"In case '{case}' (system = {args[0]!r}, user = {args[1]!r})"
+            if not isinstance(got, str):
+                return Check(
+                    False, f"{context}: expected a str of ChatML text, got {describe(got)}."
+                )
+            message = (
+                f"{context}: got {describe(got)}, not the student's text; "
+                f"{_first_difference(got, expected)}."
+            )
+            for mistake, why in TEXT_MISTAKES:
+                if all(fn(*a) == mistake(*a) for a in TEXT_CASES.values()):
+                    return Check(False, f"{message} Likely cause: {why}")
+            return Check(False, message)
+        else:
+            return Check(
+                True, f"Matches the reference on {len(TEXT_CASES)} cases: {'; '.join(TEXT_CASES)}."
+            )
+    except Exception as error:  # a checker never raises on a learner's answer
+        return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")
+    return Check(
+        False,
+        f"`{getattr(fn, '__name__', 'the function')}` is still the template (`{template}`). Replace "
+        "`# your code here` and the placeholder with your code, then run the cell again. It should "
+        f"return a str: the ChatML text, {IM_START}system ... {IM_END} and so on.",
+        attempted=False,
+    )
+
+
+# ---------------------------------------------------------------- exercise 2: one example's labels
+
+
+def answer_labels(
+    prompt_ids: torch.Tensor, answer_ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference: ``(input_ids, labels)``, both ``(p + a,)``: the prompt then the answer; labels
+    copy the answer's ids and hold -100 on the prompt (unshifted: the loss shifts)."""
+    input_ids = torch.cat([prompt_ids, answer_ids])
+    return input_ids, torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), answer_ids])
+
+
+def _all_labelled(prompt_ids, answer_ids):
+    input_ids = torch.cat([prompt_ids, answer_ids])
+    return input_ids, input_ids.clone()
+
+
+def _shifted(prompt_ids, answer_ids):
+    input_ids, labels = answer_labels(prompt_ids, answer_ids)
+    return input_ids, torch.cat([labels[1:], labels.new_tensor([IGNORE_INDEX])])
+
+
+def _off_by_one(prompt_ids, answer_ids):
+    input_ids, labels = answer_labels(prompt_ids, answer_ids)
+    p = len(prompt_ids)
+    labels = labels.clone()
+    labels[p] = IGNORE_INDEX  # the answer's first token masked too
+    return input_ids, labels
+
+
+def _zeros(prompt_ids, answer_ids):
+    input_ids, labels = answer_labels(prompt_ids, answer_ids)
+    return input_ids, labels.masked_fill(labels == IGNORE_INDEX, 0)
+
+
+def check_answer_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
+    """Check ``fn(prompt_ids, answer_ids)`` -> ``(input_ids, labels)``: 1-D int64 tensors."""
+    cases = {
+        "prompt of 5, answer of 3": (torch.tensor([1, 63, 52, 57, 64]), torch.tensor([8, 24, 64])),
+        "prompt of 2, answer of 1": (torch.tensor([1, 63]), torch.tensor([24])),
+    }
+    mistakes = [
+        Mistake(_all_labelled, "the prompt's tokens are targets too: set their labels to -100."),
+        Mistake(
+            _shifted,
+            "the labels are shifted by one; leave them aligned with input_ids (the loss shifts).",
+        ),
+        Mistake(_off_by_one, "the answer's first token is masked too: it is a target."),
+        Mistake(
+            _zeros, "the prompt's labels are 0, a real token id; -100 is what the loss ignores."
+        ),
+    ]
+    return check_function(
+        fn,
+        answer_labels,
+        cases,
+        ("prompt_ids", "answer_ids"),
+        mistakes=mistakes,
+        names=("input_ids", "labels"),
+    )
+
+
+# ---------------------------------------------------------------- exercise 3 (transfer): packing
+
+
+def packed_labels(
+    examples: Sequence[tuple[torch.Tensor, torch.Tensor]], max_len: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference: the examples' ``(input_ids, labels)`` (as :func:`answer_labels`) concatenated
+    in order and padded to ``max_len`` with ``pad_id`` (label -100); both ``(max_len,)``."""
+    pairs = [answer_labels(p, a) for p, a in examples]
+    ids = torch.cat([i for i, _ in pairs])
+    labels = torch.cat([lab for _, lab in pairs])
+    pad = max_len - len(ids)
+    return (
+        torch.cat([ids, ids.new_full((pad,), pad_id)]),
+        torch.cat([labels, labels.new_full((pad,), IGNORE_INDEX)]),
+    )
+
+
+def _pad_trained(examples, max_len, pad_id):
+    ids, labels = packed_labels(examples, max_len, pad_id)
+    return ids, torch.where(ids == pad_id, ids, labels)  # the padding labelled as itself
+
+
+def _first_prompt_only(examples, max_len, pad_id):
+    ids, _ = packed_labels(examples, max_len, pad_id)
+    p = len(examples[0][0])
+    labels = ids.clone()
+    labels[:p] = IGNORE_INDEX
+    labels[ids == pad_id] = IGNORE_INDEX
+    return ids, labels
+
+
+def check_packed_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
+    """Check ``fn(examples, max_len, pad_id)`` -> ``(input_ids, labels)``, both ``(max_len,)``;
+    ``examples`` is a list of ``(prompt_ids, answer_ids)`` whose total length is at most max_len."""
+    cases = {
+        "two examples in 16": (
+            [
+                (torch.tensor([1, 63, 52, 64]), torch.tensor([8, 64])),
+                (torch.tensor([1, 63, 40, 64]), torch.tensor([24, 5, 64])),
+            ],
+            16,
+            62,
+        ),
+        "three examples, no room left": (
+            [
+                (torch.tensor([1, 63]), torch.tensor([9])),
+                (torch.tensor([1, 52]), torch.tensor([7, 64])),
+                (torch.tensor([1]), torch.tensor([3])),
+            ],
+            9,
+            62,
+        ),
+    }
+    mistakes = [
+        Mistake(_pad_trained, "the padding is a target: its labels must be -100 too."),
+        Mistake(
+            _first_prompt_only,
+            "only the first example's prompt is masked; every packed example has its own prompt.",
+        ),
+    ]
+    return check_function(
+        fn,
+        packed_labels,
+        cases,
+        ("examples", "max_len", "pad_id"),
+        mistakes=mistakes,
+        names=("input_ids", "labels"),
+    )

@@ -201,7 +201,9 @@ def test_active_parameters_of_the_meta_model_round_to_the_published_figure(size)
     config = registry.hf_config(size)
     counts = moe_parameter_counts(config)
     assert counts.total == sum(p.numel() for p in built(size).parameters())
-    assert rounds_to(counts.total, size.parameters) and rounds_to(counts.active, size.active_parameters)
+    assert rounds_to(counts.total, size.parameters) and rounds_to(
+        counts.active, size.active_parameters
+    )
     assert (counts.experts, counts.top_k) == (size.experts, size.experts_per_token)
     assert counts.layers == size.layers // size.sparse_step
     # one routed expert is a gated MLP of width expert_size: three c x f matrices
@@ -216,10 +218,17 @@ def test_a_dense_familys_card_has_no_moe_rows_and_an_moe_familys_card_has_them()
 
 def test_moe_fields_are_checked():
     with pytest.raises(ValueError, match="experts_per_token"):
-        ModelSize(**_valid(experts=4, experts_per_token=8, cite={**_valid()["cite"], "experts": "x",
-                                                               "experts_per_token": "x"}))
+        ModelSize(
+            **_valid(
+                experts=4,
+                experts_per_token=8,
+                cite={**_valid()["cite"], "experts": "x", "experts_per_token": "x"},
+            )
+        )
     with pytest.raises(ValueError, match="parameter figure"):
-        ModelSize(**_valid(active_parameters="two", cite={**_valid()["cite"], "active_parameters": "x"}))
+        ModelSize(
+            **_valid(active_parameters="two", cite={**_valid()["cite"], "active_parameters": "x"})
+        )
 
 
 def _has_our_class(size: ModelSize) -> bool:

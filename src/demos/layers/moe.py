@@ -99,7 +99,9 @@ class MoEExperts(nn.Module):
         out = torch.zeros_like(x)  # (n, c)
         chosen = F.one_hot(experts, self.gate_up_proj.shape[0]).permute(2, 1, 0)  # (e, k, n)
         for i in chosen.sum(dim=(1, 2)).nonzero().flatten().tolist():
-            slot, token = torch.where(chosen[i])  # this expert's tokens, and where it sits in their top-k
+            slot, token = torch.where(
+                chosen[i]
+            )  # this expert's tokens, and where it sits in their top-k
             y = self.expert(i, x[token]) * weights[token, slot, None]  # (m, c): dispatch, weight
             out.index_add_(0, token, y.to(out.dtype))  # combine: add back into the tokens' rows
         return out
@@ -131,9 +133,13 @@ class SparseMoE(nn.Module):
             check_positive_int(name, value)
         check_positive_int("expert_size", expert_size)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_experts:
-            raise ValueError(f"top_k ({top_k!r}) must be an integer in [1, num_experts = {num_experts}]")
+            raise ValueError(
+                f"top_k ({top_k!r}) must be an integer in [1, num_experts = {num_experts}]"
+            )
         if hidden_act not in GATE_ACTIVATIONS:
-            raise ValueError(f"hidden_act ({hidden_act!r}) must be one of {sorted(GATE_ACTIVATIONS)}")
+            raise ValueError(
+                f"hidden_act ({hidden_act!r}) must be one of {sorted(GATE_ACTIVATIONS)}"
+            )
         self.top_k, self.norm_topk_prob = top_k, norm_topk_prob
         self.gate = nn.Linear(hidden_size, num_experts, bias=False)  # the router, W_r (e, c)
         self.experts = MoEExperts(num_experts, hidden_size, expert_size, hidden_act)
@@ -252,7 +258,9 @@ def moe_parameter_counts(config: Any) -> MoECounts:
     layers = len({n.split(".experts.")[0] for n in routed})  # the layers that hold experts
     per_expert = sum(routed.values()) // (experts * layers)
     if per_expert * experts * layers != sum(routed.values()):
-        raise ValueError(f"expert parameters ({sum(routed.values())}) do not split into {experts} x {layers}")
+        raise ValueError(
+            f"expert parameters ({sum(routed.values())}) do not split into {experts} x {layers}"
+        )
     shared = sum(p.numel() for n, p in named.items() if ".shared_expert" in n)
     active = total - (experts - top_k) * per_expert * layers
     return MoECounts(total, active, per_expert, experts, top_k, layers, shared)

@@ -72,7 +72,8 @@ class Qwen2MoeLMConfig(Qwen2LMConfig):
         for name in ("moe_intermediate_size", "shared_expert_intermediate_size"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("decoder_sparse_step", self.decoder_sparse_step)
-        if isinstance(self.num_experts, bool) or not isinstance(self.num_experts, int):
+        experts = self.num_experts
+        if isinstance(experts, bool) or not isinstance(experts, int) or experts < 0:
             raise ValueError(f"num_experts ({self.num_experts!r}) must be an integer >= 0")
         if self.num_experts > 0 and not 1 <= self.num_experts_per_tok <= self.num_experts:
             raise ValueError(
@@ -126,7 +127,9 @@ class Qwen2MoeLMBlock(LlamaLMBlock):
     def make_mlp(self, config: Qwen2MoeLMConfig, layer_idx: int) -> nn.Module:
         """Hook: :class:`SparseMoE` in a sparse layer, else the dense gated MLP."""
         if config.mlp_types[layer_idx] == "dense":  # NEW vs Llama: the MLP is chosen per layer
-            return GatedMLP(config.hidden_size, config.intermediate_size, hidden_act=config.hidden_act)
+            return GatedMLP(
+                config.hidden_size, config.intermediate_size, hidden_act=config.hidden_act
+            )
         return SparseMoE(
             config.hidden_size,
             config.num_experts,

@@ -45,7 +45,9 @@ FIELDS: tuple[Field, ...] = (
     Field("kv_heads", "Key/value heads", int, "num_key_value_heads (1 = MQA, = heads: MHA)"),
     Field("head_dim", "Head dim", int, "width of one head"),
     Field("intermediate_size", "MLP width", int, "MLP width (Mamba: the expanded inner width)"),
-    Field("experts", "Routed experts", int, "experts a sparse layer routes among (num_experts)", "MoE"),
+    Field(
+        "experts", "Routed experts", int, "experts a sparse layer routes among (num_experts)", "MoE"
+    ),
     Field("experts_per_token", "Experts per token", int, "routed experts per token (top-k)", "MoE"),
     Field("expert_size", "Expert MLP width", int, "one routed expert's MLP width", "MoE"),
     Field("shared_expert_size", "Shared expert MLP width", int, "null: no shared expert", "MoE"),

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from demos.exercises.qwen15 import check_balancing_loss, check_mixtral_moe, check_top_k_weights
 
-
 # ---- answers written here from the definitions (not from demos.layers.moe) ----
 
 

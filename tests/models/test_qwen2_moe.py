@@ -17,26 +17,14 @@ import torch
 
 from demos.catalog import ROWS, T
 from demos.layers.moe import SparseMoE, load_balancing_loss
-from demos.models.qwen2_moe import Qwen2MoeLM, Qwen2MoeLMConfig
+from demos.models.qwen2_moe import Qwen2MoeLM, Qwen2MoeLMConfig, forward_with_router_logits
 from helpers import tiny_config, tiny_model
 
 MOE_ROWS = [name for name, row in ROWS.items() if row.model_type == "qwen2_moe"]
 
 
-def router_logits(model: Qwen2MoeLM, ids: torch.Tensor, **kwargs) -> list[torch.Tensor]:
-    """Each sparse layer's router logits ``(b * t, e)``, in layer order, from hooks on ``mlp.gate``."""
-    captured = []
-    hooks = [
-        block.mlp.gate.register_forward_hook(lambda m, args, out: captured.append(out))
-        for block in model.blocks
-        if isinstance(block.mlp, SparseMoE)
-    ]
-    try:
-        model(ids, **kwargs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return captured
+def router_logits(model, ids, **kwargs):
+    return forward_with_router_logits(model, ids, **kwargs)[1]
 
 
 @pytest.mark.parametrize("name", MOE_ROWS)

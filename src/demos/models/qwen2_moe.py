@@ -26,6 +26,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from demos.layers.attention import AttentionConfig
@@ -147,3 +148,24 @@ class Qwen2MoeLM(Qwen2LM):
 
     config_class = Qwen2MoeLMConfig  # NEW vs Qwen2: reads Qwen2MoeConfig
     block_class = Qwen2MoeLMBlock  # NEW vs Qwen2: the MLP chosen per layer
+
+
+def forward_with_router_logits(
+    model: Qwen2MoeLM, input_ids: torch.Tensor, **forward_kwargs: Any
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(logits (b, t, v), router_logits)`` of one forward pass of ``model``: each sparse layer's
+    router logits ``(b * t, e)`` in layer order, caught by hooks on the routers (removed
+    afterwards). The list is what transformers returns with ``output_router_logits=True`` and what
+    :func:`demos.layers.moe.load_balancing_loss` takes; gradients flow if the caller allows them."""
+    captured: list[torch.Tensor] = []
+    hooks = [
+        block.mlp.gate.register_forward_hook(lambda m, args, out: captured.append(out))
+        for block in model.blocks
+        if isinstance(block.mlp, SparseMoE)
+    ]
+    try:
+        logits = model(input_ids, **forward_kwargs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return logits, captured

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from demos.layers.moe import SparseMoE, load_balancing_loss
-from demos.models.qwen2_moe import Qwen2MoeLM, Qwen2MoeLMConfig
+from demos.layers.moe import load_balancing_loss
+from demos.models.qwen2_moe import Qwen2MoeLM, Qwen2MoeLMConfig, forward_with_router_logits
 from demos.training.sft import causal_lm_loss
 
 
@@ -32,7 +32,9 @@ class ToyConfig:
     steps: int = 120
     lr: float = 3e-3  # AdamW
     favoured: tuple[int, ...] = (0, 1)  # the experts the skewed router starts by preferring
-    skew: float = 4.0  # how strongly (the favoured experts' logit lead, in units of the input's mean)
+    skew: float = (
+        4.0  # how strongly (the favoured experts' logit lead, in units of the input's mean)
+    )
     seed: int = 0
 
 
@@ -67,29 +69,15 @@ def toy_batch(seed: int, cfg: ToyConfig = ToyConfig()) -> torch.Tensor:
     return (start + step * torch.arange(cfg.length)) % cfg.vocab_size
 
 
-def router_logits_of(model: Qwen2MoeLM, ids: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``(logits (b, t, v), [router logits (b * t, E) per sparse layer])`` of one forward pass."""
-    captured: list[torch.Tensor] = []
-    hooks = [
-        block.mlp.gate.register_forward_hook(lambda m, args, out: captured.append(out))
-        for block in model.blocks
-        if isinstance(block.mlp, SparseMoE)
-    ]
-    try:
-        logits = model(ids)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return logits, captured
-
-
 def expert_load(model: Qwen2MoeLM, ids: torch.Tensor) -> torch.Tensor:
     """``(layers, E)``: how many of the batch's tokens each sparse layer sends to each expert
     (each token counts once per expert in its top-k, so a row sums to ``b * t * k``)."""
     with torch.no_grad():
-        _, routers = router_logits_of(model, ids)
+        _, routers = forward_with_router_logits(model, ids)
     k, e = model.config.num_experts_per_tok, model.config.num_experts
-    return torch.stack([torch.bincount(r.topk(k, -1).indices.flatten(), minlength=e) for r in routers])
+    return torch.stack(
+        [torch.bincount(r.topk(k, -1).indices.flatten(), minlength=e) for r in routers]
+    )
 
 
 def skew_router_(model: Qwen2MoeLM, ids: torch.Tensor, cfg: ToyConfig = ToyConfig()) -> None:
@@ -123,7 +111,7 @@ def run(aux_coef: float, cfg: ToyConfig = ToyConfig()) -> dict[str, list]:
     lm_losses, aux_losses = [], []
     for step in range(cfg.steps):
         ids = toy_batch(step, cfg)
-        logits, routers = router_logits_of(model, ids)
+        logits, routers = forward_with_router_logits(model, ids)
         lm = causal_lm_loss(logits, ids)
         aux = load_balancing_loss(routers, cfg.top_k)
         optimizer.zero_grad()

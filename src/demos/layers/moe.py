@@ -99,9 +99,7 @@ class MoEExperts(nn.Module):
         out = torch.zeros_like(x)  # (n, c)
         chosen = F.one_hot(experts, self.gate_up_proj.shape[0]).permute(2, 1, 0)  # (e, k, n)
         for i in chosen.sum(dim=(1, 2)).nonzero().flatten().tolist():
-            slot, token = torch.where(
-                chosen[i]
-            )  # this expert's tokens, and where it sits in their top-k
+            slot, token = torch.where(chosen[i])  # its tokens, and its place in their top-k
             y = self.expert(i, x[token]) * weights[token, slot, None]  # (m, c): dispatch, weight
             out.index_add_(0, token, y.to(out.dtype))  # combine: add back into the tokens' rows
         return out

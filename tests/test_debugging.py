@@ -24,7 +24,8 @@ MIXING = ("attention", "mixer")  # every block mixes positions with one of these
 LAST_LINEAR = {
     "attention": ("o_proj", "dense"),
     "mixer": ("out_proj",),
-    "mlp": ("down_proj", "dense_4h_to_h", "fc2"),
+    # a sparse MoE layer (Qwen2-MoE): the shared expert's sigmoid gate, its last nn.Linear
+    "mlp": ("down_proj", "dense_4h_to_h", "fc2", "shared_expert_gate"),
 }
 
 # The rows' tolerance: first_divergence's default. Every row's forward agrees with transformers to

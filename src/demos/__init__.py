@@ -96,6 +96,9 @@ _EXPORTS = {
     "selective_scan": "demos.layers.selective_scan",
     "selective_scan_parallel": "demos.layers.selective_scan",
     "moe_parameter_counts": "demos.layers.moe",
+    "route_top_k": "demos.layers.moe",
+    "SparseMoE": "demos.layers.moe",
+    "load_balancing_loss": "demos.layers.moe",
     # phi3: NF4 quantisation, LongRoPE, the model
     "quantize_nf4": "demos.layers.quantization",
     "dequantize_nf4": "demos.layers.quantization",
@@ -125,6 +128,8 @@ _EXPORTS = {
     "Qwen2LMConfig": "demos.models.qwen2",
     "Qwen2LM": "demos.models.qwen2",
     "Qwen2LMBlock": "demos.models.qwen2",
+    "Qwen2MoeLMConfig": "demos.models.qwen2_moe",
+    "Qwen2MoeLM": "demos.models.qwen2_moe",
     "DecoderLM": "demos.models.decoder",
     "SubStep": "demos.models.decoder",
     "ARCHITECTURES": "demos.catalog",

@@ -68,6 +68,28 @@ ARCHITECTURES = {
             "mistral", "demos.models.mistral:MistralLM", {**_LLAMA, "sliding_window": 4}, _GQA
         ),
         Architecture("qwen2", "demos.models.qwen2:Qwen2LM", _LLAMA, _GQA),
+        Architecture(  # 4 routed experts of width 16, 2 per token, a shared expert of width 24
+            "qwen2_moe",
+            "demos.models.qwen2_moe:Qwen2MoeLM",
+            {
+                **_LLAMA,
+                "num_experts": 4,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 16,
+                "shared_expert_intermediate_size": 24,
+                # the experts as modeling_qwen2_moe.py writes them (a loop over experts), as the
+                # attention is eager: the default, grouped_mm, sums gradients in another order
+                "experts_implementation": "eager",
+            },
+            {
+                **_GQA,
+                "num_experts": "experts",
+                "num_experts_per_tok": "experts_per_token",
+                "moe_intermediate_size": "expert_size",
+                "shared_expert_intermediate_size": "shared_expert_size",
+                "decoder_sparse_step": "sparse_step",
+            },
+        ),
         Architecture(
             "gemma",  # Gemma-2B style: one key/value head, head_dim 16 != 32 / 4, tied
             "demos.models.gemma:GemmaLM",
@@ -253,6 +275,28 @@ ROWS = {
             {"use_sliding_window": True, "sliding_window": 3, "max_window_layers": 1},
             (),
             f"layer 0 full attention, layer 1 a window W = 3 < T = {T} (max_window_layers 1)",
+        ),
+        Row(
+            "qwen1.5-moe-like",
+            "qwen2_moe",
+            {"num_key_value_heads": 4},
+            ("Qwen1.5",),
+            "every layer sparse: 2 of 4 routed experts plus a gated shared expert, top-k weights "
+            "not renormalised (norm_topk_prob False), multi-head attention, as Qwen1.5-MoE-A2.7B",
+        ),
+        Row(
+            "qwen2-moe-every-other",
+            "qwen2_moe",
+            {"decoder_sparse_step": 2, "norm_topk_prob": True},
+            (),
+            "decoder_sparse_step 2: layer 0 dense, layer 1 sparse; top-k weights renormalised",
+        ),
+        Row(
+            "qwen2-moe-mlp-only",
+            "qwen2_moe",
+            {"mlp_only_layers": [1]},
+            (),
+            "mlp_only_layers [1]: layer 0 sparse, layer 1 dense although the step makes it sparse",
         ),
         Row(
             "gemma-2b-like",

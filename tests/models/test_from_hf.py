@@ -23,6 +23,7 @@ from demos.models.persimmon import PersimmonLMConfig
 from demos.models.phi import PhiLMConfig
 from demos.models.phi3 import Phi3LMConfig
 from demos.models.qwen2 import Qwen2LMConfig
+from demos.models.qwen2_moe import Qwen2MoeLMConfig
 from demos.registry.hf import hf_config
 from demos.registry.load import load_registry
 from helpers import TINY, tiny_config, tiny_model
@@ -125,6 +126,8 @@ REFUSED = [
         "layer_types",
     ),
     (Qwen2LMConfig, "qwen2", {"mlp_bias": True}, "mlp_bias"),  # Qwen2MLP has no bias switch
+    # Qwen2MoeMLP has no bias switch either
+    (Qwen2MoeLMConfig, "qwen2_moe", {"mlp_bias": True}, "mlp_bias"),
     (GemmaLMConfig, "gemma", {"use_bidirectional_attention": True}, "use_bidirectional_attention"),
     (GemmaLMConfig, "gemma", {"mlp_bias": True}, "mlp_bias"),
     (

@@ -82,9 +82,11 @@ def test_every_value_has_a_citation_key_in_references_bib():
 
 
 def test_every_null_says_why():
+    """A null is unknown and says why; a null MoE field (``only_for``) means the model has none."""
     for size in load_registry():
-        for name in registry.FIELD_NAMES:
-            if getattr(size, name) is None:
+        for spec in registry.FIELDS:
+            name = spec.name
+            if getattr(size, name) is None and not spec.only_for:
                 assert size.notes.get(name) or size.notes.get("_all"), f"{size.name}.{name}"
 
 
@@ -176,6 +178,56 @@ def test_parameter_count_of_the_meta_model_rounds_to_the_published_figure(size):
     else:
         assert rounds_to(count, size.parameters), (
             f"{size.name}: the config builds {count:,} parameters, published {size.parameters}"
+        )
+
+
+MOE_SIZES = [s for s in buildable() if s.experts]
+
+
+def test_the_registry_has_an_moe_size_and_only_it_has_moe_fields():
+    assert [s.name for s in MOE_SIZES] == ["Qwen1.5-MoE-A2.7B"]
+    moe_fields = [f.name for f in registry.FIELDS if f.only_for == "MoE"]
+    for size in load_registry():
+        if not size.experts:
+            assert all(getattr(size, f) is None for f in moe_fields), size.name
+
+
+@pytest.mark.parametrize("size", MOE_SIZES, ids=lambda s: s.name)
+def test_active_parameters_of_the_meta_model_round_to_the_published_figure(size):
+    """Total and active parameters counted on the meta device (transformers' model of the registry's
+    config) against the model card's figures: Qwen1.5-MoE-A2.7B, 14.3B and 2.7B."""
+    from demos.layers.moe import moe_parameter_counts
+
+    config = registry.hf_config(size)
+    counts = moe_parameter_counts(config)
+    assert counts.total == sum(p.numel() for p in built(size).parameters())
+    assert rounds_to(counts.total, size.parameters) and rounds_to(
+        counts.active, size.active_parameters
+    )
+    assert (counts.experts, counts.top_k) == (size.experts, size.experts_per_token)
+    assert counts.layers == size.layers // size.sparse_step
+    # one routed expert is a gated MLP of width expert_size: three c x f matrices
+    assert counts.per_expert == 3 * size.hidden_size * size.expert_size
+
+
+def test_a_dense_familys_card_has_no_moe_rows_and_an_moe_familys_card_has_them():
+    assert "Routed experts" not in facts_card("Llama 2")
+    card = facts_card("Qwen1.5")
+    assert "| Routed experts |" in card and "n/a (dense)" in card
+
+
+def test_moe_fields_are_checked():
+    with pytest.raises(ValueError, match="experts_per_token"):
+        ModelSize(
+            **_valid(
+                experts=4,
+                experts_per_token=8,
+                cite={**_valid()["cite"], "experts": "x", "experts_per_token": "x"},
+            )
+        )
+    with pytest.raises(ValueError, match="parameter figure"):
+        ModelSize(
+            **_valid(active_parameters="two", cite={**_valid()["cite"], "active_parameters": "x"})
         )
 
 
@@ -301,8 +353,9 @@ def test_facts_card_shows_every_value_with_its_citation_and_mark(family):
     marks = registry.render.unverified_marks()
     for names, rows in tables:
         group = [s for s in sizes if s.name in names]
-        assert len(rows) == len(registry.FIELDS)
-        for spec in registry.FIELDS:
+        fields = registry.render.card_fields(sizes)  # MoE rows only where a size has experts
+        assert len(rows) == len(fields)
+        for spec in fields:
             _check_row(family, spec, group, rows[spec.label], sources, marks)
 
 
@@ -320,7 +373,10 @@ def _check_row(family, spec, sizes, row, sources, marks):
         assert "{cite}" not in cell, f"{size.name}.{spec.name}: citation in the value's cell"
         value = getattr(size, spec.name)
         if value is None:
-            assert cell == "unknown"
+            if spec.only_for:  # an MoE field: a dense model has none, an MoE model may lack one
+                assert cell == ("none" if size.experts else "n/a (dense)"), (size.name, spec.name)
+            else:
+                assert cell == "unknown"
             continue
         shown = f"{value:,}" if isinstance(value, int) else str(value)
         assert shown in cell, f"{size.name}.{spec.name}"
@@ -400,6 +456,9 @@ def test_yaml_with_a_repeated_key_is_refused():
 
 def test_qwen15_training_tokens_come_from_the_qwen2_report():
     for size in family_sizes("Qwen1.5"):
+        if size.experts:  # Qwen1.5-MoE-A2.7B: upcycled from Qwen-1.8B, its own tokens unpublished
+            assert size.training_tokens is None and "upcycled" in size.notes["training_tokens"]
+            continue
         assert size.training_tokens == "3T"
         assert size.cite["training_tokens"] == "yang2024qwen2"
     assert "yang2024qwen2" in bib_keys()
@@ -470,7 +529,7 @@ def test_a_yaml_key_that_is_not_a_field_is_refused():
 def test_the_fields_are_declared_once():
     names = [f.name for f in dataclasses.fields(ModelSize)]
     assert names == ["family", "name", *registry.FIELD_NAMES, "cite", "notes", "unverified", "hf"]
-    assert len(set(registry.FIELD_NAMES)) == len(registry.FIELDS) == 19
+    assert len(set(registry.FIELD_NAMES)) == len(registry.FIELDS) == 25
     source = (ROOT / "src" / "demos" / "registry" / "schema.py").read_text()
     for path in (ROOT / "src" / "demos" / "registry").glob("*.py"):
         if path.name != "schema.py":  # no other module spells out the field list

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from demos.registry.load import families, family_sizes, load_registry
-from demos.registry.schema import FIELDS, ModelSize
+from demos.registry.schema import FIELDS, Field, ModelSize
 
 MARKS = ("†", "‡", "§", "¶")  # the most frequent reason first; then "†5", "†6", ...
 
@@ -26,9 +26,22 @@ def unverified_marks() -> dict[str, str]:
     return {r: MARKS[i] if i < len(MARKS) else f"{MARKS[0]}{i + 1}" for i, r in enumerate(ranked)}
 
 
+NOT_APPLICABLE = "n/a (dense)"  # an MoE field of a dense model
+NONE = "none"  # an MoE field the model does not have (no shared expert)
+
+
+def card_fields(sizes: list[ModelSize]) -> list[Field]:
+    """The rows of a card: every field, but a field ``only_for`` some models (MoE) only where a
+    size has it."""
+    return [f for f in FIELDS if not f.only_for or any(getattr(s, f.name) for s in sizes)]
+
+
 def _show(size: ModelSize, name: str) -> str:
     value = getattr(size, name)
     if value is None:
+        only_for = {f.name: f.only_for for f in FIELDS}[name]
+        if only_for:
+            return NONE if size.experts else NOT_APPLICABLE
         return "unknown"
     if name == "checkpoint":
         return f"[`{value}`](https://huggingface.co/{value})"
@@ -106,16 +119,18 @@ def facts_card(family: str) -> str:
     numbers are cited under the tables ("Sources: (1) {cite}`key`; ..."), so that a long author-year
     citation does not widen every row.
     An unverified value is followed by a mark, and the reasons are listed under the tables too.
-    ``ValueError`` for an unknown family.
+    The mixture-of-experts rows appear only on the card of a family with an MoE size, where a
+    dense size shows "n/a (dense)" (:func:`card_fields`). ``ValueError`` for an unknown family.
     """
     sizes = family_sizes(family)
+    fields = card_fields(sizes)  # an MoE row only on a card with an MoE size
     marks = unverified_marks()
     numbers: dict[str, int] = {}  # citation key -> its number, in order of first use
-    columns: list[list[str]] = []  # per size, its cells in the order of FIELDS
+    columns: list[list[str]] = []  # per size, its cells in the order of fields
     keys: list[list[str | None]] = []  # per size, each cell's citation key
     for s in sizes:
         cells, cited_keys = [], []
-        for spec in FIELDS:
+        for spec in fields:
             text = _show(s, spec.name)
             reason = s.unverified.get(spec.name)
             if reason:
@@ -125,7 +140,7 @@ def facts_card(family: str) -> str:
             cited_keys.append(s.cite[spec.name] if cited else None)
         columns.append(cells)
         keys.append(cited_keys)
-    for f in range(len(FIELDS)):  # number the sources row by row, left to right
+    for f in range(len(fields)):  # number the sources row by row, left to right
         for k in keys:
             if k[f]:
                 numbers.setdefault(k[f], len(numbers) + 1)
@@ -133,7 +148,7 @@ def facts_card(family: str) -> str:
     for group in _groups(columns):
         header = "| | " + " | ".join(sizes[i].name for i in group) + " | source |"
         rows = [header, "|---" * (len(group) + 2) + "|"]
-        for f, spec in enumerate(FIELDS):
+        for f, spec in enumerate(fields):
             row_keys = [keys[i][f] for i in group]
             distinct = {k for k in row_keys if k}
             if len(distinct) == 1:

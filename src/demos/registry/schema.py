@@ -24,6 +24,9 @@ class Field:
     label: str  # the row label on a facts card
     type: type  # int or str; ``None`` (unknown) is always allowed, with a note saying why
     comment: str
+    # the kind of model the field describes ("MoE"); empty: every model. A null in such a field
+    # means the model has none (a dense model has no experts) and needs no note
+    only_for: str = ""
 
 
 FIELDS: tuple[Field, ...] = (
@@ -42,6 +45,14 @@ FIELDS: tuple[Field, ...] = (
     Field("kv_heads", "Key/value heads", int, "num_key_value_heads (1 = MQA, = heads: MHA)"),
     Field("head_dim", "Head dim", int, "width of one head"),
     Field("intermediate_size", "MLP width", int, "MLP width (Mamba: the expanded inner width)"),
+    Field(
+        "experts", "Routed experts", int, "experts a sparse layer routes among (num_experts)", "MoE"
+    ),
+    Field("experts_per_token", "Experts per token", int, "routed experts per token (top-k)", "MoE"),
+    Field("expert_size", "Expert MLP width", int, "one routed expert's MLP width", "MoE"),
+    Field("shared_expert_size", "Shared expert MLP width", int, "null: no shared expert", "MoE"),
+    Field("sparse_step", "Sparse layer every", int, "every n-th layer is sparse", "MoE"),
+    Field("active_parameters", "Active parameters (published)", str, "one token's", "MoE"),
     Field("positional", "Positions", str, "position encoding"),
     Field("norm", "Norm", str, "normalisation layer"),
     Field("activation", "Activation", str, "MLP activation"),
@@ -92,6 +103,8 @@ class _SizeChecks:
         for spec in FIELDS:
             value = getattr(self, spec.name)
             if value is None:
+                if spec.only_for:  # the model has none: a dense model's experts
+                    continue
                 if spec.name not in self.notes and "_all" not in self.notes:
                     raise ValueError(f"{self.name}: {spec.name} is null without a note saying why")
                 continue
@@ -122,8 +135,14 @@ class _SizeChecks:
             raise ValueError(
                 f"{self.name}: heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})"
             )
-        if self.parameters is not None:
-            parse_count(self.parameters)  # raises on a figure we cannot read
+        for figure in (self.parameters, self.active_parameters):
+            if figure is not None:
+                parse_count(figure)  # raises on a figure we cannot read
+        if self.experts and self.experts_per_token and self.experts_per_token > self.experts:
+            raise ValueError(
+                f"{self.name}: experts_per_token ({self.experts_per_token}) must not exceed "
+                f"experts ({self.experts})"
+            )
 
     @property
     def parameter_count(self: Any) -> int | None:

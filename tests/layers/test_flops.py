@@ -130,3 +130,18 @@ def test_kv_bytes_and_score_flops_refuse_bad_sizes():
         score_flops(1, 1, -3, 4)
     with pytest.raises(ValueError, match="must be a list of KVCache"):
         cache_bytes({"k": torch.ones(1)})
+
+
+def test_forward_and_backward_cost_three_forwards_term_by_term():
+    """Each matmul's backward is two matmuls of its size (one per input): training costs 3 x the
+    formula, in both terms, so the attention share of a training step is the forward's."""
+    ours, _ = ROWS["llama-gqa"].pair()
+    ids = torch.randint(0, ours.config.vocab_size, (2, 9))
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        ours(ids).sum().backward()
+    counted = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    expected = forward_flops_of(ours.config, 9, 2)
+    assert counted == {"aten.bmm": 3 * expected.attention, "aten.mm": 3 * expected.rest}

@@ -19,7 +19,9 @@ def kv(n, h, g, d, L, s):  # written here: keys and values, every layer, g heads
     return 2 * n * g * d * L * s
 
 
-def mistral(L):  # written here from Mistral-7B-v0.1's config.json: 32 layers, g = 8, d = 128, W = 4096
+def mistral(
+    L,
+):  # written here from Mistral-7B-v0.1's config.json: 32 layers, g = 8, d = 128, W = 4096
     return 2 * 32 * 8 * 128 * 2 * min(L, 4096)
 
 

@@ -83,7 +83,9 @@ def test_kv_bytes_equal_what_both_caches_hold(row, dtype):
         ours(ids, cache=cache)
         held = cache_bytes(reference(ids, use_cache=True).past_key_values)
     c = reference.config
-    expected = kv_cache_bytes(c.num_hidden_layers, c.num_key_value_heads, c.head_dim, 9, 2, dtype.itemsize)
+    expected = kv_cache_bytes(
+        c.num_hidden_layers, c.num_key_value_heads, c.head_dim, 9, 2, dtype.itemsize
+    )
     assert cache_bytes(cache) == held == expected
 
 

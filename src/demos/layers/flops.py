@@ -64,7 +64,12 @@ def score_flops(batch: int, heads: int, length: int, head_dim: int) -> int:
     products of length ``d``, each ``d`` multiplies and ``d`` adds. ``ValueError`` unless every
     argument is a positive integer.
     """
-    for name, value in (("batch", batch), ("heads", heads), ("length", length), ("head_dim", head_dim)):
+    for name, value in (
+        ("batch", batch),
+        ("heads", heads),
+        ("length", length),
+        ("head_dim", head_dim),
+    ):
         check_positive_int(name, value)
     return 2 * batch * heads * length * length * head_dim
 
@@ -106,7 +111,13 @@ def forward_flops(
         check_positive_int(name, value)
     if isinstance(past, bool) or not isinstance(past, int) or past < 0:
         raise ValueError(f"past ({past!r}) must be an integer >= 0")
-    n, c, h, g, d = num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim
+    n, c, h, g, d = (
+        num_hidden_layers,
+        hidden_size,
+        num_attention_heads,
+        num_key_value_heads,
+        head_dim,
+    )
     tokens = batch * length  # b t: every linear layer sees each new token once
     s = past + length  # keys each query is scored against (masked ones included)
     return ForwardFlops(
@@ -172,7 +183,9 @@ def meta_forward_costs(hf_model: Any, length: int, batch: int = 1) -> tuple[dict
     check_positive_int("batch", batch)
     hf_model.config._attn_implementation = "eager"
     ids = torch.zeros(batch, length, dtype=torch.long, device="meta")
-    mask = torch.ones(batch, length, dtype=torch.long, device="meta")  # skips a data-dependent check
+    mask = torch.ones(
+        batch, length, dtype=torch.long, device="meta"
+    )  # skips a data-dependent check
     holder: dict[str, Any] = {}
 
     def forward(ids: torch.Tensor) -> None:

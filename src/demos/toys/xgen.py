@@ -167,7 +167,9 @@ def run(config: StagedConfig | None = None, progress: bool = False) -> dict[str,
              "forward_flops_per_token": per_token, "eval_copy_loss": evaluate(model, config)}
         )  # fmt: skip
         if progress:
-            print(f"stage {stage} (length {length}): {stages[-1]['tokens_per_second']:,.0f} tokens/s")
+            print(
+                f"stage {stage} (length {length}): {stages[-1]['tokens_per_second']:,.0f} tokens/s"
+            )
     return {
         "config": asdict(config),
         "seconds": time.perf_counter() - start,

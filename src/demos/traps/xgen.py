@@ -56,7 +56,9 @@ def measure_kv_with_query_heads() -> Measured:
     size = reference.dtype.itemsize
     right = kv_cache_bytes(c.num_hidden_layers, c.num_key_value_heads, c.head_dim, t, b, size)
     wrong = kv_cache_bytes(c.num_hidden_layers, c.num_attention_heads, c.head_dim, t, b, size)
-    quantity = "bytes of transformers' DynamicCache, tiny Llama with h = 16, g = 2, 2 x 12 tokens, fp32"
+    quantity = (
+        "bytes of transformers' DynamicCache, tiny Llama with h = 16, g = 2, 2 x 12 tokens, fp32"
+    )
     return Measured.of([float(right)], [float(wrong)], [float(held)], 0.5, quantity)
 
 

@@ -5,11 +5,11 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/layers/``
     An idea a chapter derives, as pure functions and small modules: RoPE, partial rotary included
     (``rope``), Llama 3's frequency scaling (``rope_scaling``), Qwen's training-free long-context
-    tricks (``long_context``: dynamic NTK, LogN), attention (``attention``), masks
-    (``masks``), KV caches (``kv_cache``), banded sliding-window attention (``banded_attention``),
-    fused q/k/v layouts (``fused_qkv``), norms (``norms``), MLPs (``mlp``), the selective scan
-    (``selective_scan``), mixture of experts (``moe``), NF4 quantisation (``quantization``); later
-    FFT convolution, ...
+    tricks (``long_context``: dynamic NTK, LogN), attention (``attention``), masks (``masks``), KV
+    caches and their bytes (``kv_cache``), a forward's matmul FLOPs (``flops``), banded
+    sliding-window attention (``banded_attention``), fused q/k/v layouts (``fused_qkv``), norms
+    (``norms``), MLPs (``mlp``), the selective scan (``selective_scan``), mixture of experts
+    (``moe``), NF4 quantisation (``quantization``); later FFT convolution, ...
 ``demos/catalog.py``
     The one catalogue of models: per transformers ``model_type`` our class, its tiny config and its
     registry columns (``ARCHITECTURES``); the tiny models every check runs on (``ROWS``). The

@@ -21,6 +21,8 @@ Reference implementation:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from demos.validation import check_cache_update, check_positive_int
@@ -110,3 +112,49 @@ def kv_cache_bytes_per_token(
     ):
         check_positive_int(name, value)
     return 2 * num_hidden_layers * num_key_value_heads * head_dim * bytes_per_value
+
+
+def kv_cache_bytes(
+    num_hidden_layers: int,
+    num_key_value_heads: int,
+    head_dim: int,
+    length: int,
+    batch: int = 1,
+    bytes_per_value: int = 2,
+    window: int | None = None,
+) -> int:
+    """Bytes a KV cache holds after ``length`` tokens of ``batch`` sequences.
+
+    ``kv_cache_bytes_per_token * min(length, window) * batch``: with no window every position is
+    kept (linear in the length); with Mistral's rolling buffer of ``window`` slots, at most
+    ``window`` [jiang2023mistral]. The count uses the ``g`` key/value heads, not the ``h`` query
+    heads: grouped-query attention stores each shared key/value head once. ``ValueError`` unless
+    the sizes are positive integers and ``window`` is None or one.
+    """
+    check_positive_int("length", length)
+    check_positive_int("batch", batch)
+    if window is not None:
+        check_positive_int("window", window)
+    per_token = kv_cache_bytes_per_token(
+        num_hidden_layers, num_key_value_heads, head_dim, bytes_per_value
+    )
+    kept = length if window is None else min(length, window)
+    return per_token * kept * batch
+
+
+def cache_bytes(cache: Any) -> int:
+    """Bytes of the key and value tensors a cache holds now: ours (a list of :class:`KVCache`, one
+    per layer, from ``model.new_cache()``) or transformers' ``Cache`` (``DynamicCache``: its
+    ``layers[i].keys`` and ``.values``). Counts ``numel * element_size`` of each tensor, so it works
+    on the ``meta`` device too. ``ValueError`` for anything else.
+    """
+    if isinstance(cache, list) and all(isinstance(c, KVCache) for c in cache):
+        pairs = [(c.k, c.v) for c in cache]
+    elif hasattr(cache, "layers"):  # transformers==5.23.0, cache_utils.py::DynamicCache
+        pairs = [(layer.keys, layer.values) for layer in cache.layers]
+    else:
+        raise ValueError(
+            f"cache ({type(cache).__name__}) must be a list of KVCache or a transformers Cache"
+        )
+    tensors = [t for pair in pairs for t in pair if t is not None and t.numel() > 0]
+    return sum(t.numel() * t.element_size() for t in tensors)

@@ -15,7 +15,8 @@ How memory is measured (CPU): every case runs in a fresh child process (glibc's
 builds the model and the batch, runs one warm-up step, resets the kernel's peak-RSS counter (``echo 5
 > /proc/self/clear_refs``, Linux), runs one forward and backward pass and reads ``VmHWM`` from
 ``/proc/self/status``; the table reports that peak minus the resident size just before the step (the
-weights and the batch are already resident, the gradients are not: ``zero_grad(set_to_none=True)``). Next to it, what ``demos.training.checkpointing.activation_bytes`` counts from
+weights and the batch are already resident, the gradients are not: ``zero_grad(set_to_none=True)``).
+Next to it, what ``demos.training.checkpointing.activation_bytes`` counts from
 autograd's saved tensors: the bytes kept between the passes plus the most recomputed for one block.
 Time is the best of ``--repeats`` steps. On CUDA (``--device cuda``) memory is
 ``torch.cuda.max_memory_allocated`` instead.

@@ -67,8 +67,8 @@ def test_tiled_attention(causal, block_size):
 
 
 def test_online_softmax_update():
-    m, l, acc = leaf(2, 1), leaf(2, 1).abs().detach().requires_grad_(), leaf(2, 3)  # noqa: E741
-    assert gradcheck(online_softmax_update, (m, l, acc, leaf(2, 4), leaf(4, 3)), fast_mode=True)
+    m, ell, acc = leaf(2, 1), leaf(2, 1).abs().detach().requires_grad_(), leaf(2, 3)
+    assert gradcheck(online_softmax_update, (m, ell, acc, leaf(2, 4), leaf(4, 3)), fast_mode=True)
 
 
 @pytest.mark.parametrize("scan", [selective_scan, selective_scan_parallel])

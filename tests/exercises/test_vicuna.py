@@ -15,11 +15,11 @@ from demos.exercises.vicuna import (
 )
 
 
-def update(m, l, acc, scores, v):  # noqa: E741  written here from Algorithm 1 of FlashAttention
+def update(m, ell, acc, scores, v):  # written here from Algorithm 1 of FlashAttention
     m_new = torch.max(m, scores.max(-1, keepdim=True).values)
     p = (scores - m_new).exp()
     scale = (m - m_new).exp()
-    return m_new, scale * l + p.sum(-1, keepdim=True), scale * acc + p @ v
+    return m_new, scale * ell + p.sum(-1, keepdim=True), scale * acc + p @ v
 
 
 def labels(input_ids, offsets, spans):  # written here: character by character
@@ -43,26 +43,30 @@ def lse(logits, chunk):  # written here: running max and sum, rescaled
 
 @pytest.mark.parametrize(
     "checker, answer",
-    [(check_online_softmax_update, update), (check_vicuna_labels, labels), (check_chunked_logsumexp, lse)],
+    [
+        (check_online_softmax_update, update),
+        (check_vicuna_labels, labels),
+        (check_chunked_logsumexp, lse),
+    ],
 )
 def test_right_answers_pass(checker, answer):
     result = checker(answer)
     assert result.ok, result.message
 
 
-def my_online_softmax_update(m, l, acc, scores, v):  # noqa: E741  the chapter's stub, untouched
-    # your code here: return the new (m, l, acc)
-    return m, l, acc
+def my_online_softmax_update(m, ell, acc, scores, v):  # the chapter's stub, untouched
+    # your code here: return the new (m, ell, acc)
+    return m, ell, acc
 
 
 def _update_without(rescale_sum=True, rescale_acc=True):
-    def wrong(m, l, acc, scores, v):  # noqa: E741
+    def wrong(m, ell, acc, scores, v):
         m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
         p = torch.exp(scores - m_new)
         alpha = torch.exp(m - m_new)
         return (
             m_new,
-            (alpha if rescale_sum else 1.0) * l + p.sum(-1, keepdim=True),
+            (alpha if rescale_sum else 1.0) * ell + p.sum(-1, keepdim=True),
             (alpha if rescale_acc else 1.0) * acc + p @ v,
         )
 
@@ -71,22 +75,26 @@ def _update_without(rescale_sum=True, rescale_acc=True):
 
 UPDATE_WRONG = {
     "stub": (my_online_softmax_update, ["still the template"]),
-    "sum not rescaled": (_update_without(rescale_sum=False), ["running sum l was not rescaled"]),
+    "sum not rescaled": (_update_without(rescale_sum=False), ["running sum ell was not rescaled"]),
     "acc not rescaled": (_update_without(rescale_acc=False), ["acc was not rescaled"]),
     "block maximum only": (
-        lambda m, l, acc, s, v: (
+        lambda m, ell, acc, s, v: (
             s.amax(-1, keepdim=True),
-            l + torch.exp(s - s.amax(-1, keepdim=True)).sum(-1, keepdim=True),
+            ell + torch.exp(s - s.amax(-1, keepdim=True)).sum(-1, keepdim=True),
             acc + torch.exp(s - s.amax(-1, keepdim=True)) @ v,
         ),
         ["this block's maximum alone"],
     ),
     "softmax per block, added": (
-        lambda m, l, acc, s, v: (torch.maximum(m, s.amax(-1, keepdim=True)), l + 1, acc + s.softmax(-1) @ v),
+        lambda m, ell, acc, s, v: (
+            torch.maximum(m, s.amax(-1, keepdim=True)),
+            ell + 1,
+            acc + s.softmax(-1) @ v,
+        ),
         ["differ"],
     ),
     "normalised output": (
-        lambda m, l, acc, s, v: (lambda r: (r[0], r[1], r[2] / r[1]))(update(m, l, acc, s, v)),
+        lambda m, ell, acc, s, v: (lambda r: (r[0], r[1], r[2] / r[1]))(update(m, ell, acc, s, v)),
         ["acc"],
     ),
 }
@@ -155,7 +163,9 @@ LSE_WRONG = {
     "no rescale": (_no_rescale, ["not rescaled"]),
     "no maximum": (lambda x, c: torch.exp(x).sum(-1).log(), ["overflows"]),
     "max of chunks": (
-        lambda x, c: torch.stack([x[:, j : j + c].logsumexp(-1) for j in range(0, x.shape[1], c)]).amax(0),
+        lambda x, c: torch.stack(
+            [x[:, j : j + c].logsumexp(-1) for j in range(0, x.shape[1], c)]
+        ).amax(0),
         ["added, not maxed"],
     ),
     "plain maximum": (lambda x, c: x.amax(-1), ["differ"]),

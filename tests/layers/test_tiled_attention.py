@@ -119,10 +119,10 @@ def test_online_update_over_blocks_equals_one_softmax():
     gen = torch.Generator().manual_seed(0)
     scores, v = torch.randn(3, 10, generator=gen, dtype=F64) * 5, torch.randn(10, 4, dtype=F64)
     m = torch.full((3, 1), -math.inf, dtype=F64)
-    l, acc = torch.zeros(3, 1, dtype=F64), torch.zeros(3, 4, dtype=F64)  # noqa: E741
+    ell, acc = torch.zeros(3, 1, dtype=F64), torch.zeros(3, 4, dtype=F64)
     for j0, j1 in ((0, 3), (3, 4), (4, 10)):
-        m, l, acc = online_softmax_update(m, l, acc, scores[:, j0:j1], v[j0:j1])  # noqa: E741
-    torch.testing.assert_close(acc / l, torch.softmax(scores, -1) @ v, atol=1e-14, rtol=1e-13)
+        m, ell, acc = online_softmax_update(m, ell, acc, scores[:, j0:j1], v[j0:j1])
+    torch.testing.assert_close(acc / ell, torch.softmax(scores, -1) @ v, atol=1e-14, rtol=1e-13)
     torch.testing.assert_close(m, scores.amax(-1, keepdim=True), atol=0, rtol=0)
 
 

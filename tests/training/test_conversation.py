@@ -133,7 +133,9 @@ def test_batch_is_right_padded_and_padding_is_not_trained():
     assert ids.shape == (3, max(lengths))
     for row, n in enumerate(lengths):
         assert (ids[row, n:] == tok.eos_token_id).all() and not trained[row, n:].any()
-        assert torch.equal(ids[row, :n], torch.tensor(tok(vicuna_prompt(CONVERSATIONS[row]))["input_ids"]))
+        assert torch.equal(
+            ids[row, :n], torch.tensor(tok(vicuna_prompt(CONVERSATIONS[row]))["input_ids"])
+        )
 
 
 def test_masked_loss_equals_transformers_model_loss():
@@ -166,7 +168,10 @@ BAD = [
     ([{"role": "user", "content": 3}], "non-empty string"),
     ([{"role": "assistant", "content": "hi"}], "expected 'user'"),
     ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "expected 'assistant'"),
-    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "expected 'assistant'"),
+    (
+        [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}],
+        "expected 'assistant'",
+    ),
     ([{"role": "system", "content": "s"}], None),  # a system prompt alone is fine
 ]
 
@@ -181,7 +186,8 @@ def test_malformed_conversations_are_a_value_error(messages, match):
 
 
 @pytest.mark.parametrize(
-    "offsets", [torch.zeros(3, 2), torch.zeros(3, 3, dtype=torch.long), [[0, 1]], torch.zeros(3, 2) > 0]
+    "offsets",
+    [torch.zeros(3, 2), torch.zeros(3, 3, dtype=torch.long), [[0, 1]], torch.zeros(3, 2) > 0],
 )
 def test_trained_tokens_needs_integer_offsets(offsets):
     with pytest.raises(ValueError, match=r"offsets must be an integer tensor of shape \(t, 2\)"):

@@ -15,31 +15,31 @@ from demos.training.sft import IGNORE_INDEX
 # ---------------------------------------------------------------- exercise 1: the online update
 
 
-def _no_sum_rescale(m, l, acc, scores, v):  # noqa: E741
+def _no_sum_rescale(m, ell, acc, scores, v):
     m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
     p = torch.exp(scores - m_new)
-    return m_new, l + p.sum(-1, keepdim=True), torch.exp(m - m_new) * acc + p @ v
+    return m_new, ell + p.sum(-1, keepdim=True), torch.exp(m - m_new) * acc + p @ v
 
 
-def _no_acc_rescale(m, l, acc, scores, v):  # noqa: E741
+def _no_acc_rescale(m, ell, acc, scores, v):
     m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
     p = torch.exp(scores - m_new)
-    return m_new, torch.exp(m - m_new) * l + p.sum(-1, keepdim=True), acc + p @ v
+    return m_new, torch.exp(m - m_new) * ell + p.sum(-1, keepdim=True), acc + p @ v
 
 
-def _block_max_only(m, l, acc, scores, v):  # noqa: E741
+def _block_max_only(m, ell, acc, scores, v):
     """Subtracts the block's own maximum and never compares it with the running one."""
     m_blk = scores.amax(-1, keepdim=True)
     p = torch.exp(scores - m_blk)
-    return m_blk, l + p.sum(-1, keepdim=True), acc + p @ v
+    return m_blk, ell + p.sum(-1, keepdim=True), acc + p @ v
 
 
-def _normalised_block(m, l, acc, scores, v):  # noqa: E741
+def _normalised_block(m, ell, acc, scores, v):
     """Normalises each block on its own (a softmax per block), then adds the blocks."""
     m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
     p = torch.softmax(scores, -1)
     alpha = torch.exp(m - m_new)
-    return m_new, alpha * l + p.sum(-1, keepdim=True), alpha * acc + p @ v
+    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
 
 
 def _update_cases() -> dict[str, tuple]:
@@ -51,25 +51,25 @@ def _update_cases() -> dict[str, tuple]:
     masked[:, 2:] = -math.inf  # keys after the queries, hidden
     running = (
         torch.tensor([[1.5], [0.5]]),  # m: row 0's maximum will move, row 1's will not
-        torch.tensor([[2.0], [3.0]]),  # l
+        torch.tensor([[2.0], [3.0]]),  # ell
         torch.randn(2, 3, generator=gen),  # acc
     )
     start = (torch.full((2, 1), -math.inf), torch.zeros(2, 1), torch.zeros(2, 3))
     return {
-        "the first block (m = -inf, l = 0, acc = 0)": (*start, first, v),
+        "the first block (m = -inf, ell = 0, acc = 0)": (*start, first, v),
         "a later block that raises row 0's maximum": (*running, later, v),
         "a later block, its last two keys hidden (-inf)": (*running, masked, v),
     }
 
 
 def check_online_softmax_update(fn: Callable[..., tuple]) -> Check:
-    """Check ``update(m, l, acc, scores, v) -> (m, l, acc)``: ``m, l (i, 1)``, ``acc (i, d)``,
+    """Check ``update(m, ell, acc, scores, v) -> (m, ell, acc)``: ``m, ell (i, 1)``, ``acc (i, d)``,
     ``scores (i, j)``, ``v (j, d)``."""
     mistakes = [
         Mistake(
             _no_sum_rescale,
-            "the running sum l was not rescaled: when the maximum moves from m to m_new, the "
-            "old terms exp(s - m) must become exp(s - m_new), so l needs the factor "
+            "the running sum ell was not rescaled: when the maximum moves from m to m_new, the "
+            "old terms exp(s - m) must become exp(s - m_new), so ell needs the factor "
             "exp(m - m_new) too, as acc does.",
         ),
         Mistake(
@@ -79,12 +79,12 @@ def check_online_softmax_update(fn: Callable[..., tuple]) -> Check:
         Mistake(
             _block_max_only,
             "m became this block's maximum alone: it must be the maximum of everything seen so "
-            "far, max(m, max(scores)), and the old l and acc rescaled to it.",
+            "far, max(m, max(scores)), and the old ell and acc rescaled to it.",
         ),
         Mistake(
             _normalised_block,
             "each block was normalised on its own (a softmax per block). Keep the block's weights "
-            "unnormalised, exp(scores - m_new); the one division by l happens at the end.",
+            "unnormalised, exp(scores - m_new); the one division by ell happens at the end.",
         ),
     ]
     return check_function(

@@ -2,7 +2,7 @@
 
 Masked attention builds the whole ``(t, s)`` score matrix, so its memory grows with the square of
 the length. Cutting queries and keys into blocks and keeping, per query, a running maximum ``m``, a
-running sum ``l`` and an unnormalised output ``acc`` (each rescaled when a larger maximum arrives)
+running sum ``ell`` and an unnormalised output ``acc`` (each rescaled when a larger maximum arrives)
 gives the same result with only one ``(block, block)`` tile of scores alive at a time: the tiling of
 FlashAttention [dao2022flashattention]. This is the algorithm, in PyTorch; the speed of FlashAttention
 comes from running it inside one GPU kernel, which this module does not do.
@@ -40,7 +40,7 @@ from demos.validation import check_finite_number, check_positive_int, check_qkv
 
 def online_softmax_update(
     m: torch.Tensor,
-    l: torch.Tensor,  # noqa: E741 (the paper's name for the running sum)
+    ell: torch.Tensor,
     acc: torch.Tensor,
     scores: torch.Tensor,
     v: torch.Tensor,
@@ -49,21 +49,21 @@ def online_softmax_update(
 
     Args:
         m: ``(..., i, 1)`` running maximum of the scores seen so far (``-inf`` before any).
-        l: ``(..., i, 1)`` running sum of ``exp(score - m)``.
+        ell: ``(..., i, 1)`` running sum of ``exp(score - m)``.
         acc: ``(..., i, d)`` running sum of ``exp(score - m) * value``.
         scores: ``(..., i, j)`` this block's scores, ``-inf`` where a key is hidden.
         v: ``(..., j, d)`` this block's values.
 
     Returns:
-        ``(m, l, acc)`` after the block. ``acc / l`` is then the attention output over every key
+        ``(m, ell, acc)`` after the block. ``acc / ell`` is then the attention output over every key
         seen so far.
     """
     m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))  # (..., i, 1)
     p = torch.exp(scores - m_new)  # (..., i, j): this block's weights, not yet normalised
     alpha = torch.exp(m - m_new)  # (..., i, 1): how much the old maximum overstated the new one
-    l = alpha * l + p.sum(dim=-1, keepdim=True)  # noqa: E741  (..., i, 1)
+    ell = alpha * ell + p.sum(dim=-1, keepdim=True)  # (..., i, 1)
     acc = alpha * acc + p @ v  # (..., i, d)
-    return m_new, l, acc
+    return m_new, ell, acc
 
 
 def tiled_attention(
@@ -117,7 +117,7 @@ def tiled_attention(
         i1 = min(i0 + block_size, t)
         q_blk = q[..., i0:i1, :] * scale  # (b, g, r, i, d)
         m = q.new_full((*q_blk.shape[:-1], 1), -math.inf)  # (b, g, r, i, 1)
-        l = q.new_zeros(m.shape)  # noqa: E741
+        ell = q.new_zeros(m.shape)
         acc = torch.zeros_like(q_blk)  # (b, g, r, i, d)
         last = offset + i1 if causal else s  # keys at or past `last` are after every query here
         for j0 in range(0, last, block_size):  # key block 0 holds key 0, which every query sees
@@ -127,7 +127,7 @@ def tiled_attention(
                 q_pos = torch.arange(offset + i0, offset + i1, device=q.device)[:, None]  # (i, 1)
                 k_pos = torch.arange(j0, j1, device=q.device)[None, :]  # (1, j)
                 scores = scores.masked_fill(k_pos > q_pos, -math.inf)  # (b, g, r, i, j)
-            m, l, acc = online_softmax_update(m, l, acc, scores, v[..., j0:j1, :])  # noqa: E741
-        blocks.append(acc / l)  # (b, g, r, i, d): the softmax's denominator, applied once
+            m, ell, acc = online_softmax_update(m, ell, acc, scores, v[..., j0:j1, :])
+        blocks.append(acc / ell)  # (b, g, r, i, d): the softmax's denominator, applied once
     out = torch.cat(blocks, dim=-2)  # (b, g, r, t, d)
     return out.reshape(b, h, t, d).to(dtype)  # (b, h, t, d)

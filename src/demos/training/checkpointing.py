@@ -68,7 +68,9 @@ def checkpointed_forward(
     return model.lm_head(model.norm_f(x))  # (b, t, v)
 
 
-def saved_activation_bytes(fn: Callable[[], torch.Tensor], exclude: Sequence[torch.Tensor] = ()) -> int:
+def saved_activation_bytes(
+    fn: Callable[[], torch.Tensor], exclude: Sequence[torch.Tensor] = ()
+) -> int:
     """Bytes of the tensors autograd keeps for the backward pass while ``fn()`` runs its forward.
 
     Counts each storage once and leaves out ``exclude`` (pass the model's parameters: they are

@@ -71,7 +71,9 @@ def check_messages(messages: Any) -> tuple[str, list[tuple[str, str]]]:
     turns = []
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or set(m) != {"role", "content"}:
-            raise ValueError(f"turn {i} must be a dict with keys 'role' and 'content', got {m!r:.80}")
+            raise ValueError(
+                f"turn {i} must be a dict with keys 'role' and 'content', got {m!r:.80}"
+            )
         role, content = m["role"], m["content"]
         if not isinstance(content, str) or (not content and role != "system"):
             raise ValueError(f"turn {i}: content must be a non-empty string, got {content!r:.80}")

@@ -56,12 +56,12 @@ def measure_loss_on_every_turn() -> Measured:
     return Measured.of(right, wrong, expected, LOSS_TOLERANCE, quantity)
 
 
-def update_without_rescaling_the_sum(m, l, acc, scores, v):  # noqa: E741
+def update_without_rescaling_the_sum(m, ell, acc, scores, v):
     """The wrong update: the old running sum is not multiplied by exp(m_old - m_new)."""
     m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
     p = torch.exp(scores - m_new)
     alpha = torch.exp(m - m_new)
-    return m_new, l + p.sum(dim=-1, keepdim=True), alpha * acc + p @ v  # the wrong line: l
+    return m_new, ell + p.sum(dim=-1, keepdim=True), alpha * acc + p @ v  # the wrong line: ell
 
 
 def measure_online_softmax_without_rescaling() -> Measured:
@@ -92,8 +92,8 @@ TRAPS = [
     Trap(
         chapter="vicuna",
         title="An online softmax that forgets to rescale its running sum",
-        wrong="l = l + p.sum(-1, keepdim=True)",
-        right="l = alpha * l + p.sum(-1, keepdim=True)  # alpha = exp(m_old - m_new)",
+        wrong="ell = ell + p.sum(-1, keepdim=True)",
+        right="ell = alpha * ell + p.sum(-1, keepdim=True)  # alpha = exp(m_old - m_new)",
         shows="every query whose running maximum moved after its first key block; one block "
         "(block_size >= s) hides it",
         measure=measure_online_softmax_without_rescaling,

@@ -18,7 +18,8 @@ builds the model and the batch, runs one warm-up step, resets the kernel's peak-
 weights and the batch are already resident, the gradients are not: ``zero_grad(set_to_none=True)``).
 Next to it, what ``demos.training.checkpointing.activation_bytes`` counts from
 autograd's saved tensors: the bytes kept between the passes plus the most recomputed for one block.
-Time is the best of ``--repeats`` steps. On CUDA (``--device cuda``) memory is
+Time is the best of ``--repeats`` steps, after one throwaway child process (on the shared 2-core build
+machine the first child after a pause ran up to five times slower). On CUDA (``--device cuda``) memory is
 ``torch.cuda.max_memory_allocated`` instead.
 """
 
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=1000)
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="results/bench_checkpointing.txt")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -130,11 +131,16 @@ def main() -> None:
     ]
     print("\n".join(lines))
     passthrough = sys.argv[1:]
-    for every in args.every:
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+
+    def child(every: str) -> dict:
         cmd = [sys.executable, __file__, *passthrough, "--child", every]
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    child(args.every[0])  # thrown away: the first child after a pause ran up to 5x slower here
+    for every in args.every:
+        r = child(every)
         lines.append(
             f"{every:>8} {r['seconds']:>9.3f} {r['peak_bytes'] / MiB:>11.1f} "
             f"{r['kept'] / MiB:>11.1f} {r['recomputed'] / MiB:>17.1f}"

@@ -19,9 +19,10 @@ every tensor larger than that is unmapped when freed and the warm-up's memory do
 resident to be reused unseen; the table reports that peak minus the resident size just before the call.
 Next to it, the size of one fp32 score tensor computed from the shapes: ``(b, h, t, t)`` for the
 masked form, one ``(b, h, block, block)`` tile for the tiled one. Time is the best of ``--repeats``
-runs. On CUDA (``--device cuda``) memory is ``torch.cuda.max_memory_allocated`` instead.
-The forward pass only: under autograd our tiled version keeps every tile for the backward pass
-(FlashAttention recomputes them instead; see the module's docstring).
+runs, after one throwaway child process (on the shared 2-core build machine the first child after a
+pause ran up to five times slower); times there still vary between runs of the script, peaks do not.
+On CUDA (``--device cuda``) memory is ``torch.cuda.max_memory_allocated`` instead.
+The forward pass only: under autograd our tiled version keeps every tile for the backward pass.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def main() -> None:
         f"{'t':>6} {'method':>7} {'time (s)':>9} {'peak (MiB)':>11} {'scores (MiB)':>13}",
     ]
     print("\n".join(lines))
+    child("masked", min(args.lengths), args.block_size, args)  # thrown away (see the docstring)
     for t in args.lengths:
         for method in ("masked", "tiled"):
             r = child(method, t, args.block_size, args)

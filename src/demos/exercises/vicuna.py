@@ -91,9 +91,9 @@ def check_online_softmax_update(fn: Callable[..., tuple]) -> Check:
         fn,
         online_softmax_update,
         _update_cases(),
-        ("m", "l", "acc", "scores", "v"),
+        ("m", "ell", "acc", "scores", "v"),
         mistakes=mistakes,
-        names=("m", "l", "acc"),
+        names=("m", "ell", "acc"),
         atol=1e-5,
         rtol=1e-5,
     )

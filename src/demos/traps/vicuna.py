@@ -84,8 +84,8 @@ TRAPS = [
     Trap(
         chapter="vicuna",
         title="The loss counted on the user's turns too",
-        wrong="labels = input_ids.masked_fill(padding, -100)  # every real token a target",
-        right="labels = input_ids.masked_fill(~trained, -100)  # the assistant's replies only",
+        wrong="labels = input_ids.masked_fill(padding, -100)  # every real token",
+        right="labels = input_ids.masked_fill(~trained, -100)  # the replies only",
         shows="the loss, and so every gradient: the model is trained to write the user's questions",
         measure=measure_loss_on_every_turn,
     ),

@@ -35,7 +35,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_MARK = "# Setup for Colab or any fresh environment"
 BUDGET_SOURCE = "from demos.book import report_budget\n\nreport_budget()"
-DIST_NAMES = {"yaml": "PyYAML", "sklearn": "scikit-learn", "lm_eval": "lm-eval", "PIL": "pillow"}
+DIST_NAMES = {
+    "yaml": "PyYAML",
+    "sklearn": "scikit-learn",
+    "lm_eval": "lm-eval",
+    "PIL": "pillow",
+    "fastchat": "fschat",
+}
 NOT_PIP = {"demos", "IPython"}  # demos comes from the repository; IPython is the kernel itself
 # modules of demos that build transformers models for the page (the catalogue's reference models):
 # a page importing them compares against transformers and needs its pinned version

@@ -24,6 +24,7 @@ from demos.layers.mlp import GatedMLP
 from demos.layers.norms import RMSNorm
 from demos.layers.rope import apply_rope, rope_cos_sin
 from demos.layers.selective_scan import selective_scan, selective_scan_parallel
+from demos.layers.tiled_attention import online_softmax_update, tiled_attention
 from demos.training.preference import LOSS_TYPES, dpo_loss, log1mexp, orpo_loss, sequence_logps
 
 F64 = torch.float64
@@ -55,6 +56,19 @@ def test_banded_attention(block):
     q, k, v = leaf(1, 4, 5, 2), leaf(1, 2, 7, 2), leaf(1, 2, 7, 2)
     f = lambda q, k, v: banded_attention(q, k, v, window=3, block=block)  # noqa: E731
     assert gradcheck(f, (q, k, v), fast_mode=True)
+
+
+@pytest.mark.parametrize("causal, block_size", [(True, 2), (False, 3), (True, 64)])
+def test_tiled_attention(causal, block_size):
+    q, k, v = leaf(1, 4, 3, 4), leaf(1, 2, 5, 4), leaf(1, 2, 5, 4)  # t < s: a cached prefix
+    f = lambda q, k, v: tiled_attention(q, k, v, causal=causal, block_size=block_size)  # noqa: E731
+    assert gradcheck(f, (q, k, v), fast_mode=True)
+    assert f(q, k, v).dtype == F64
+
+
+def test_online_softmax_update():
+    m, ell, acc = leaf(2, 1), leaf(2, 1).abs().detach().requires_grad_(), leaf(2, 3)
+    assert gradcheck(online_softmax_update, (m, ell, acc, leaf(2, 4), leaf(4, 3)), fast_mode=True)
 
 
 @pytest.mark.parametrize("scan", [selective_scan, selective_scan_parallel])

@@ -7,9 +7,10 @@ Where code goes (the layout rule; the README repeats it):
     (``rope``), Llama 3's frequency scaling (``rope_scaling``), Qwen's training-free long-context
     tricks (``long_context``: dynamic NTK, LogN), attention (``attention``), masks (``masks``), KV
     caches and their bytes (``kv_cache``), a forward's matmul FLOPs (``flops``), banded
-    sliding-window attention (``banded_attention``), fused q/k/v layouts (``fused_qkv``), norms
-    (``norms``), MLPs (``mlp``), the selective scan (``selective_scan``), mixture of experts
-    (``moe``), NF4 quantisation (``quantization``); later FFT convolution, ...
+    sliding-window attention (``banded_attention``), FlashAttention's tiling and online softmax
+    (``tiled_attention``), fused q/k/v layouts (``fused_qkv``), norms (``norms``), MLPs (``mlp``),
+    the selective scan (``selective_scan``), mixture of experts (``moe``), NF4 quantisation
+    (``quantization``); later FFT convolution, ...
 ``demos/catalog.py``
     The one catalogue of models: per transformers ``model_type`` our class, its tiny config and its
     registry columns (``ARCHITECTURES``); the tiny models every check runs on (``ROWS``). The
@@ -33,7 +34,9 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/generation.py``
     One ``generate`` for every language model (greedy or sampled, padded batches).
 ``demos/training/``
-    Losses (pure functions of tensors) and training loops; ``trl_reference`` drives TRL offline.
+    Losses (pure functions of tensors) and training loops; ``trl_reference`` drives TRL offline;
+    conversation formats and their label masks (``conversation``), gradient checkpointing
+    (``checkpointing``).
 ``demos/eval/``
     Evaluation: continuation log-likelihoods and metrics as lm-evaluation-harness computes them
     (``scoring``, ``metrics``, ``fewshot``), one module per benchmark with rules of its own
@@ -88,6 +91,8 @@ _EXPORTS = {
     "RollingKVCache": "demos.layers.kv_cache",
     "kv_cache_bytes_per_token": "demos.layers.kv_cache",
     "banded_attention": "demos.layers.banded_attention",
+    "tiled_attention": "demos.layers.tiled_attention",
+    "online_softmax_update": "demos.layers.tiled_attention",
     "split_fused_qkv": "demos.layers.fused_qkv",
     "FusedQKVAttention": "demos.layers.fused_qkv",
     "RMSNorm": "demos.layers.norms",
@@ -155,6 +160,14 @@ _EXPORTS = {
     "log1mexp": "demos.training.preference",
     "causal_lm_loss": "demos.training.sft",
     "masked_labels": "demos.training.sft",
+    # Vicuna: the conversation format, its label mask, gradient checkpointing
+    "vicuna_prompt": "demos.training.conversation",
+    "render_vicuna": "demos.training.conversation",
+    "trained_tokens": "demos.training.conversation",
+    "tokenize_conversations": "demos.training.conversation",
+    "VICUNA_CHAT_TEMPLATE": "demos.training.conversation",
+    "checkpointed_forward": "demos.training.checkpointing",
+    "activation_bytes": "demos.training.checkpointing",
     # evaluation
     "loglikelihood": "demos.eval.scoring",
     "encode_pair": "demos.eval.scoring",

@@ -306,7 +306,7 @@ BAD_QKV = [
 # attention_weights takes no v: the cases about v are not asked of it (rather than skipped)
 BAD_QKV_CALLS = [
     (fn, *case)
-    for fn in ("attention", "attention_weights", "banded_attention")
+    for fn in ("attention", "attention_weights", "banded_attention", "tiled_attention")
     for case in BAD_QKV
     if not (fn == "attention_weights" and case[0].startswith(("v ", "k and v")))
 ]
@@ -317,11 +317,13 @@ BAD_QKV_CALLS = [
 )
 def test_bad_qkv_raise_value_error(fn, case, q, k, v, match):
     from demos.layers.banded_attention import banded_attention
+    from demos.layers.tiled_attention import tiled_attention
 
     call = {
         "attention": lambda: attention(q, k, v),
         "attention_weights": lambda: attention_weights(q, k),
         "banded_attention": lambda: banded_attention(q, k, v, window=2),
+        "tiled_attention": lambda: tiled_attention(q, k, v, block_size=2),
     }[fn]
     with pytest.raises(ValueError, match=match):
         call()

@@ -67,6 +67,22 @@ TOP_K_WRONG = {
         ["differ"],
     ),
     "experts only": (lambda logits, k: top_k(logits, k).indices, ["tuple"]),
+    "int32 experts": (
+        lambda logits, k: (lambda w, e: (w, e.int()))(*torch.topk(logits.softmax(-1), k, -1)),
+        ["int32", "torch.int64", "F.one_hot"],
+    ),
+    "ascending order": (
+        lambda logits, k: (lambda w, e: (w.flip(-1), e.flip(-1)))(*top_k(logits, k)),
+        ["ascending order", "most probable first"],
+    ),
+    "torch.sort ascending": (
+        lambda logits, k: (lambda v, i: (v[:, -k:], i[:, -k:]))(*torch.sort(logits.softmax(-1))),
+        ["ascending order", "descending=True"],
+    ),
+    "float64 weights": (
+        lambda logits, k: torch.topk(logits.double().softmax(-1), k, -1),
+        ["float64", "torch.float32"],
+    ),
 }
 
 

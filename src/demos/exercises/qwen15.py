@@ -28,10 +28,24 @@ def _logit_cases() -> dict[str, tuple]:
     }
 
 
+INT64_WHY = (
+    "The expert indices must be int64 (torch.long), as torch.topk returns them: F.one_hot, "
+    "which the balancing loss uses to count the tokens each expert receives, accepts only "
+    "int64 indices."
+)
+
+
+def _explain_dtypes(result: Check) -> Check:
+    """Add why the indices must be int64 to a message that says they are not."""
+    if not result.ok and "experts is an int" in result.message and "torch.int64" in result.message:
+        return Check(False, f"{result.message} {INT64_WHY}", result.attempted)
+    return result
+
+
 def check_top_k_weights(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
     """Check ``top_k_weights(router_logits, k)``: ``router_logits (n, e)`` float32 -> ``(weights
-    (n, k), experts (n, k))``, the k largest softmax probabilities over all experts, not rescaled,
-    most probable first."""
+    (n, k) float32, experts (n, k) int64)``, the k largest softmax probabilities over all experts,
+    not rescaled, most probable first."""
 
     def softmax_after(logits, k):
         top, experts = torch.topk(logits, k, dim=-1)
@@ -49,8 +63,14 @@ def check_top_k_weights(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) ->
             lambda logits, k: torch.topk(logits, k, dim=-1),
             "the weights are the raw logits: apply the softmax over all experts first.",
         ),
+        Mistake(
+            lambda logits, k: tuple(t.flip(-1) for t in top_k_weights(logits, k)),
+            "the right k experts and weights, in ascending order (least probable first, as "
+            "torch.sort gives them unless descending=True): list each token's experts most "
+            "probable first, as torch.topk does.",
+        ),
     ]
-    return check_function(
+    result = check_function(
         fn,
         top_k_weights,
         _logit_cases(),
@@ -59,7 +79,9 @@ def check_top_k_weights(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) ->
         atol=1e-6,
         rtol=1e-5,
         names=("weights", "experts"),
+        exact_dtype=True,
     )
+    return _explain_dtypes(result)
 
 
 def balancing_loss(router_logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -41,13 +41,26 @@ def lse(logits, chunk):  # written here: running max and sum, rescaled
     return m + total.log()
 
 
+def lse_by_logaddexp(logits, chunk):  # written here: each chunk's logsumexp, added in log space
+    out = torch.full(logits.shape[:1], -math.inf)
+    for block in logits.split(chunk, dim=1):
+        out = torch.logaddexp(out, block.logsumexp(1))
+    return out
+
+
 @pytest.mark.parametrize(
     "checker, answer",
     [
         (check_online_softmax_update, update),
+        (
+            check_online_softmax_update,
+            lambda *a: list(update(*a)),
+        ),  # a list unpacks as a tuple does
         (check_vicuna_labels, labels),
         (check_chunked_logsumexp, lse),
+        (check_chunked_logsumexp, lse_by_logaddexp),
     ],
+    ids=["update", "update as a list", "labels", "lse", "lse by logaddexp"],
 )
 def test_right_answers_pass(checker, answer):
     result = checker(answer)
@@ -73,7 +86,38 @@ def _update_without(rescale_sum=True, rescale_acc=True):
     return wrong
 
 
+def _update_with_max(reduce):
+    def wrong(m, ell, acc, scores, v):
+        m_new = torch.maximum(m, reduce(scores))
+        p = torch.exp(scores - m_new)
+        alpha = torch.exp(m - m_new)
+        return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
+
+    return wrong
+
+
+def _update_inverted_alpha(m, ell, acc, scores, v):
+    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
+    p = torch.exp(scores - m_new)
+    alpha = torch.exp(m_new - m)
+    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
+
+
 UPDATE_WRONG = {
+    "inverted alpha": (_update_inverted_alpha, ["inverted", "exp(m - m_new)", "NaN"]),
+    "max over the queries": (
+        _update_with_max(lambda s: s.amax(0, keepdim=True)),
+        ["axis 0, the queries", "amax(-1, keepdim=True)"],
+    ),
+    "max over the queries, transposed back": (
+        _update_with_max(lambda s: s.max(dim=-2, keepdim=True).values.T),
+        ["axis 0, the queries"],
+    ),
+    "one max for the whole block": (
+        _update_with_max(lambda s: s.max()),
+        ["one maximum over the whole block"],
+    ),
+    "max without keepdim": (_update_with_max(lambda s: s.amax(-1)), ["keepdim=True"]),
     "stub": (my_online_softmax_update, ["still the template"]),
     "sum not rescaled": (_update_without(rescale_sum=False), ["running sum ell was not rescaled"]),
     "acc not rescaled": (_update_without(rescale_acc=False), ["acc was not rescaled"]),
@@ -129,6 +173,8 @@ LABELS_WRONG = {
         ["-100"],
     ),
     "a boolean mask": (lambda ids, o, s: labels(ids, o, s) != -100, ["bool"]),
+    "int32 labels": (lambda ids, o, s: labels(ids, o, s).int(), ["int32", "int64", "Long"]),
+    "float labels": (lambda ids, o, s: labels(ids, o, s).float(), ["float32", "int64"]),
     "end inclusive": (
         lambda ids, o, s: ids.masked_fill(
             ~torch.tensor([any(a <= e and b >= st for st, e in s) for a, b in o.tolist()]), -100
@@ -169,6 +215,27 @@ LSE_WRONG = {
         ["added, not maxed"],
     ),
     "plain maximum": (lambda x, c: x.amax(-1), ["differ"]),
+    "torch.logsumexp, chunk ignored": (
+        lambda x, c: torch.logsumexp(x, -1),
+        ["not computed in chunks", "`logsumexp`", "the function the exercise asks you to build"],
+    ),
+    "one pass over all columns, chunk ignored": (
+        lambda x, c: (lambda m: m + torch.log(torch.exp(x - m[:, None]).sum(-1)))(x.amax(-1)),
+        ["not computed in chunks", "`amax` got a tensor of shape (3, 10)", "more than 4 columns"],
+    ),
+    "all chunks at once, reshaped": (
+        lambda x, c: torch.logsumexp(
+            torch.nn.functional.pad(x, (0, -x.shape[1] % c), value=-math.inf).view(
+                x.shape[0], -1, c
+            ),
+            (1, 2),
+        ),
+        ["not computed in chunks"],
+    ),
+    "row by row, each row whole": (
+        lambda x, c: torch.stack([row.logsumexp(0) for row in x]),
+        ["not computed in chunks"],
+    ),
     "natural mean": (lambda x, c: x.logsumexp(-1) - math.log(x.shape[1]), ["differ"]),
 }
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from demos.exercises.core import Check, Mistake, check_function
 from demos.layers.tiled_attention import online_softmax_update
@@ -40,6 +41,80 @@ def _normalised_block(m, ell, acc, scores, v):
     p = torch.softmax(scores, -1)
     alpha = torch.exp(m - m_new)
     return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
+
+
+def _inverted_alpha(m, ell, acc, scores, v):
+    """Rescales by exp(m_new - m), the inverse of the factor: the first block then gives inf * 0."""
+    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
+    p = torch.exp(scores - m_new)
+    alpha = torch.exp(m_new - m)
+    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
+
+
+_ONE_MAXIMUM = (
+    "m is one maximum over the whole block (scores.max() or scores.amax() with no dim): each "
+    "query row keeps its own running maximum, scores.amax(-1, keepdim=True), shape (i, 1)."
+)
+
+
+def _max_of_block(m, ell, acc, scores, v):
+    """Takes one maximum over the whole block (every query's scores) instead of one per query."""
+    m_new = torch.maximum(m, scores.amax())
+    p = torch.exp(scores - m_new)
+    alpha = torch.exp(m - m_new)
+    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
+
+
+class _Reductions(TorchFunctionMode):
+    """Records the axes over which ``scores`` (that very tensor) is reduced by a max while active."""
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        super().__init__()
+        self.scores = scores
+        self.axes: list[int | None] = []  # None: over every element
+        self.keepdim: list[bool] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in ("max", "amax") and args and args[0] is self.scores:
+            dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+            if not isinstance(dim, torch.Tensor):  # torch.max(a, b) is elementwise, not a reduction
+                dims = dim if isinstance(dim, list | tuple) else [dim]
+                ndim = self.scores.dim()
+                self.axes += [None if d is None else d % ndim for d in dims] if dims else [None]
+                self.keepdim.append(
+                    bool(kwargs.get("keepdim", args[2] if len(args) > 2 else False))
+                )
+        return func(*args, **kwargs)
+
+
+def _wrong_axis(fn: Callable, args: tuple) -> str | None:
+    """Why ``fn`` is wrong if it takes the maximum of ``scores`` over another axis than the keys'."""
+    fresh = tuple(a.clone() for a in args)
+    recorder = _Reductions(fresh[3])
+    raised = False
+    try:
+        with recorder:
+            fn(*fresh)
+    except Exception:  # a wrong axis often ends in a shape error; what was recorded still counts
+        raised = True
+    last = fresh[3].dim() - 1
+    if None in recorder.axes:
+        return _ONE_MAXIMUM
+    if any(axis != last for axis in recorder.axes):
+        return (
+            "the maximum of scores was taken over axis 0, the queries (i), not the keys (j): "
+            "each query needs the maximum of its own row, scores.amax(-1, keepdim=True), "
+            "shape (i, 1)."
+        )
+    if raised and recorder.axes and not any(recorder.keepdim):
+        return (
+            "the row maximum lost its axis: scores.amax(-1) has shape (i,), which does not "
+            "line up with m of shape (i, 1) nor broadcast against scores (i, j). Keep the axis: "
+            "scores.amax(-1, keepdim=True)."
+        )
+    return None
 
 
 def _update_cases() -> dict[str, tuple]:
@@ -86,17 +161,35 @@ def check_online_softmax_update(fn: Callable[..., tuple]) -> Check:
             "each block was normalised on its own (a softmax per block). Keep the block's weights "
             "unnormalised, exp(scores - m_new); the one division by ell happens at the end.",
         ),
+        Mistake(
+            _inverted_alpha,
+            "the rescaling factor is inverted: alpha = exp(m - m_new), the old maximum minus the "
+            "new one (at most 1), not exp(m_new - m). On the first block m = -inf, so the inverted "
+            "factor is exp(+inf) = inf, and inf * ell (= 0) is NaN.",
+        ),
+        Mistake(
+            _max_of_block,
+            _ONE_MAXIMUM,
+        ),
     ]
-    return check_function(
+    cases = _update_cases()
+    result = check_function(
         fn,
         online_softmax_update,
-        _update_cases(),
+        cases,
         ("m", "ell", "acc", "scores", "v"),
         mistakes=mistakes,
         names=("m", "ell", "acc"),
         atol=1e-5,
         rtol=1e-5,
     )
+    if result.ok or not result.attempted or "Likely cause" in result.message:
+        return result
+    try:
+        cause = _wrong_axis(fn, next(iter(cases.values())))
+    except Exception:  # a checker never raises on a learner's answer
+        cause = None
+    return Check(False, f"{result.message} Likely cause: {cause}") if cause else result
 
 
 # ---------------------------------------------------------------- exercise 2: the labels
@@ -192,13 +285,27 @@ def check_vicuna_labels(fn: Callable[..., torch.Tensor]) -> Check:
             "token id either.",
         ),
     ]
-    return check_function(
-        fn,
-        vicuna_labels,
-        _label_cases(),
-        ("input_ids", "offsets", "spans"),
-        mistakes=mistakes,
+    cases = _label_cases()
+    result = check_function(
+        fn, vicuna_labels, cases, ("input_ids", "offsets", "spans"), mistakes=mistakes
     )
+    if not result.ok:
+        return result
+    try:  # the values are right: now the dtype, which the loss needs
+        dtype = fn(
+            *(a.clone() if isinstance(a, torch.Tensor) else a for a in cases[next(iter(cases))])
+        ).dtype
+    except Exception as error:  # it passed a moment ago; never raise on the learner's code
+        return Check(False, f"A second call raised {type(error).__name__}: {error}")
+    if dtype != torch.int64:
+        return Check(
+            False,
+            f"The values are right, but the labels are {str(dtype).removeprefix('torch.')}: "
+            "return them as int64 (torch.long), the dtype of input_ids. The loss needs it: "
+            "cross_entropy takes its targets as int64 and raises on int32 ('expected target "
+            "dtype to be Long'), and a floating-point label is not a class index.",
+        )
+    return result
 
 
 # ---------------------------------------------------------------- exercise 3 (transfer): logsumexp
@@ -233,11 +340,71 @@ def _max_of_chunks(logits, chunk):
     ).amax(-1)
 
 
+# What may see all v columns at once: reading shapes, slicing, splitting, viewing, converting.
+_READS = {
+    "__get__", "__getitem__", "__len__", "__iter__", "size", "dim", "ndimension", "numel",
+    "split", "chunk", "tensor_split", "narrow", "unbind", "select", "t", "transpose", "permute",
+    "movedim", "swapaxes", "view", "reshape", "flatten", "unsqueeze", "squeeze", "contiguous",
+    "clone", "detach", "to", "float", "double", "half", "cpu", "numpy", "tolist",
+    "new_full", "new_zeros", "new_ones", "new_empty", "new_tensor", "__repr__", "__format__",
+}  # fmt: skip
+
+
+class _WideOps(TorchFunctionMode):
+    """Records each torch call, other than a read (``_READS``), that gets a floating-point tensor of
+    more than ``limit`` elements: more than ``chunk`` columns of the ``(n, v)`` logits at once."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.wide: list[tuple[str, tuple[int, ...]]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        if name not in _READS:
+            for a in (*args, *(kwargs or {}).values()):
+                if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel() > self.limit:
+                    self.wide.append((name, tuple(a.shape)))
+                    break
+        return func(*args, **(kwargs or {}))
+
+
+def _not_in_chunks(fn: Callable, cases: dict[str, tuple]) -> Check | None:
+    """A failed Check if ``fn`` computes on more than ``chunk`` columns at once, else None."""
+    for case, (logits, chunk) in cases.items():
+        recorder = _WideOps(logits.shape[0] * chunk)
+        with recorder:
+            fn(logits.clone(), chunk)
+        if not recorder.wide:
+            continue
+        name, shape = recorder.wide[0]
+        why = (
+            " (torch.logsumexp over the whole row is the function the exercise asks you to build)"
+            if name == "logsumexp"
+            else ""
+        )
+        return Check(
+            False,
+            f"The values are right, but they are not computed in chunks: in case '{case}' "
+            f"(logits of shape {tuple(logits.shape)}, chunk = {chunk}), `{name}` got a tensor "
+            f"of shape {shape}, more than {chunk} columns of logits at once{why}. Read chunk "
+            "columns at a time (logits[:, j : j + chunk]) and carry a running maximum and a "
+            "running sum from one chunk to the next.",
+        )
+    return None
+
+
 def check_chunked_logsumexp(fn: Callable[..., torch.Tensor]) -> Check:
-    """Check ``lse(logits, chunk)``: ``logits (n, v)``, ``chunk`` columns at a time; returns ``(n,)``."""
+    """Check ``lse(logits, chunk)``: ``logits (n, v)``, ``chunk`` columns at a time; returns ``(n,)``.
+
+    Beyond the values, no torch function may compute on more than ``chunk`` columns of the logits at
+    once (slicing and splitting them is reading, and allowed)."""
     gen = torch.Generator().manual_seed(0)
-    cases = {
-        "v = 10 in chunks of 3": (torch.randn(3, 10, generator=gen) * 3, 3),
+    cases = {  # v <= chunk**2 in each: a tensor of one number per chunk is no wider than a chunk
+        "v = 10 in chunks of 4 (the last chunk holds 2)": (
+            torch.randn(3, 10, generator=gen) * 3,
+            4,
+        ),
         "rising logits (the maximum moves every chunk)": (
             torch.linspace(0, 20, 24).repeat(2, 1) + torch.randn(2, 24, generator=gen),
             5,
@@ -263,7 +430,7 @@ def check_chunked_logsumexp(fn: Callable[..., torch.Tensor]) -> Check:
             "that is the largest chunk's logsumexp; the chunks' sums must be added, not maxed.",
         ),
     ]
-    return check_function(
+    result = check_function(
         fn,
         chunked_logsumexp,
         cases,
@@ -272,3 +439,9 @@ def check_chunked_logsumexp(fn: Callable[..., torch.Tensor]) -> Check:
         atol=1e-4,
         rtol=1e-5,
     )
+    if not result.ok:
+        return result
+    try:
+        return _not_in_chunks(fn, cases) or result
+    except Exception as error:  # it passed a moment ago; never raise on the learner's code
+        return Check(False, f"A second call raised {type(error).__name__}: {error}")

@@ -1,4 +1,5 @@
-"""The Qwen chapter's checkers: LogN's factor, Qwen's dynamic NTK base, and cutting c_attn."""
+"""The Qwen chapter's checkers: LogN's first position for a factor, the base that slows one RoPE
+channel, and cutting c_attn."""
 
 from __future__ import annotations
 
@@ -7,17 +8,23 @@ import math
 import pytest
 import torch
 
-from demos.exercises.qwen import check_logn_scale, check_ntk_base, check_split_c_attn
+from demos.exercises.qwen import check_base_for_channel, check_logn_position, check_split_c_attn
+from demos.layers.long_context import ntk_scaled_base
 
 
-def logn(position, train_len):  # written here from Qwen's list: log_L(p + 1) past L, else 1
-    i = position + 1
-    return math.log(i) / math.log(train_len) if i > train_len else 1.0
+def first_position(factor, train_len):  # written here: log_L(p + 1) >= factor, p + 1 = L ** f
+    return math.ceil(train_len**factor) - 1
 
 
-def ntk_base(base, seq_len, train_len, head_dim):  # written here from QWenModel.get_ntk_alpha
-    alpha = max(1, 2 ** math.ceil(math.log(seq_len / train_len, 2) + 1) - 1)
-    return base * alpha ** (head_dim / (head_dim - 2))
+def first_position_by_search(factor, train_len):  # written here: walk Qwen's 1-based list
+    i = train_len + 1
+    while math.log(i) / math.log(train_len) < factor:
+        i += 1
+    return i - 1
+
+
+def base_for_channel(base, head_dim, channel, slowdown):  # b'^(-2i/d) = b^(-2i/d) / slowdown
+    return base * slowdown ** (head_dim / (2 * channel))
 
 
 def split(weight, bias):  # written here: three row blocks q, k, v
@@ -34,74 +41,76 @@ def split(weight, bias):  # written here: three row blocks q, k, v
 
 def test_solutions_pass():
     for checker, answer in (
-        (check_logn_scale, logn),
-        (check_ntk_base, ntk_base),
+        (check_logn_position, first_position),
+        (check_logn_position, first_position_by_search),
+        (check_base_for_channel, base_for_channel),
         (check_split_c_attn, split),
     ):
         result = checker(answer)
         assert result.ok, result.message
 
 
-def my_logn_scale(position, train_len):  # the chapter's stub, untouched
+def test_base_for_the_slowest_channel_is_ntk_aware_interpolation():
+    assert math.isclose(base_for_channel(1e4, 128, 63, 7), ntk_scaled_base(1e4, 7, 128))
+
+
+def my_logn_position(factor, train_len):  # the chapter's stub, untouched
     # your code here
-    return 1.0
+    return 0
 
 
-LOGN_WRONG = {
-    "stub": (my_logn_scale, ["still the template"]),
-    "0-based log": (
-        lambda p, L: math.log(p) / math.log(L) if p > L else 1.0,
-        ["Qwen's list starts at i = 1"],
+POSITION_WRONG = {
+    "stub": (my_logn_position, ["still the template", "should return an int"]),
+    "1-based": (lambda f, L: math.ceil(L**f), ["1-based position i = p + 1"]),
+    "rounded down": (lambda f, L: math.floor(L**f) - 1, ["rounded down"]),
+    "linear": (lambda f, L: math.ceil(f * L) - 1, ["not factor * L"]),
+    "natural log": (lambda f, L: math.ceil(math.exp(f)) - 1, ["to base L"]),
+    "a float": (lambda f, L: float(math.ceil(L**f) - 1), ["the float 92681", "Python int"]),
+    "a tensor": (
+        lambda f, L: torch.tensor(L**f, dtype=torch.float64).ceil().long() - 1,
+        ["int64 tensor", "Python int"],
     ),
-    "no clamp": (lambda p, L: math.log(p + 1) / math.log(L), ["must stay 1"]),
-    "natural log": (lambda p, L: math.log(p + 1) if p + 1 > L else 1.0, ["to base L"]),
-    "ratio": (lambda p, L: (p + 1) / L if p + 1 > L else 1.0, ["that is the ratio"]),
-    "scaled from L on": (
-        lambda p, L: max(1.0, math.log(p + 2) / math.log(L)),
-        ["position 2047", "expected 1, got 1.00006"],
+    "the numpy float of np.ceil": (
+        lambda f, L: __import__("numpy").ceil(L**f) - 1,
+        ["Python int"],
+    ),
+    "floor, one past for a whole L ** factor": (
+        lambda f, L: math.floor(L**f),
+        ["factor 2, L = 2048", "expected 4,194,303", "only while L ** factor is not a whole"],
     ),
 }
 
 
-@pytest.mark.parametrize("answer, words", LOGN_WRONG.values(), ids=list(LOGN_WRONG))
-def test_logn_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_logn_scale, answer, words)
+@pytest.mark.parametrize("answer, words", POSITION_WRONG.values(), ids=list(POSITION_WRONG))
+def test_logn_position_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_logn_position, answer, words)
 
 
-def my_ntk_base(base, seq_len, train_len, head_dim):  # the chapter's stub, untouched
+def my_base_for_channel(base, head_dim, channel, slowdown):  # the chapter's stub, untouched
     # your code here
     return base
 
 
-def power(alpha, d):
-    return alpha ** (d / (d - 2))
-
-
-NTK_WRONG = {
-    "stub": (my_ntk_base, ["still the template"]),
-    "transformers' 2r - 1": (
-        lambda b, n, L, d: b * power(max(1.0, 2 * n / L - 1), d),
-        ["by chunks"],
+BASE_WRONG = {
+    "stub": (my_base_for_channel, ["still the template"]),
+    "NTK's exponent for every channel": (
+        lambda b, d, i, s: ntk_scaled_base(b, s, d),
+        ["right for the slowest channel only"],
     ),
-    "alpha = r": (lambda b, n, L, d: b * power(max(1.0, n / L), d), ["not the ratio"]),
-    "no exponent": (
-        lambda b, n, L, d: b * max(1, 2 ** math.ceil(math.log2(n / L) + 1) - 1),
-        ["alpha ** (d / (d - 2))"],
-    ),
-    "power of two": (
-        lambda b, n, L, d: b * power(max(1, 2 ** math.ceil(math.log2(n / L))), d),
-        ["not the power of two"],
-    ),
-    "exponent d / (d - 1)": (
-        lambda b, n, L, d: b * max(1, 2 ** math.ceil(math.log2(n / L) + 1) - 1) ** (d / (d - 1)),
-        ["3,000 tokens", "expected 30527.7"],
+    "no exponent": (lambda b, d, i, s: b * s, ["slows channel i by slowdown ** (2i / d)"]),
+    "exponent inverted": (lambda b, d, i, s: b * s ** (2 * i / d), ["upside down"]),
+    "channel from 1": (lambda b, d, i, s: b * s ** (d / (2 * (i + 1))), ["counted from 1"]),
+    "faster": (lambda b, d, i, s: b / s ** (d / (2 * i)), ["turns faster"]),
+    "exponent d / i": (
+        lambda b, d, i, s: b * s ** (d / i),
+        ["slowest channel (63 of 64)", "expected 72195.9, got 521224"],
     ),
 }
 
 
-@pytest.mark.parametrize("answer, words", NTK_WRONG.values(), ids=list(NTK_WRONG))
-def test_ntk_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_ntk_base, answer, words)
+@pytest.mark.parametrize("answer, words", BASE_WRONG.values(), ids=list(BASE_WRONG))
+def test_base_for_channel_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_base_for_channel, answer, words)
 
 
 def my_split_c_attn(weight, bias):  # the chapter's stub, untouched
@@ -139,6 +148,8 @@ def test_split_checker_explains_wrong_answers(explain, answer, words):
     explain(check_split_c_attn, answer, words)
 
 
-@pytest.mark.parametrize("checker", [check_logn_scale, check_ntk_base, check_split_c_attn])
+@pytest.mark.parametrize(
+    "checker", [check_logn_position, check_base_for_channel, check_split_c_attn]
+)
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)

@@ -1,5 +1,6 @@
-"""Checkers for the Qwen chapter's exercises: LogN-Scaling's factor at a position, the RoPE base of
-Qwen's dynamic NTK interpolation for a length, and (transfer) cutting first-generation Qwen's fused
+"""Checkers for the Qwen chapter's exercises: the first position LogN-Scaling multiplies by a given
+factor (its inverse problem), the RoPE base that slows any one channel by a given factor (NTK-aware
+interpolation's derivation, generalised), and (transfer) cutting first-generation Qwen's fused
 ``c_attn`` into transformers' ``q_proj``, ``k_proj`` and ``v_proj``."""
 
 from __future__ import annotations
@@ -9,123 +10,182 @@ from collections.abc import Callable
 
 import torch
 
+from demos.exercises.compare import describe
 from demos.exercises.core import Check, Mistake, check_function
-from demos.layers.long_context import logn_scale, ntk_scaled_base, qwen_ntk_alpha
+from demos.layers.long_context import logn_scale
 
 
-def logn_reference(position: int, train_len: int) -> float:
-    """The reference: LogN's factor for the query at 0-based ``position`` (a Python float)."""
-    return logn_scale(torch.tensor([position]), train_len, torch.float64).item()
+def logn_position_reference(factor: float, train_len: int) -> int:
+    """The reference: the smallest 0-based position whose query LogN-Scaling multiplies by at least
+    ``factor`` (> 1), found with the book's ``logn_scale`` in float64 (a Python int)."""
+
+    def scale(position: int) -> float:
+        return logn_scale(torch.tensor([position]), train_len, torch.float64).item()
+
+    position = max(0, math.ceil(train_len**factor) - 1)  # p + 1 >= L ** factor
+    while position > 0 and scale(position - 1) >= factor:
+        position -= 1
+    while scale(position) < factor:
+        position += 1
+    return position
 
 
-def _logn_zero_based(position, train_len):  # log_L(p) past L: off by one position
-    return math.log(position) / math.log(train_len) if position > train_len else 1.0
+def _position_one_based(factor, train_len):  # i = p + 1 returned for p
+    return math.ceil(train_len**factor)
 
 
-def _logn_unclamped(position, train_len):  # log_L(p + 1) everywhere: shrinks short contexts
-    return math.log(position + 1) / math.log(train_len)
+def _position_rounded_down(factor, train_len):  # the last position still below the factor
+    return math.floor(train_len**factor) - 1
 
 
-def _logn_natural(position, train_len):  # ln(p + 1) past L: the base of the logarithm forgotten
-    return math.log(position + 1) if position + 1 > train_len else 1.0
+def _position_floor(factor, train_len):  # right unless L ** factor is whole: then one past
+    return math.floor(train_len**factor)
 
 
-def _logn_ratio(position, train_len):  # (p + 1) / L: a linear temperature, not a logarithm
-    return (position + 1) / train_len if position + 1 > train_len else 1.0
+def _position_linear(factor, train_len):  # p + 1 = factor * L: a linear temperature
+    return math.ceil(factor * train_len) - 1
 
 
-def check_logn_scale(fn: Callable[[int, int], float]) -> Check:
-    """Check ``logn(position, train_len) -> float``: the factor of the query at 0-based ``position``."""
+def _position_natural(
+    factor, train_len
+):  # p + 1 = e ** factor: the base of the logarithm forgotten
+    return math.ceil(math.exp(factor)) - 1
+
+
+def _not_int(fn: Callable, cases: dict[str, tuple]) -> str | None:
+    """A sentence naming the first case where ``fn`` returns something other than a Python int."""
+    for case, args in cases.items():
+        try:
+            value = fn(*args)
+        except Exception:  # the value check already ran it without error; stay silent
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            return (
+                f"In case '{case}' the value is right but it came back as {describe(value)}. "
+                "A position is a Python int (it indexes a sequence): math.ceil returns one; "
+                "convert a float or a tensor with int(...)."
+            )
+    return None
+
+
+def check_logn_position(fn: Callable[[float, int], int]) -> Check:
+    """Check ``first_position(factor, train_len) -> int``: the smallest 0-based position whose query
+    LogN-Scaling multiplies by at least ``factor``; the value must be a Python int."""
     cases = {
-        "inside the training length (position 100, L = 2048)": (100, 2048),
-        "the last trained position (position 2047, L = 2048)": (2047, 2048),
-        "one past it (position 2048, L = 2048)": (2048, 2048),
-        "position 8191, L = 2048 (an 8K context)": (8191, 2048),
-        "position 15, L = 4: log_4(16) = 2": (15, 4),
+        "factor 1.5, L = 2048 (Qwen's training length)": (1.5, 2048),
+        "factor 1.0001, L = 2048 (just past the training length)": (1.0001, 2048),
+        "factor 1.1, L = 8192": (1.1, 8192),
+        "factor 2, L = 2048: every score doubled from p + 1 = L ** 2 on": (2.0, 2048),
+        "factor 1.25, L = 32": (1.25, 32),
+        "factor 2.2, L = 4": (2.2, 4),
     }
     mistakes = [
         Mistake(
-            _logn_zero_based,
-            "the factor used log(position) for a 0-based position. Qwen's list starts at i = 1: "
-            "the query at 0-based position p gets log_L(p + 1).",
+            _position_one_based,
+            "that is the 1-based position i = p + 1 (Qwen's list is 1-based). The query at "
+            "0-based position p takes entry i = p + 1: return i - 1.",
         ),
         Mistake(
-            _logn_unclamped,
-            "inside the training length the factor must stay 1; log_L(p + 1) < 1 there would "
-            "flatten every short prompt's attention.",
+            _position_rounded_down,
+            "L ** factor was rounded down, which gives the last position whose factor is still "
+            "below it; round up: p + 1 = ceil(L ** factor).",
         ),
         Mistake(
-            _logn_natural,
-            "the logarithm is to base L (the training length): log(p + 1) / log(L).",
+            _position_floor,
+            "floor(L ** factor) equals ceil(L ** factor) - 1 only while L ** factor is not a whole "
+            "number. When it is, the query at p = L ** factor - 1 already has log_L(p + 1) = factor "
+            "exactly: return ceil(L ** factor) - 1.",
         ),
         Mistake(
-            _logn_ratio,
-            "that is the ratio (p + 1) / L; LogN-Scaling grows with its logarithm, log_L(p + 1).",
+            _position_linear,
+            "the factor grows with the logarithm of the position, log_L(p + 1): solving it gives "
+            "p + 1 = L ** factor, not factor * L.",
+        ),
+        Mistake(
+            _position_natural,
+            "the logarithm is to base L (the training length): p + 1 = L ** factor, not "
+            "e ** factor.",
         ),
     ]
-    return check_function(
-        fn, logn_reference, cases, ("position", "train_len"), mistakes=mistakes, rtol=1e-6
+    check = check_function(
+        fn, logn_position_reference, cases, ("factor", "train_len"), mistakes=mistakes
     )
+    if not check.ok:
+        return check
+    try:
+        problem = _not_int(fn, cases)
+    except Exception:  # a checker never raises on a learner's answer
+        problem = None
+    return Check(False, problem) if problem else check
 
 
-def ntk_base_reference(base: float, seq_len: int, train_len: int, head_dim: int) -> float:
-    """The reference: Qwen's dynamic NTK base for a sequence of ``seq_len`` tokens."""
-    return ntk_scaled_base(base, qwen_ntk_alpha(seq_len, train_len), head_dim)
+def base_for_channel_reference(base: float, head_dim: int, channel: int, slowdown: float) -> float:
+    """The reference: the RoPE base that makes channel ``channel`` (0 = fastest) turn exactly
+    ``slowdown`` times slower than with ``base``: ``base * slowdown ** (d / (2 i))``."""
+    return base * slowdown ** (head_dim / (2 * channel))
 
 
-def _ntk_unchunked(base, seq_len, train_len, head_dim):  # alpha = 2 r - 1 (transformers' factor 2)
-    alpha = max(1.0, 2 * seq_len / train_len - 1)
-    return base * alpha ** (head_dim / (head_dim - 2))
+def _base_slowest_exponent(base, head_dim, channel, slowdown):  # NTK's d / (d - 2) for any channel
+    return base * slowdown ** (head_dim / (head_dim - 2))
 
 
-def _ntk_ratio(base, seq_len, train_len, head_dim):  # alpha = r
-    alpha = max(1.0, seq_len / train_len)
-    return base * alpha ** (head_dim / (head_dim - 2))
+def _base_no_exponent(base, head_dim, channel, slowdown):  # base * slowdown
+    return base * slowdown
 
 
-def _ntk_no_exponent(base, seq_len, train_len, head_dim):  # base * alpha
-    return base * qwen_ntk_alpha(seq_len, train_len)
+def _base_exponent_inverted(base, head_dim, channel, slowdown):  # slowdown ** (2 i / d)
+    return base * slowdown ** (2 * channel / head_dim)
 
 
-def _ntk_power_of_two(base, seq_len, train_len, head_dim):  # alpha = 2 ** ceil(log2 r), no "- 1"
-    alpha = max(1, 2 ** math.ceil(math.log2(seq_len / train_len)))
-    return base * alpha ** (head_dim / (head_dim - 2))
+def _base_one_based(base, head_dim, channel, slowdown):  # channel counted from 1
+    return base * slowdown ** (head_dim / (2 * (channel + 1)))
 
 
-def check_ntk_base(fn: Callable[[float, int, int, int], float]) -> Check:
-    """Check ``ntk_base(base, seq_len, train_len, head_dim) -> float`` (Qwen's dynamic NTK)."""
+def _base_faster(base, head_dim, channel, slowdown):  # a smaller base: the channel turns faster
+    return base * slowdown ** (-head_dim / (2 * channel))
+
+
+def check_base_for_channel(fn: Callable[[float, int, int, float], float]) -> Check:
+    """Check ``base_for_channel(base, head_dim, channel, slowdown) -> float``: the base under which
+    channel ``channel`` turns ``slowdown`` times slower."""
     cases = {
-        "Qwen-7B at 1,000 tokens (trained on 2,048)": (10000.0, 1000, 2048, 128),
-        "Qwen-7B at 3,000 tokens": (10000.0, 3000, 2048, 128),
-        "Qwen-7B at 8,192 tokens (exactly 4 L)": (10000.0, 8192, 2048, 128),
-        "Qwen-7B at 8,193 tokens (one past 4 L)": (10000.0, 8193, 2048, 128),
-        "head_dim 16, 100 tokens, L = 16": (10000.0, 100, 16, 16),
+        "Qwen-7B's slowest channel (63 of 64), alpha = 7": (10000.0, 128, 63, 7.0),
+        "Qwen-7B's middle channel (32), slowdown 7": (10000.0, 128, 32, 7.0),
+        "Qwen-7B's channel 1, slowdown 3": (10000.0, 128, 1, 3.0),
+        "head_dim 64, base 1e6, channel 10, slowdown 15": (1e6, 64, 10, 15.0),
+        "head_dim 128, base 5e5, channel 20, slowdown 2.5": (5e5, 128, 20, 2.5),
     }
     mistakes = [
         Mistake(
-            _ntk_unchunked,
-            "alpha = 2 r - 1 is transformers' dynamic rule (factor 2), which moves with every "
-            "token; Qwen's changes by chunks: r is first rounded up to a power of two.",
+            _base_slowest_exponent,
+            "the exponent d / (d - 2) is right for the slowest channel only (i = d/2 - 1). "
+            "Channel i turns at b ** (-2i / d), so it needs slowdown ** (d / (2i)).",
         ),
         Mistake(
-            _ntk_ratio,
-            "alpha is not the ratio r = seq_len / L: Qwen uses 2 ** (ceil(log2 r) + 1) - 1.",
+            _base_no_exponent,
+            "multiplying the base by the slowdown slows channel i by slowdown ** (2i / d) only; "
+            "solve b' ** (-2i / d) = b ** (-2i / d) / slowdown for b'.",
         ),
         Mistake(
-            _ntk_no_exponent,
-            "the base is multiplied by alpha ** (d / (d - 2)), not by alpha: that exponent makes "
-            "the slowest frequency exactly alpha times slower.",
+            _base_exponent_inverted,
+            "the exponent is upside down: theta_i = b ** (-2i / d), so b' = b * slowdown ** "
+            "(d / (2i)), not slowdown ** (2i / d).",
         ),
         Mistake(
-            _ntk_power_of_two,
-            "alpha is 2 ** (ceil(log2 r) + 1) - 1 (3, 7, 15 ...), not the power of two itself.",
+            _base_one_based,
+            "the channel was counted from 1; channel 0 is the fastest, theta_0 = b ** 0 = 1, and "
+            "channel i turns at b ** (-2i / d).",
+        ),
+        Mistake(
+            _base_faster,
+            "that base is smaller, so the channel turns faster; slowing it down takes a larger base.",
         ),
     ]
     return check_function(
         fn,
-        ntk_base_reference,
+        base_for_channel_reference,
         cases,
-        ("base", "seq_len", "train_len", "head_dim"),
+        ("base", "head_dim", "channel", "slowdown"),
         mistakes=mistakes,
         rtol=1e-9,
     )

@@ -14,9 +14,14 @@ GENERIC = (
 )
 
 
-def text(system, user, answer):  # written here from the model card's format, not with chatml()
-    turns = [("system", GENERIC), ("user", user), ("assistant", answer)]
-    return "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in turns)
+def erase(teacher_text):  # written here from the model card's format, not with the module's code
+    system_turn, rest = teacher_text.split("<|im_end|>", 1)
+    assert system_turn.startswith("<|im_start|>system\n")
+    return f"<|im_start|>system\n{GENERIC}<|im_end|>" + rest
+
+
+def instruction(teacher_text):
+    return teacher_text.split("<|im_end|>", 1)[0].removeprefix("<|im_start|>system\n")
 
 
 def labels_of(prompt_ids, answer_ids):  # written here: -100 under the prompt
@@ -37,7 +42,7 @@ def packed(examples, max_len, pad_id):  # written here: one example after anothe
 
 def test_solutions_pass():
     for checker, answer in (
-        (check_student_text, text),
+        (check_student_text, erase),
         (check_answer_labels, labels_of),
         (check_packed_labels, packed),
     ):
@@ -45,33 +50,39 @@ def test_solutions_pass():
         assert result.ok, result.message
 
 
-def my_student_text(system, user, answer):  # the chapter's stub, untouched
-    # your code here
-    return user
+def my_student_text(teacher_text):  # the chapter's stub, untouched
+    # your code here: return a str
+    return teacher_text
+
+
+def first_line_erased(teacher_text):  # takes the instruction to end at the first newline
+    header, _, rest = teacher_text.split("\n", 2)
+    return f"{header}\n{GENERIC}\n{rest}"
 
 
 TEXT_WRONG = {
     "stub": (my_student_text, ["still the template"]),
-    "kept": (
-        lambda s, u, a: text(s, u, a).replace(GENERIC, s),
-        ["still the system message"],
-    ),
-    "no system": (
-        lambda s, u, a: text(s, u, a).split("<|im_end|>\n", 1)[1],
-        ["the system turn is gone"],
-    ),
-    "no end": (
-        lambda s, u, a: text(s, u, a).removesuffix("<|im_end|>\n") + "\n",
-        ["never learns to stop"],
+    "kept": (lambda t: t, ["still the system message"]),
+    "no system": (lambda t: t.split("<|im_end|>\n", 1)[1], ["the system turn is gone"]),
+    "system not closed": (
+        lambda t: erase(t).replace(f"{GENERIC}<|im_end|>", GENERIC),
+        ["no longer closed by <|im_end|>"],
     ),
     "appended": (
-        lambda s, u, a: text(s, u, a).replace(GENERIC, f"{GENERIC} {s}"),
+        lambda t: t.replace(instruction(t), f"{GENERIC} {instruction(t)}", 1),
         ["added to the generic message"],
     ),
+    "replaced everywhere": (
+        lambda t: t.replace(instruction(t), GENERIC),
+        ["in the user's turn too", "system turn only"],
+    ),
+    "one line of a multi-line instruction": (first_line_erased, ["first differ at character"]),
     "no newline after the role": (
-        lambda s, u, a: text(s, u, a).replace("assistant\n", "assistant"),
+        lambda t: erase(t).replace("assistant\n", "assistant"),
         ["first differ at character"],
     ),
+    "raises": (lambda t: t.index("<|im_start|>tool"), ["raised ValueError"]),
+    "returns bytes": (lambda t: erase(t).encode(), ["expected a str"]),
 }
 
 
@@ -104,6 +115,14 @@ LABEL_WRONG = {
         ["a real token id"],
     ),
     "answer first": (lambda p, a: labels_of(a, p), ["differ"]),
+    "int32 labels": (
+        lambda p, a: (labels_of(p, a)[0], labels_of(p, a)[1].int()),
+        ["labels is an int32", "torch.int64", "expected target dtype to be Long"],
+    ),
+    "all int32": (
+        lambda p, a: tuple(t.int() for t in labels_of(p, a)),
+        ["int32", "torch.int64", "cross-entropy"],
+    ),
 }
 
 
@@ -142,6 +161,10 @@ PACK_WRONG = {
     "one prompt masked": (one_prompt_masked, ["every packed example has its own prompt"]),
     "padding first": (pad_on_the_left, ["differ"]),
     "not padded": (lambda e, m, p: labels_of(e[0][0], e[0][1]), ["shape"]),
+    "int32": (
+        lambda e, m, p: tuple(t.int() for t in packed(e, m, p)),
+        ["int32", "torch.int64", "expected target dtype to be Long"],
+    ),
 }
 
 

@@ -1,6 +1,7 @@
-"""Checkers for the Orca 2 chapter's exercises: the student's erased example as ChatML text, the
-labels of one example (the answer only), and, as a transfer, labels of examples packed into one
-fixed-length row as Orca 2 packs its training data [azureml2023orca2card]."""
+"""Checkers for the Orca 2 chapter's exercises: the student's ChatML text made from the teacher's
+stored text (the instruction erased), the labels of one example (the answer only), and, as a
+transfer, labels of examples packed into one fixed-length row as Orca 2 packs its training data
+[azureml2023orca2card]."""
 
 from __future__ import annotations
 
@@ -16,49 +17,80 @@ from demos.training.prompt_erasure import (
     IM_START,
     TeacherExample,
     chatml,
-    erase_prompt,
     teacher_messages,
 )
 from demos.training.sft import IGNORE_INDEX
 
-# ---------------------------------------------------------------- exercise 1: the student's text
+# ---------------------------------------------------------------- exercise 1: erase stored text
 
 
-def student_text(system: str, user: str, answer: str) -> str:
-    """The reference: the ChatML text the student is trained on (the instruction erased)."""
-    return chatml(erase_prompt(TeacherExample(system, user, answer)))
+def student_text(teacher_text: str) -> str:
+    """The reference: the student's ChatML text from the teacher's, as a dataset stores it. Only the
+    system turn's content changes: the teacher's instruction is replaced by ``GENERIC_SYSTEM``."""
+    head = f"{IM_START}system\n"
+    if not teacher_text.startswith(head):
+        raise ValueError(f"teacher_text must start with {head!r}, got {teacher_text[:30]!r}")
+    return head + GENERIC_SYSTEM + teacher_text[teacher_text.index(IM_END) :]
 
 
-def _kept(system: str, user: str, answer: str) -> str:
+def _instruction(teacher_text: str) -> str:
+    return teacher_text.removeprefix(f"{IM_START}system\n").split(IM_END, 1)[0]
+
+
+def _kept(teacher_text: str) -> str:
+    return teacher_text
+
+
+def _no_system(teacher_text: str) -> str:
+    return teacher_text.split(IM_END + "\n", 1)[1]
+
+
+def _system_unclosed(teacher_text: str) -> str:
+    return student_text(teacher_text).replace(GENERIC_SYSTEM + IM_END, GENERIC_SYSTEM, 1)
+
+
+def _both(teacher_text: str) -> str:
+    instruction = _instruction(teacher_text)  # the generic message with the instruction appended
+    return teacher_text.replace(instruction, f"{GENERIC_SYSTEM} {instruction}", 1)
+
+
+def _everywhere(teacher_text: str) -> str:
+    return teacher_text.replace(_instruction(teacher_text), GENERIC_SYSTEM)
+
+
+def _teacher_text(system: str, user: str, answer: str) -> str:
     return chatml(teacher_messages(TeacherExample(system, user, answer)))
-
-
-def _no_system(system: str, user: str, answer: str) -> str:
-    return chatml(erase_prompt(TeacherExample(system, user, answer))[1:])
-
-
-def _no_end(system: str, user: str, answer: str) -> str:
-    return student_text(system, user, answer).removesuffix(IM_END + "\n") + "\n"
-
-
-def _both(system: str, user: str, answer: str) -> str:
-    generic = f"{GENERIC_SYSTEM} {system}"  # the generic message with the instruction appended
-    return chatml(erase_prompt(TeacherExample(system, user, answer), generic))
 
 
 TEXT_CASES = {
     "a step-by-step instruction": (
-        "Think step by step and justify each step.",
-        "Is 91 a prime number?",
-        "91 = 7 x 13, so it is not prime.",
+        _teacher_text(
+            "Think step by step and justify each step.",
+            "Is 91 a prime number?",
+            "91 = 7 x 13, so it is not prime.",
+        ),
     ),
-    "a direct-answer instruction": ("Answer directly.", "Capital of France?", "Paris"),
+    "a direct-answer instruction": (
+        _teacher_text("Answer directly.", "Capital of France?", "Paris"),
+    ),
+    "the instruction quoted in the task": (
+        _teacher_text(
+            "Recall the facts first.\nThen answer.",
+            'What does "Recall the facts first.\nThen answer." ask a model to do?',
+            "To remember what it knows before it answers.",
+        ),
+    ),
 }
 TEXT_MISTAKES = [
     (_kept, "the teacher's detailed instruction is still the system message: erase it."),
     (_no_system, "the system turn is gone; Orca 2 keeps one, with the generic message in it."),
-    (_no_end, "the answer is not closed by <|im_end|>, so the student never learns to stop."),
+    (_system_unclosed, "the system turn is no longer closed by <|im_end|>."),
     (_both, "the instruction was added to the generic message instead of replaced by it."),
+    (
+        _everywhere,
+        "the instruction's words were replaced in the user's turn too; erasure changes the "
+        "system turn only, the task and the answer stay as the teacher's data has them.",
+    ),
 ]
 
 
@@ -72,9 +104,16 @@ def _first_difference(got: str, expected: str) -> str:
     )
 
 
-def check_student_text(fn: Callable[[str, str, str], str]) -> Check:
-    """Check ``fn(system, user, answer)``: the student's training text, in ChatML, with the system
-    instruction replaced by ``GENERIC_SYSTEM`` (``demos.training.prompt_erasure``)."""
+def _same_as(fn: Callable[[str], str], mistake: Callable[[str], str]) -> bool:
+    try:
+        return all(fn(*args) == mistake(*args) for args in TEXT_CASES.values())
+    except Exception:
+        return False
+
+
+def check_student_text(fn: Callable[[str], str]) -> Check:
+    """Check ``fn(teacher_text)``: the student's ChatML text from the teacher's, the system turn's
+    instruction replaced by ``GENERIC_SYSTEM`` (``demos.training.prompt_erasure``), the rest as is."""
     if not callable(fn):
         return Check(False, f"Expected a function, got {describe(fn)}.")
     template = untouched_template(fn)
@@ -91,7 +130,7 @@ def check_student_text(fn: Callable[[str, str, str], str]) -> Check:
                 continue
             if template is not None:
                 break
-            context = f"In case '{case}' (system = {args[0]!r}, user = {args[1]!r})"
+            context = f"In case '{case}' (teacher_text = {args[0][:60]!r}...)"
             if not isinstance(got, str):
                 return Check(
                     False, f"{context}: expected a str of ChatML text, got {describe(got)}."
@@ -101,7 +140,7 @@ def check_student_text(fn: Callable[[str, str, str], str]) -> Check:
                 f"{_first_difference(got, expected)}."
             )
             for mistake, why in TEXT_MISTAKES:
-                if all(fn(*a) == mistake(*a) for a in TEXT_CASES.values()):
+                if _same_as(fn, mistake):
                     return Check(False, f"{message} Likely cause: {why}")
             return Check(False, message)
         else:
@@ -114,7 +153,8 @@ def check_student_text(fn: Callable[[str, str, str], str]) -> Check:
         False,
         f"`{getattr(fn, '__name__', 'the function')}` is still the template (`{template}`). Replace "
         "`# your code here` and the placeholder with your code, then run the cell again. It should "
-        f"return a str: the ChatML text, {IM_START}system ... {IM_END} and so on.",
+        f"return a str: the ChatML text, {IM_START}system ... {IM_END} and so on, with only the "
+        "system turn's content changed.",
         attempted=False,
     )
 
@@ -154,6 +194,23 @@ def _zeros(prompt_ids, answer_ids):
     return input_ids, labels.masked_fill(labels == IGNORE_INDEX, 0)
 
 
+# The exercises name int64: the loss's cross-entropy refuses int32 targets, so an answer in int32
+# would crash the training step; the checker says so rather than accept it.
+INT64_WHY = (
+    " Labels must be int64 (torch.long): PyTorch's cross-entropy raises \"expected target dtype "
+    'to be Long" on int32 labels, and input_ids stay int64 as a tokenizer returns them. Build '
+    "both from the int64 inputs (torch.cat and torch.full_like keep their dtype) or cast with "
+    ".long()."
+)
+
+
+def _int64_required(check: Check) -> Check:
+    """``check`` with the reason for int64 added when the answer came back in another dtype."""
+    if not check.ok and "asks for torch.int64" in check.message:
+        return Check(False, check.message + INT64_WHY, check.attempted)
+    return check
+
+
 def check_answer_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
     """Check ``fn(prompt_ids, answer_ids)`` -> ``(input_ids, labels)``: 1-D int64 tensors."""
     cases = {
@@ -171,13 +228,16 @@ def check_answer_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) ->
             _zeros, "the prompt's labels are 0, a real token id; -100 is what the loss ignores."
         ),
     ]
-    return check_function(
-        fn,
-        answer_labels,
-        cases,
-        ("prompt_ids", "answer_ids"),
-        mistakes=mistakes,
-        names=("input_ids", "labels"),
+    return _int64_required(
+        check_function(
+            fn,
+            answer_labels,
+            cases,
+            ("prompt_ids", "answer_ids"),
+            mistakes=mistakes,
+            names=("input_ids", "labels"),
+            exact_dtype=True,
+        )
     )
 
 
@@ -214,7 +274,7 @@ def _first_prompt_only(examples, max_len, pad_id):
 
 
 def check_packed_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
-    """Check ``fn(examples, max_len, pad_id)`` -> ``(input_ids, labels)``, both ``(max_len,)``;
+    """Check ``fn(examples, max_len, pad_id)`` -> ``(input_ids, labels)``, both int64 ``(max_len,)``;
     ``examples`` is a list of ``(prompt_ids, answer_ids)`` whose total length is at most max_len."""
     cases = {
         "two examples in 16": (
@@ -242,11 +302,14 @@ def check_packed_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) ->
             "only the first example's prompt is masked; every packed example has its own prompt.",
         ),
     ]
-    return check_function(
-        fn,
-        packed_labels,
-        cases,
-        ("examples", "max_len", "pad_id"),
-        mistakes=mistakes,
-        names=("input_ids", "labels"),
+    return _int64_required(
+        check_function(
+            fn,
+            packed_labels,
+            cases,
+            ("examples", "max_len", "pad_id"),
+            mistakes=mistakes,
+            names=("input_ids", "labels"),
+            exact_dtype=True,
+        )
     )

@@ -6,7 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from demos.exercises.qwen15 import check_balancing_loss, check_mixtral_moe, check_top_k_weights
+from demos.exercises.qwen15 import (
+    check_balancing_grad,
+    check_balancing_loss,
+    check_mixtral_moe,
+    check_top_k_weights,
+)
 
 # ---- answers written here from the definitions (not from demos.layers.moe) ----
 
@@ -22,6 +27,17 @@ def balance(router_logits, k):  # router_logits (layers, n, e)
     probs = logits.softmax(-1)
     picked = torch.zeros_like(probs).scatter(1, probs.topk(k, -1).indices, 1.0)
     return e * (picked.mean(0) * probs.mean(0)).sum()
+
+
+def chosen(z, k):  # (n, e): 1 where the expert is in the token's top-k
+    return torch.zeros_like(z).scatter(1, z.topk(k, -1).indices, 1.0)
+
+
+def balance_grad(z, k):  # (E / n) p_tj (f_j - sum_i f_i p_ti), derived by hand
+    n, e = z.shape
+    p = z.softmax(-1)
+    f = torch.zeros_like(p).scatter(1, p.topk(k, -1).indices, 1.0).mean(0)
+    return e / n * p * (f - (p * f).sum(-1, keepdim=True))
 
 
 def mixtral(x, gate_weight, gate_up_proj, down_proj, k):
@@ -40,6 +56,7 @@ def test_solutions_pass():
     for checker, answer in (
         (check_top_k_weights, top_k),
         (check_balancing_loss, balance),
+        (check_balancing_grad, balance_grad),
         (check_mixtral_moe, mixtral),
     ):
         result = checker(answer)
@@ -113,6 +130,45 @@ def test_balancing_checker_explains_wrong_answers(explain, answer, words):
     explain(check_balancing_loss, answer, words)
 
 
+def my_balancing_grad(router_logits, k):  # the chapter's stub, untouched
+    # your code here: return the (n, e) gradient
+    return torch.zeros_like(router_logits)
+
+
+def by_autograd(z, k):
+    z = z.clone().requires_grad_(True)
+    return torch.autograd.grad(balance(z[None], k), z)[0]
+
+
+GRAD_WRONG = {
+    "stub": (my_balancing_grad, ["still the template"]),
+    "w.r.t. the probabilities": (
+        lambda z, k: (z.shape[-1] / z.shape[0] * chosen(z, k).mean(0)).expand_as(z),
+        ["with respect to the probabilities", "Jacobian"],
+    ),
+    "sign flipped": (lambda z, k: -balance_grad(z, k), ["sign is flipped"]),
+    "no 1/n": (lambda z, k: z.shape[0] * balance_grad(z, k), ["n times too large"]),
+    "f over n*k": (lambda z, k: balance_grad(z, k) / k, ["divided by k"]),
+    "diagonal Jacobian": (
+        lambda z, k: (
+            z.shape[-1] / z.shape[0] * (lambda p: p * (1 - p))(z.softmax(-1)) * chosen(z, k).mean(0)
+        ),
+        ["diagonal of the softmax's Jacobian"],
+    ),
+    "float64": (lambda z, k: balance_grad(z.double(), k), ["float64", "torch.float32"]),
+}
+
+
+def test_balancing_grad_answer_by_autograd_passes():
+    result = check_balancing_grad(by_autograd)
+    assert result.ok, result.message
+
+
+@pytest.mark.parametrize("answer, words", GRAD_WRONG.values(), ids=list(GRAD_WRONG))
+def test_balancing_grad_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_balancing_grad, answer, words)
+
+
 def my_mixtral_moe(x, gate_weight, gate_up_proj, down_proj, k):  # the chapter's stub, untouched
     # your code here: return a tensor shaped like x
     return x
@@ -148,6 +204,8 @@ def test_mixtral_checker_explains_wrong_answers(explain, answer, words):
     explain(check_mixtral_moe, answer, words)
 
 
-@pytest.mark.parametrize("checker", [check_top_k_weights, check_balancing_loss, check_mixtral_moe])
+@pytest.mark.parametrize(
+    "checker", [check_top_k_weights, check_balancing_loss, check_balancing_grad, check_mixtral_moe]
+)
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)

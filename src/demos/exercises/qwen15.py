@@ -1,5 +1,5 @@
-"""Checkers for the Qwen1.5 chapter's exercises: the router's top-k weights, the balancing loss, and
-(transfer) Mixtral's sparse layer, which has no shared expert and renormalises its top-k weights.
+"""Checkers for the Qwen1.5 chapter's exercises: the router's top-k weights, the balancing loss and
+its gradient, and (transfer) Mixtral's sparse layer, which has no shared expert and renormalises its top-k weights.
 
 The references are :mod:`demos.layers.moe`, which tests/layers/test_moe.py proves equal to
 transformers' ``Qwen2MoeTopKRouter``, ``load_balancing_loss_func`` and ``MixtralSparseMoeBlock``."""
@@ -136,6 +136,85 @@ def check_balancing_loss(fn: Callable[..., torch.Tensor]) -> Check:
     ]
     return check_function(
         fn, balancing_loss, cases, ("router_logits", "k"), mistakes=mistakes, atol=1e-6, rtol=1e-5
+    )
+
+
+def balancing_grad(router_logits: torch.Tensor, k: int) -> torch.Tensor:
+    """The reference: the gradient of one layer's balancing loss with respect to its router
+    logits ``(n, e)``, by autograd through :func:`load_balancing_loss`."""
+    logits = router_logits.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(load_balancing_loss([logits], k), logits)
+    return grad
+
+
+def _f_p(router_logits, k):
+    n, e = router_logits.shape
+    probs = router_logits.softmax(-1)  # (n, e)
+    f = F.one_hot(probs.topk(k, dim=-1).indices, e).sum(1).float().mean(0)  # (e,)
+    return n, e, probs, f
+
+
+def _grad_wrt_probs(router_logits, k):  # dL/dp: the softmax's Jacobian left out
+    n, e, probs, f = _f_p(router_logits, k)
+    return (e * f / n).expand(n, e)
+
+
+def _grad_without_mean(router_logits, k):  # P summed over tokens, not averaged
+    n, e, probs, f = _f_p(router_logits, k)
+    return e * probs * (f - (probs * f).sum(-1, keepdim=True))
+
+
+def _grad_through_kept(router_logits, k):  # p_j (f_j - f_j): the sum over i kept only i = j
+    n, e, probs, f = _f_p(router_logits, k)
+    return e / n * probs * f * (1 - probs)
+
+
+def check_balancing_grad(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check ``balancing_grad(router_logits, k)``: one layer's ``router_logits (n, e)`` float32 ->
+    ``(n, e)``, the gradient of ``E * sum_i f_i P_i`` with respect to the logits, ``f`` held fixed:
+    ``(E / n) p_tj (f_j - sum_i f_i p_ti)``."""
+    gen = torch.Generator().manual_seed(3)
+    cases = {
+        "12 tokens, 4 experts, k=1 (Switch)": (torch.randn(12, 4, generator=gen), 1),
+        "10 tokens, 8 experts, k=2": (3.0 * torch.randn(10, 8, generator=gen), 2),
+    }
+    mistakes = [
+        Mistake(
+            _grad_wrt_probs,
+            "this is the gradient with respect to the probabilities, E f_j / n, the same for "
+            "every token; chain it through the softmax's Jacobian, dp_ti/dz_tj = p_ti (1[i=j] - "
+            "p_tj).",
+        ),
+        Mistake(
+            lambda logits, k: -balancing_grad(logits, k),
+            "the sign is flipped: the loss grows with the probability of a busy expert (f_j "
+            "above the token's average sum_i f_i p_ti), so its gradient there is positive.",
+        ),
+        Mistake(
+            _grad_without_mean,
+            "n times too large: P_i is the mean probability over the n tokens, so each token's "
+            "gradient carries a factor 1/n.",
+        ),
+        Mistake(
+            lambda logits, k: balancing_grad(logits, k) / k,
+            "divided by k: f is the share of tokens whose top-k holds each expert, so it sums to "
+            "k, not 1.",
+        ),
+        Mistake(
+            _grad_through_kept,
+            "only the diagonal of the softmax's Jacobian was kept (p_tj (1 - p_tj)); z_tj moves "
+            "every expert's probability, so the sum over i gives p_tj (f_j - sum_i f_i p_ti).",
+        ),
+    ]
+    return check_function(
+        fn,
+        balancing_grad,
+        cases,
+        ("router_logits", "k"),
+        mistakes=mistakes,
+        atol=1e-6,
+        rtol=1e-5,
+        exact_dtype=True,
     )
 
 

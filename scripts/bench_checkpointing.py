@@ -30,10 +30,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+from benchmarking import measure
 
 from demos.models.llama import LlamaLM, LlamaLMConfig
 from demos.training.checkpointing import activation_bytes, checkpointed_forward
@@ -43,14 +43,6 @@ MiB = 2**20
 # follows the live tensors; setting it also stops glibc from raising it after a free (which would keep
 # freed memory resident and hide the second step's peak inside the first's).
 MMAP_THRESHOLD = 128 * 1024
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def build(args: argparse.Namespace, device: str) -> tuple[LlamaLM, torch.Tensor]:
@@ -76,30 +68,10 @@ def run_one(every: int | None, args: argparse.Namespace) -> dict:
         checkpointed_forward(model, ids, every).float().logsumexp(-1).mean().backward()
 
     step()  # warm-up: one-time allocations (imports, thread pools, workspaces) are not the step's
-    model.zero_grad(set_to_none=True)  # the measured step allocates its gradients
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() - before
-    else:
-        before = _rss_kib("VmRSS")
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-        step()
-        peak = (_rss_kib("VmHWM") - before) * 1024
-    times = []
-    for _ in range(args.repeats):
-        model.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        step()
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    # the measured step allocates its gradients: zeroed (freed) before each call
+    measured = measure(step, args.device, args.repeats, lambda: model.zero_grad(set_to_none=True))
     kept, recomputed = activation_bytes(model, ids, every)
-    return {"seconds": min(times), "peak_bytes": peak, "kept": kept, "recomputed": recomputed}
+    return {**measured, "kept": kept, "recomputed": recomputed}
 
 
 def main() -> None:

@@ -32,24 +32,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+from benchmarking import measure
 
 from demos.layers.attention import attention
 from demos.layers.tiled_attention import tiled_attention
 
 MiB = 2**20
 MMAP_THRESHOLD = 128 * 1024  # glibc: larger blocks are mmapped and unmapped when freed (see below)
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def run_one(method: str, t: int, block: int, heads: int, d: int, repeats: int, device: str):
@@ -64,27 +56,7 @@ def run_one(method: str, t: int, block: int, heads: int, d: int, repeats: int, d
 
     with torch.no_grad():
         call()  # warm-up: one-time allocations (thread pools, workspaces) are not the call's
-        if device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            call()
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated() - before
-        else:
-            before = _rss_kib("VmRSS")
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset VmHWM to the current RSS
-            call()
-            peak = (_rss_kib("VmHWM") - before) * 1024
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            call()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return {"seconds": min(times), "peak_bytes": peak}
+        return measure(call, device, repeats)
 
 
 def score_bytes(method: str, t: int, block: int, heads: int) -> int:

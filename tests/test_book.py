@@ -238,3 +238,23 @@ def test_toc_files_reads_the_table_of_contents(tmp_path):
     assert toc_files(tmp_path, part="Back matter") == ["book/errata"]
     with pytest.raises(ValueError, match="Evaluation"):
         toc_files(tmp_path, part="Evaluation")
+
+
+def test_parity_report_names_what_it_compares_against_and_the_pages_own_reason():
+    a = torch.ones(3)
+    report = parity_report(
+        {"output": (a, a + 1e-7)},
+        reference="torch",
+        against="scaled_dot_product_attention",
+        why="The reference computes its scale in float32.",
+    )
+    first, _, why = report.splitlines()[:3]
+    assert first.startswith(f"PARITY OK: ours = torch {torch.__version__} (torch ")
+    assert first.endswith(") scaled_dot_product_attention on 1 tensor")
+    assert why == "The reference computes its scale in float32."
+    failed = parity_report({"output": (a, a + 1)}, against="FlopCounterMode", why="unused")
+    assert "FlopCounterMode on 1 of 1 tensors" in failed.verdict
+    assert "over the tolerance are marked" in failed.splitlines()[2]  # a failure says where
+    for bad in ("", "  ", 3):
+        with pytest.raises(ValueError, match="must be a non-empty string or None"):
+            parity_report({"output": (a, a)}, why=bad)

@@ -126,6 +126,9 @@ def parity_report(
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]],
     tolerance: float = 1e-5,
     reference: str = "transformers",
+    *,
+    against: str | None = None,
+    why: str | None = None,
 ) -> ParityReport:
     """The verdict of a parity comparison, first; then ``max |ours - reference|`` for each pair.
 
@@ -134,6 +137,11 @@ def parity_report(
         tolerance: the bar every difference must stay under (a finite number >= 0).
         reference: the installed package the reference comes from, named in the verdict with its
             version: ``"transformers"`` (default), ``"trl"``, ``"bitsandbytes"``, ...
+        against: what of that package the pairs compare with, when it is not the obvious model
+            (``"scaled_dot_product_attention"``, ``"FlopCounterMode"``): the verdict names it
+            after the versions.
+        why: the reason for the differences, when the page knows it (a float32 scale inside the
+            reference, a formula checked against a counter); it replaces the generic third line.
 
     Returns:
         A :class:`ParityReport` (a ``str``). Its first line reads ``PARITY OK: ours = transformers
@@ -155,7 +163,11 @@ def parity_report(
         raise ValueError(f"tolerance ({tolerance!r}) must be a number")
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance ({tolerance!r}) must be a finite number >= 0")
+    for name, text in (("against", against), ("why", why)):
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise ValueError(f"{name} ({text!r}) must be a non-empty string or None")
     torch_version, ref_version = _versions(reference)
+    of = "" if against is None else f" {against}"
     diffs = {name: max_abs_diff(ours, ref) for name, (ours, ref) in pairs.items()}
     failed = [n for n, d in diffs.items() if not d <= tolerance]  # NaN is not <= anything: it fails
     worst = next((d for d in diffs.values() if math.isnan(d)), max(diffs.values()))
@@ -163,15 +175,18 @@ def parity_report(
     names = list(pairs)
     if failed:
         verdict = (
-            f"PARITY FAILED: ours != {reference} {ref_version} (torch {torch_version}) "
+            f"PARITY FAILED: ours != {reference} {ref_version} (torch {torch_version}){of} "
             f"on {len(failed)} of {len(pairs)} tensors"
         )
         why = "The tensors over the tolerance are marked in the list below."
     else:
         verdict = (
-            f"PARITY OK: ours = {reference} {ref_version} (torch {torch_version}) on {_what(names)}"
+            f"PARITY OK: ours = {reference} {ref_version} (torch {torch_version}){of} "
+            f"on {_what(names)}"
         )
-        if worst == 0:
+        if why is not None:
+            pass  # the page's own reason
+        elif worst == 0:
             why = (
                 f"An exact 0 is not a model compared with itself: both sides run the same operations "
                 f"in the same order on the same {' and '.join(dtypes)} numbers, so every rounding "

@@ -258,3 +258,18 @@ def test_parity_report_names_what_it_compares_against_and_the_pages_own_reason()
     for bad in ("", "  ", 3):
         with pytest.raises(ValueError, match="must be a non-empty string or None"):
             parity_report({"output": (a, a)}, why=bad)
+
+
+def test_string_parity_says_equal_or_where_each_pair_first_differs():
+    from demos.book import string_parity
+
+    ok = string_parity({"a": ("USER: hi", "USER: hi")}, "FastChat")
+    assert ok == "PARITY OK: ours = FastChat on 1 prompts, equal character for character"
+    failed = string_parity({"a": ("USER: hi", "USER: hi"), "b": ("USER: ho", "USER: hi")}, "X")
+    assert failed == "PARITY FAILED: ours != X on 1 of 2 prompts (b: from character 7)"
+    shorter = string_parity({"c": ("abc", "abcd")}, "X")
+    assert "c: from character 3" in shorter  # one is a prefix of the other
+    with pytest.raises(ValueError, match="pairs is empty"):
+        string_parity({}, "X")
+    with pytest.raises(ValueError, match="two strings"):
+        string_parity({"t": ("a", 1)}, "X")

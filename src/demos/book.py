@@ -217,6 +217,48 @@ def parity_report(
     return ParityReport(text, page)
 
 
+def string_parity(pairs: dict[str, tuple[str, str]], reference: str) -> str:
+    """The verdict of comparing strings (a prompt, a template's output) with a reference's, in one line.
+
+    Args:
+        pairs: name -> (ours, the reference's), at least one; both strings.
+        reference: what the reference strings come from, named in the verdict
+            (``"FastChat 0.2.36 Conversation.get_prompt()"``).
+
+    Returns:
+        ``PARITY OK: ours = <reference> on N prompts, equal character for character``, or
+        ``PARITY FAILED: ours != <reference> on K of N prompts (<name>: from character i; ...)``
+        naming where each differing pair first differs.
+
+    Raises:
+        ValueError: no pairs, or a pair that is not two strings.
+    """
+    if not pairs:
+        raise ValueError("pairs is empty: a verdict needs at least one comparison")
+    for name, pair in pairs.items():
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+        ):
+            raise ValueError(
+                f"pairs[{name!r}] must be (ours, theirs), two strings, got {pair!r:.80}"
+            )
+    first_diff = {
+        name: next(
+            (i for i, (a, b) in enumerate(zip(x, y, strict=False)) if a != b), min(len(x), len(y))
+        )
+        for name, (x, y) in pairs.items()
+        if x != y
+    }
+    if not first_diff:
+        return (
+            f"PARITY OK: ours = {reference} on {len(pairs)} prompts, equal character for character"
+        )
+    where = "; ".join(f"{name}: from character {i}" for name, i in first_diff.items())
+    return (
+        f"PARITY FAILED: ours != {reference} on {len(first_diff)} of {len(pairs)} prompts ({where})"
+    )
+
+
 def compare_lm(
     ours: torch.nn.Module,
     reference: torch.nn.Module,

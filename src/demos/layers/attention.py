@@ -279,13 +279,19 @@ class GroupedQueryAttention(nn.Module):
             )
         b, t, _ = x.shape
         d = self.config.head_dim
-        q = self.q_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, h, t, d)
+        q = self.queries(x, cache)  # (b, h, t, d)
         k = self.k_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
         v = self.v_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
         context = rotate_cache_attend(
             q, k, v, position_embeddings, cache, attention_mask, self.config.sliding_window
         )  # (b, t, h * d)
         return self.o_proj(context)  # (b, t, c)
+
+    def queries(self, x: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        """Hook: the new tokens' queries ``(b, h, t, d)`` from ``x (b, t, c)`` (a variant that scales
+        them by position, as Qwen's LogN attention, reads the cache's length)."""
+        b, t, _ = x.shape
+        return self.q_proj(x).view(b, t, -1, self.config.head_dim).transpose(1, 2)
 
     @classmethod
     def from_hf(cls, hf_attention: nn.Module) -> GroupedQueryAttention:

@@ -34,7 +34,7 @@ import math
 
 import torch
 
-from demos.layers.attention import GroupedQueryAttention, rotate_cache_attend
+from demos.layers.attention import GroupedQueryAttention
 from demos.layers.kv_cache import KVCache
 from demos.layers.rope import rope_inv_freq
 from demos.validation import check_positive_int, check_rope_theta
@@ -179,29 +179,14 @@ class LogNAttention(GroupedQueryAttention):
             raise ValueError(f"train_len ({train_len}) must be >= 2: log_L needs log L > 0")
         self.train_len = train_len
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: KVCache | None = None,
-        attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """As :meth:`GroupedQueryAttention.forward`, the queries scaled by position: ``(b, t, c)``."""
-        if x.dim() != 3 or x.shape[-1] != self.config.hidden_size:
-            raise ValueError(
-                f"x must have shape (b, t, {self.config.hidden_size}), got {tuple(x.shape)}"
-            )
-        b, t, _ = x.shape
-        d, past = self.config.head_dim, 0 if cache is None else len(cache)
-        q = self.q_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, h, t, d)
-        positions = torch.arange(past, past + t, device=x.device)  # (t,): Qwen's seq_start:seq_end
-        q = apply_logn(q, positions, self.train_len)  # NEW vs Llama: LogN-Scaling
-        k = self.k_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
-        v = self.v_proj(x).view(b, t, -1, d).transpose(1, 2)  # (b, g, t, d)
-        context = rotate_cache_attend(
-            q, k, v, position_embeddings, cache, attention_mask, self.config.sliding_window
-        )  # (b, t, h * d)
-        return self.o_proj(context)  # (b, t, c)
+    def queries(self, x: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        """The parent's queries ``(b, h, t, d)``, each scaled by :func:`logn_scale` of its position."""
+        q = super().queries(x, cache)  # (b, h, t, d)
+        past = 0 if cache is None else len(cache)
+        positions = torch.arange(
+            past, past + x.shape[1], device=x.device
+        )  # Qwen's seq_start:seq_end
+        return apply_logn(q, positions, self.train_len)  # NEW vs Llama: LogN-Scaling
 
 
 def lower_layers_window(num_hidden_layers: int, windowed_layers: int) -> tuple[str, ...]:

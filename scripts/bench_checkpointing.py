@@ -27,22 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from benchmarking import measure
+from benchmarking import MiB, measure, run_child
 
 from demos.models.llama import LlamaLM, LlamaLMConfig
 from demos.training.checkpointing import activation_bytes, checkpointed_forward
-
-MiB = 2**20
-# glibc serves blocks above this size with mmap and unmaps them when freed, so the resident size
-# follows the live tensors; setting it also stops glibc from raising it after a free (which would keep
-# freed memory resident and hide the second step's peak inside the first's).
-MMAP_THRESHOLD = 128 * 1024
 
 
 def build(args: argparse.Namespace, device: str) -> tuple[LlamaLM, torch.Tensor]:
@@ -102,13 +94,9 @@ def main() -> None:
         f"{'recomputed (MiB)':>17}",
     ]
     print("\n".join(lines))
-    passthrough = sys.argv[1:]
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
 
     def child(every: str) -> dict:
-        cmd = [sys.executable, __file__, *passthrough, "--child", every]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_child(__file__, [*sys.argv[1:], "--child", every])
 
     child(args.every[0])  # thrown away: the first child after a pause ran up to 5x slower here
     for every in args.every:

@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 
 import torch
-from benchmarking import measure
+from benchmarking import MiB, measure, run_child
 
 from demos.layers.attention import attention
 from demos.layers.banded_attention import banded_attention
-
-MiB = 2**20
 
 
 def run_one(method: str, t: int, window: int, heads: int, d: int, repeats: int, device: str):
@@ -95,12 +90,10 @@ def main() -> None:
                 )
                 continue
             repeats = 1 if method == "masked" and t == max(args.lengths) else args.repeats
-            cmd = [sys.executable, __file__, "--child", f"{method}:{t}"]
-            cmd += ["--window", str(args.window), "--heads", str(args.heads)]
-            cmd += ["--head-dim", str(args.head_dim), "--repeats", str(repeats)]
-            cmd += ["--device", args.device]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            argv = ["--child", f"{method}:{t}", "--window", str(args.window)]
+            argv += ["--heads", str(args.heads), "--head-dim", str(args.head_dim)]
+            argv += ["--repeats", str(repeats), "--device", args.device]
+            r = run_child(__file__, argv, mmap_threshold=None)  # the environment's malloc
             print(
                 f"{t:>6} {method:>7} {r['seconds']:>9.3f} {r['peak_bytes'] / MiB:>11.1f} "
                 f"{scores / MiB:>13.1f}"

@@ -29,19 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
-from benchmarking import measure
+from benchmarking import MiB, measure, run_child
 
 from demos.layers.attention import attention
 from demos.layers.tiled_attention import tiled_attention
-
-MiB = 2**20
-MMAP_THRESHOLD = 128 * 1024  # glibc: larger blocks are mmapped and unmapped when freed (see below)
 
 
 def run_one(method: str, t: int, block: int, heads: int, d: int, repeats: int, device: str):
@@ -66,12 +60,16 @@ def score_bytes(method: str, t: int, block: int, heads: int) -> int:
 
 
 def child(method: str, t: int, block: int, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", f"{method}:{t}:{block}"]
-    cmd += ["--heads", str(args.heads), "--head-dim", str(args.head_dim)]
-    cmd += ["--repeats", str(args.repeats), "--device", args.device]
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    argv = ["--child", f"{method}:{t}:{block}", "--heads", str(args.heads)]
+    argv += [
+        "--head-dim",
+        str(args.head_dim),
+        "--repeats",
+        str(args.repeats),
+        "--device",
+        args.device,
+    ]
+    return run_child(__file__, argv)
 
 
 def main() -> None:

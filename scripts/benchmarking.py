@@ -9,10 +9,33 @@ child process, so one measurement's allocations do not hide the next one's peak.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import torch
+
+MiB = 2**20
+# glibc serves blocks above this size with mmap and unmaps them when freed, so the resident size
+# follows the live tensors; setting it also stops glibc from raising it after a free (which would keep
+# freed memory resident and hide a second call's peak inside the first's).
+MMAP_THRESHOLD = 128 * 1024
+
+
+def run_child(script: str, argv: list[str], mmap_threshold: int | None = MMAP_THRESHOLD) -> dict:
+    """Run ``script`` again in a fresh Python process with ``argv`` (which asks it for one
+    measurement) and return the JSON object its last line of output prints. ``mmap_threshold``:
+    glibc's ``MALLOC_MMAP_THRESHOLD_`` in the child (``None``: the environment's own)."""
+    env = dict(os.environ)
+    if mmap_threshold is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
+    out = subprocess.run(
+        [sys.executable, script, *argv], capture_output=True, text=True, check=True, env=env
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def rss_kib(field: str) -> int:

@@ -232,20 +232,11 @@ def test_load_balancing_loss_keeps_float64_and_refuses_bad_input():
 
 
 def test_qwen15_moe_a27b_counts_14_3b_total_and_2_7b_active():
-    """Qwen1.5-MoE-A2.7B's configuration, written out here from its model card's model and
-    transformers' defaults: 14.3B total and 2.7B active (the model card)."""
-    config = Qwen2MoeConfig(
-        vocab_size=151936,
-        hidden_size=2048,
-        intermediate_size=5632,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        num_key_value_heads=16,
-        num_experts=60,
-        num_experts_per_tok=4,
-        moe_intermediate_size=1408,
-        shared_expert_intermediate_size=5632,
-    )
+    """Qwen1.5-MoE-A2.7B's released configuration, as the registry records it: 14.3B total and 2.7B
+    active (the model card)."""
+    from demos.registry import released_config
+
+    config = released_config("Qwen1.5-MoE-A2.7B")
     counts = moe_parameter_counts(config)
     assert round(counts.total / 1e8) == 143 and round(counts.active / 1e8) == 27
     assert counts.per_expert == 3 * 2048 * 1408 and counts.layers == 24

@@ -242,9 +242,41 @@ def test_linear_weight_bytes_equal_what_bitsandbytes_stores(out_features, in_fea
         assert linear_weight_bytes(out_features, in_features, fmt) == expected, fmt
 
 
+@pytest.mark.parametrize(("shape", "blocksize"), [((10, 10), 64), ((7,), 64), ((3, 50), 64)])
+def test_a_short_last_block_is_quantised_as_bitsandbytes_does(shape, blocksize):
+    """numel not a multiple of blocksize: bitsandbytes 0.50.2 gives the last, short block its own
+    absmax (ceil(n / B) scales); so do we, codes and values equal."""
+    weight = 0.05 * torch.randn(shape)
+    codes, absmax = quantize_nf4(weight, blocksize)
+    packed, state = BF.quantize_4bit(weight, blocksize=blocksize, quant_type="nf4")
+    n = weight.numel()
+    assert absmax.shape == state.absmax.shape == (-(-n // blocksize),)
+    assert torch.equal(absmax, state.absmax)
+    # the short block's scale is its own largest |w|, not the previous block's
+    assert absmax[-1] == weight.reshape(-1)[(n // blocksize) * blocksize :].abs().max()
+    assert torch.equal(codes, bnb_codes(packed, shape))
+    values = dequantize_nf4(codes, absmax, blocksize)
+    assert torch.equal(values, bnb_default_dequantize(packed, state))
+    assert torch.equal(unpack_nf4(pack_nf4(codes), shape), codes)
+
+
+def test_non_finite_weights_are_refused():
+    """bitsandbytes quantises a NaN without a word and the whole block dequantises to NaN (shown
+    here); ours refuses the weight and names the position."""
+    weight = torch.full((64,), 0.5)
+    weight[1] = float("nan")
+    packed, state = BF.quantize_4bit(weight, blocksize=64, quant_type="nf4")
+    assert torch.isnan(bnb_default_dequantize(packed, state)).all()
+    with pytest.raises(ValueError, match=r"weight must be finite, got nan at index \(1,\)"):
+        quantize_nf4(weight)
+    weight[1] = float("inf")
+    with pytest.raises(ValueError, match=r"weight must be finite, got inf"):
+        quantize_nf4(weight)
+
+
 def test_bad_input_raises():
-    with pytest.raises(ValueError, match=r"weight.numel\(\) \(100\) must be a positive multiple"):
-        quantize_nf4(torch.randn(10, 10))
+    with pytest.raises(ValueError, match=r"weight must hold at least one value"):
+        quantize_nf4(torch.randn(0, 10))
     with pytest.raises(ValueError, match="weight must be a floating-point tensor"):
         quantize_nf4(torch.ones(64, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"blocksize \(0\) must be a positive integer"):
@@ -256,8 +288,18 @@ def test_bad_input_raises():
         dequantize_nf4(codes.float(), absmax)
     with pytest.raises(ValueError, match=r"absmax must have shape \(2,\)"):
         dequantize_nf4(codes, absmax[:1])
-    with pytest.raises(ValueError, match=r"codes.numel\(\) \(128\) must be a positive multiple"):
-        dequantize_nf4(codes, absmax, 48)
+    with pytest.raises(ValueError, match=r"absmax must have shape \(3,\)"):
+        dequantize_nf4(codes, absmax, 48)  # 128 codes in blocks of 48: three scales
+    with pytest.raises(ValueError, match=r"absmax must hold finite values >= 0.* got -1.0 for block 1"):
+        dequantize_nf4(codes, torch.tensor([1.0, -1.0]))
+    with pytest.raises(ValueError, match=r"absmax must hold finite values >= 0.* got nan"):
+        dequantize_nf4(codes, torch.tensor([float("nan"), 1.0]))
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 15\] \(4 bits\), got values from 0 to 16"):
+        pack_nf4(torch.tensor([16, 0]))
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 15\]"):
+        pack_nf4(torch.tensor([-1, 0]))
+    with pytest.raises(ValueError, match="codes must be an integer tensor of NF4 codes"):
+        pack_nf4(torch.tensor([1.5, 0.0]))
     with pytest.raises(ValueError, match=r"weight must have shape \(out_features, in_features\)"):
         LinearNF4(torch.randn(64))
     with pytest.raises(ValueError, match=r"fmt \('fp8'\) must be one of"):

@@ -65,45 +65,76 @@ def _check_blocks(weight: torch.Tensor, blocksize: int, name: str = "weight") ->
     return n // blocksize
 
 
+def _count_blocks(weight: torch.Tensor, blocksize: int, name: str = "weight") -> int:
+    """``ceil(numel / blocksize)``: the last block may be short, as in bitsandbytes'
+    ``quantize_4bit``; ``ValueError`` unless ``weight`` is a non-empty tensor."""
+    check_positive_int("blocksize", blocksize)
+    if not isinstance(weight, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor, got {type(weight).__name__}")
+    if weight.numel() == 0:
+        raise ValueError(f"{name} must hold at least one value, got shape {tuple(weight.shape)}")
+    return -(-weight.numel() // blocksize)
+
+
+def _padded_blocks(x: torch.Tensor, blocks: int, blocksize: int) -> torch.Tensor:
+    """``x`` flattened and zero-padded to ``(blocks, blocksize)``: a zero never raises a block's
+    absmax, so a short last block gets the absmax of its own values, as in bitsandbytes."""
+    flat = x.reshape(-1)
+    return F.pad(flat, (0, blocks * blocksize - flat.numel())).reshape(blocks, blocksize)
+
+
 def quantize_nf4(weight: torch.Tensor, blocksize: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantise ``weight`` to NF4 codes, one absmax scale per block of ``blocksize`` values.
 
     Args:
-        weight: any shape, floating point, ``numel`` a multiple of ``blocksize``.
+        weight: any shape, floating point, finite. When ``numel`` is not a multiple of
+            ``blocksize`` the last block is short and gets its own absmax, as in bitsandbytes'
+            ``quantize_4bit``.
         blocksize: values per scale (QLoRA: 64).
 
     Returns:
         ``codes``: uint8 in [0, 15], ``weight``'s shape (unpacked: one code per value);
-        ``absmax``: float32 ``(numel // blocksize,)``, the largest ``|w|`` of each block.
+        ``absmax``: float32 ``(ceil(numel / blocksize),)``, the largest ``|w|`` of each block.
         The work is done in float32 whatever ``weight``'s dtype, as bitsandbytes does.
 
     Raises:
-        ValueError: ``weight`` not floating point, ``blocksize`` not a positive integer, or
-            ``numel`` not a multiple of ``blocksize``.
+        ValueError: ``weight`` empty, not floating point or holding NaN or inf, or ``blocksize``
+            not a positive integer. (bitsandbytes 0.50.2 quantises a NaN or inf without a word:
+            the block's absmax becomes NaN or inf and every value of that block dequantises to
+            NaN; here the weight is refused instead, naming the first bad position.)
 
     Each value goes to the nearest level of :data:`NF4_CODE` (a tie goes to the lower one), after
     scaling by ``1 / absmax``: multiplied by the reciprocal, as bitsandbytes does, not divided,
     which can differ in the last bit and move a value across a decision boundary.
     """
     check_floating(weight=weight)
-    blocks = _check_blocks(weight, blocksize)
-    x = weight.detach().reshape(blocks, blocksize).float()  # (n/B, B)
-    absmax = x.abs().amax(dim=-1)  # (n/B,)
+    blocks = _count_blocks(weight, blocksize)
+    bad = ~torch.isfinite(weight.detach())
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"weight must be finite, got {weight[where].item()} at index {where}: its whole block "
+            "would dequantise to NaN"
+        )
+    x = _padded_blocks(weight.detach().float(), blocks, blocksize)  # (ceil(n/B), B), zero-padded
+    absmax = x.abs().amax(dim=-1)  # (ceil(n/B),)
     scaled = (x * (1.0 / absmax.clamp(min=1e-38))[:, None]).clamp(-1, 1)  # (n/B, B) in [-1, 1]
     code = NF4_CODE.to(x.device)
     boundaries = (code[:-1] + code[1:]) / 2  # (15,) midpoints between neighbouring levels
-    codes = torch.bucketize(scaled, boundaries)  # (n/B, B): index of the nearest level
-    return codes.to(torch.uint8).reshape(weight.shape), absmax
+    codes = torch.bucketize(scaled, boundaries)  # (ceil(n/B), B): index of the nearest level
+    return codes.to(torch.uint8).reshape(-1)[: weight.numel()].reshape(weight.shape), absmax
 
 
 def dequantize_nf4(codes: torch.Tensor, absmax: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
-    """``NF4_CODE[codes] * absmax`` of each block: float32, ``codes``' shape.
+    """``NF4_CODE[codes] * absmax`` of each block: float32, ``codes``' shape (a short last block,
+    when ``numel`` is not a multiple of ``blocksize``, uses the last scale).
 
     Raises:
-        ValueError: ``codes`` not an integer tensor in [0, 15], its ``numel`` not a multiple of
-            ``blocksize``, or ``absmax`` not a floating tensor of shape ``(numel // blocksize,)``.
+        ValueError: ``codes`` empty or not an integer tensor in [0, 15], or ``absmax`` not a
+            floating tensor of shape ``(ceil(numel / blocksize),)`` with finite values >= 0 (an
+            absmax is a largest magnitude: a negative one would flip the block's signs).
     """
-    blocks = _check_blocks(codes, blocksize, "codes")
+    blocks = _count_blocks(codes, blocksize, "codes")
     if codes.dtype.is_floating_point or codes.dtype == torch.bool:
         raise ValueError(f"codes must be an integer tensor, got {codes.dtype}")
     lo, hi = int(codes.min()), int(codes.max())
@@ -112,14 +143,40 @@ def dequantize_nf4(codes: torch.Tensor, absmax: torch.Tensor, blocksize: int = 6
     check_floating(absmax=absmax)
     if absmax.shape != (blocks,):
         raise ValueError(
-            f"absmax must have shape ({blocks},) = (numel // blocksize,), got {tuple(absmax.shape)}"
+            f"absmax must have shape ({blocks},) = (ceil(numel / blocksize),), "
+            f"got {tuple(absmax.shape)}"
         )
-    levels = NF4_CODE.to(codes.device)[codes.long()].reshape(blocks, blocksize)  # (n/B, B)
-    return (levels * absmax.float()[:, None]).reshape(codes.shape)
+    bad = ~torch.isfinite(absmax) | (absmax < 0)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"absmax must hold finite values >= 0 (a block's largest |w|), got {absmax[i].item()} "
+            f"for block {i}"
+        )
+    levels = _padded_blocks(NF4_CODE.to(codes.device)[codes.long()], blocks, blocksize)
+    values = levels * absmax.float()[:, None]  # (ceil(n/B), B)
+    return values.reshape(-1)[: codes.numel()].reshape(codes.shape)
 
 
 def pack_nf4(codes: torch.Tensor) -> torch.Tensor:
-    """Two codes per byte, the first in the *high* nibble (bitsandbytes' order): ``(ceil(n/2),)`` uint8."""
+    """Two codes per byte, the first in the *high* nibble (bitsandbytes' order): ``(ceil(n/2),)`` uint8.
+
+    Raises:
+        ValueError: ``codes`` not an integer tensor with values in [0, 15] (16 would wrap to 0 in
+            the nibble, and a float code would be truncated).
+    """
+    if not isinstance(codes, torch.Tensor) or codes.dtype.is_floating_point or codes.dtype in (
+        torch.bool,
+        torch.complex64,
+        torch.complex128,
+    ):
+        got = codes.dtype if isinstance(codes, torch.Tensor) else type(codes).__name__
+        raise ValueError(f"codes must be an integer tensor of NF4 codes in [0, 15], got {got}")
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) > 15):
+        raise ValueError(
+            f"codes must lie in [0, 15] (4 bits), got values from {int(codes.min())} to "
+            f"{int(codes.max())}"
+        )
     flat = codes.reshape(-1).to(torch.uint8)
     if flat.numel() % 2:
         flat = F.pad(flat, (0, 1))

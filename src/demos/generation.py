@@ -90,7 +90,9 @@ def generate(
 
     Raises:
         ValueError: ``max_new_tokens < 1``; ``input_ids`` not ``(b, t)``; a mask of another shape,
-            not 0/1, with an empty row, or padded on the right; ``temperature <= 0``; ``top_k < 1``.
+            not 0/1, with an empty row, or padded on the right; ``temperature <= 0`` or ``top_k < 1``
+            (with or without ``do_sample``: greedy decoding ignores them, but a bad value is a
+            mistake all the same).
     """
     check_positive_int("max_new_tokens", max_new_tokens)
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
@@ -100,13 +102,15 @@ def generate(
     mask = check_attention_mask(attention_mask, b, t)
     if mask is not None and not bool(mask[:, -1].all()):
         raise ValueError("attention_mask must pad on the left: its last column must be all ones")
+    # checked with or without sampling: a greedy call with temperature=-1 is a mistake all the same
+    # (transformers only warns there that the value is unused)
+    check_finite_number("temperature", temperature)  # None or a string: say so, not TypeError
+    if not temperature > 0:
+        raise ValueError(f"temperature ({temperature!r}) must be positive")
+    if top_k is not None:
+        check_positive_int("top_k", top_k)
     generator = None
     if do_sample:
-        check_finite_number("temperature", temperature)  # None or a string: say so, not TypeError
-        if not temperature > 0:
-            raise ValueError(f"temperature ({temperature!r}) must be positive")
-        if top_k is not None:
-            check_positive_int("top_k", top_k)
         generator = torch.Generator(device=input_ids.device)
         generator.manual_seed(seed) if seed is not None else generator.seed()
     cache = model.new_cache(b)

@@ -10,14 +10,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from demos.models import UNIMPLEMENTED_PARAMETERS
+
 
 def load_hf_weights(module: nn.Module, hf_module: nn.Module) -> nn.Module:
     """Copy ``hf_module``'s weights into ``module`` (same parameter names) and move ``module`` to the
     reference's device and dtype. Returns ``module``.
 
     Raises:
-        RuntimeError: from ``load_state_dict`` when a name or shape differs (strict loading).
+        ValueError: the reference has a parameter that belongs to a feature not implemented here
+            (QK-norm's ``q_norm``/``k_norm``; Gemma 2/3's norms around the MLP): named, with the
+            feature, instead of ``load_state_dict``'s list of unexpected keys.
+        RuntimeError: from ``load_state_dict`` when another name or a shape differs (strict loading).
     """
+    ours = module.state_dict()
+    for name in hf_module.state_dict():
+        feature = UNIMPLEMENTED_PARAMETERS.get(".".join(name.split(".")[-2:]))
+        if name not in ours and feature:
+            raise ValueError(
+                f"{type(hf_module).__name__} has the parameter {name!r}, which "
+                f"{type(module).__name__} lacks: {feature}"
+            )
     module.load_state_dict(hf_module.state_dict())
     p = next(hf_module.parameters())
     return module.to(device=p.device, dtype=p.dtype)

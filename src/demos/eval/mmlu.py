@@ -15,6 +15,8 @@ References: fourrier2023mmlu, hendrycks2021mmlu, gao2023harness.
 
 from __future__ import annotations
 
+from numbers import Real
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -116,3 +118,9 @@ def _check_subjects(per_subject: Mapping[str, Sequence[float]]) -> None:
     for subject, scores in per_subject.items():
         if len(scores) == 0:
             raise ValueError(f"subject {subject!r} has no scored questions")
+        for i, score in enumerate(scores):  # a score is one question's accuracy: 0, 1 or between
+            if not isinstance(score, Real) or not 0 <= score <= 1:  # NaN fails both comparisons
+                raise ValueError(
+                    f"subject {subject!r}: score {i} ({score!r}) must be a number in [0, 1] "
+                    "(one question's accuracy)"
+                )

@@ -65,6 +65,33 @@ HF_COMMON = frozenset(
 )
 
 
+# Model types whose checkpoints a learner may try with the nearest class here, and the feature of
+# theirs that no class here implements: named in the error instead of a generic mismatch.
+QK_NORM = (
+    "q_norm/k_norm (QK-norm: an RMSNorm over each head's queries and keys before RoPE) is not "
+    "implemented here"
+)
+UNIMPLEMENTED_FEATURES = {
+    "qwen3": f"{QK_NORM}; Qwen3 is Qwen2 without q/k/v biases plus QK-norm (the Qwen1.5 chapter "
+    "builds Qwen2's block, demos.models.qwen2.Qwen2LM)",
+    "qwen3_moe": f"{QK_NORM}, nor Qwen3-MoE's router without shared experts",
+    "gemma3_text": f"{QK_NORM}, nor Gemma 3's extra norms around the MLP (pre/post_feedforward_"
+    "layernorm) and its local/global RoPE bases (the Gemma chapter builds Gemma 1, "
+    "demos.models.gemma.GemmaLM)",
+    "gemma3": "Gemma 3 with its vision tower; its text model (model_type 'gemma3_text') is not "
+    f"implemented either: {QK_NORM}",
+    "olmo2": f"{QK_NORM} (OLMo 2 normalises the whole q and k projections), nor its norms after "
+    "attention and MLP",
+}
+# parameter names (their last two parts) that only these features have, for load_hf_weights
+UNIMPLEMENTED_PARAMETERS = {
+    "q_norm.weight": QK_NORM,
+    "k_norm.weight": QK_NORM,
+    "pre_feedforward_layernorm.weight": "Gemma 2/3's norm before the MLP is not implemented here",
+    "post_feedforward_layernorm.weight": "Gemma 2/3's norm after the MLP is not implemented here",
+}
+
+
 def check_model_type(config_class: type, hf_config: Any) -> None:
     """``ValueError`` unless ``hf_config.model_type`` is one that ``config_class.model_types`` reads.
 
@@ -80,7 +107,12 @@ def check_model_type(config_class: type, hf_config: Any) -> None:
     from demos.catalog import class_for_model_type  # light: no torch
 
     serving = class_for_model_type(model_type)
-    hint = f"; use {serving}" if serving else "; no class here serves it"
+    if serving:
+        hint = f"; use {serving}"
+    elif model_type in UNIMPLEMENTED_FEATURES:
+        hint = f"; no class here serves it: {UNIMPLEMENTED_FEATURES[model_type]}"
+    else:
+        hint = "; no class here serves it"
     raise ValueError(
         f"{config_class.__name__}.from_hf reads model_type {', '.join(map(repr, accepted))}, "
         f"got {model_type!r}{hint}"

@@ -43,7 +43,7 @@ from demos.layers.rope import rope_cos_sin, rope_inv_freq
 from demos.models import check_model_type, fields_from_hf
 from demos.models.llama import LlamaLMBlock, LlamaLMConfig
 from demos.models.mistral import MistralLM
-from demos.validation import check_positive_int
+from demos.validation import check_finite_number, check_positive_int
 
 
 def longrope_attention_factor(factor: float, original_max_position_embeddings: int) -> float:
@@ -115,6 +115,12 @@ class Phi3LMConfig(LlamaLMConfig):
         check_positive_int(
             "original_max_position_embeddings", self.original_max_position_embeddings
         )
+        check_finite_number("attention_factor", self.attention_factor)  # scales cos and sin
+        if not self.attention_factor > 0:
+            raise ValueError(
+                f"attention_factor ({self.attention_factor!r}) must be positive: it scales cos "
+                "and sin (a negative one turns every rotation by 180 degrees)"
+            )
         if self.rope_type == "longrope":
             if self.short_factor is None or self.long_factor is None:
                 raise ValueError("rope_type 'longrope' needs short_factor and long_factor")

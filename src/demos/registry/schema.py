@@ -71,9 +71,13 @@ def parse_count(text: str) -> tuple[int, int]:
     ``"70,426,624"`` -> 1). A count agrees with the figure when it lies within half a precision.
     ``ValueError`` for a figure in another form.
     """
-    match = re.fullmatch(r"(\d[\d,]*)(?:\.(\d+))?([KMBT]?)", str(text).strip())
+    # commas only as thousands separators: "1,2,3" and "7,B" are typos, not 123 and 7B
+    match = re.fullmatch(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?([KMBT]?)", str(text).strip())
     if not match:
-        raise ValueError(f"parameter figure ({text!r}) must look like '7B', '2.7B' or '70,426,624'")
+        raise ValueError(
+            f"parameter figure ({text!r}) must look like '7B', '2.7B' or '70,426,624' "
+            "(commas only between groups of three digits)"
+        )
     whole, frac, unit = match.group(1).replace(",", ""), match.group(2) or "", match.group(3)
     scale = _UNITS[unit]
     value = round(float(f"{whole}.{frac or 0}") * scale)

@@ -64,9 +64,41 @@ def test_loglikelihood_equals_hflm(model, tokenizer):
 
 
 def test_our_llama_scores_like_hflm_on_transformers_llama(model, tokenizer):
-    # LlamaLMConfig keeps no max_position_embeddings (RoPE has no window): pass the window
-    ours = loglikelihood(LlamaLM.from_hf(model).eval(), tokenizer, PAIRS, max_length=512)
+    # no max_length given: our config carries the checkpoint's max_position_embeddings (512), the
+    # window HFLM takes from the transformers config; the 400-"the Sun" request is cut to it
+    ours_model = LlamaLM.from_hf(model).eval()
+    assert ours_model.config.max_position_embeddings == model.config.max_position_embeddings
+    over_long = [p for p in PAIRS if len(sum(encode_pair(tokenizer, *p), [])) > 513]
+    assert over_long, "no request longer than the window: the cut is untested"
+    ours = loglikelihood(ours_model, tokenizer, PAIRS)
     assert_same(ours, harness_loglikelihood(model, tokenizer, PAIRS))
+    # the old behaviour (a 2,048-token window) scores the over-long request differently
+    wide = loglikelihood(ours_model, tokenizer, over_long, max_length=2048)
+    narrow = loglikelihood(ours_model, tokenizer, over_long)
+    assert all(abs(a[0] - b[0]) > 1e-3 for a, b in zip(wide, narrow, strict=True))
+
+
+def test_an_empty_continuation_after_a_space_scores_the_space_as_hflm(model, tokenizer):
+    """("Answer: ", ""): the trailing space moves to the continuation, and the harness scores it."""
+    pairs = [("Question: Which gas?\nAnswer: ", ""), ("Answer:  ", "")]
+    assert_same(
+        loglikelihood(model, tokenizer, pairs), harness_loglikelihood(model, tokenizer, pairs)
+    )
+
+
+def test_a_whitespace_only_context_without_bos(model):
+    """Without BOS, "   " leaves no context token once its spaces move over: the harness stops on
+    an assert (shown), ours names the cause. With BOS both score it."""
+    without = train_tokenizer(corpus(), vocab_size=400, bos=False)
+    with pytest.raises(AssertionError):
+        harness_loglikelihood(model, without, [("   ", "oxygen")])
+    with pytest.raises(ValueError, match=r"context '   ' is only whitespace.*adds no BOS"):
+        loglikelihood(model, without, [("   ", "oxygen")])
+    with_bos = train_tokenizer(corpus(), vocab_size=400, bos=True)
+    assert_same(
+        loglikelihood(model, with_bos, [("   ", "oxygen")]),
+        harness_loglikelihood(model, with_bos, [("   ", "oxygen")]),
+    )
 
 
 @pytest.mark.parametrize("add_bos_token", [True, False])
@@ -114,7 +146,7 @@ def test_split_at_the_space(tokenizer):
 
 def test_max_length_resolution(model, tokenizer):
     assert max_length_of(model, tokenizer) == model.config.max_position_embeddings
-    assert max_length_of(LlamaLM.from_hf(model), tokenizer) == 2048  # no window in its config
+    assert max_length_of(LlamaLM.from_hf(model), tokenizer) == 512  # read from the checkpoint
     assert max_length_of(object()) == 2048
 
 

@@ -6,12 +6,14 @@ set away from its default is refused, naming it, instead of being silently ignor
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import pytest
 import torch
 from transformers import LlamaConfig
 
 from demos.catalog import ARCHITECTURES, ROWS, class_for_model_type
+from demos.eval.scoring import max_length_of
 from demos.models import HF_COMMON
 from demos.models.falcon import FalconLMConfig
 from demos.models.gemma import GemmaLMConfig
@@ -249,3 +251,15 @@ def test_every_released_size_reads(size):
     config = hf_config(size)
     ours = ARCHITECTURES[config.model_type].ours_class().config_class.from_hf(config)
     assert ours.hidden_size == size.hidden_size
+
+
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_the_context_length_is_read(row):
+    """Every config carries the checkpoint's max_position_embeddings (None where transformers' has
+    none: Mamba): lm-eval's HFLM scores in that window, so demos.eval.loglikelihood does too."""
+    hf_config = ROWS[row].hf_config()
+    ours = ROWS[row].ours.config_class.from_hf(hf_config)
+    expected = getattr(hf_config, "max_position_embeddings", None)
+    assert getattr(ours, "max_position_embeddings", None) == expected
+    if expected is not None:
+        assert max_length_of(types.SimpleNamespace(config=ours)) == expected

@@ -221,7 +221,13 @@ def fit_bradley_terry(
         grad = (wins - games * p).sum(1)  # (m,)
         weight = games * p * (1.0 - p)  # (m, m)
         laplacian = torch.diag(weight.sum(1)) - weight  # (m, m)
-        delta = torch.linalg.solve(laplacian + center, grad)
+        try:
+            delta = torch.linalg.solve(laplacian + center, grad)
+        except torch.linalg.LinAlgError:  # singular: groups of models that never met
+            raise ValueError(
+                "the battles split the models into groups that never met each other, so their "
+                "relative strength (the Bradley–Terry maximum likelihood) does not exist"
+            ) from None
         theta = theta + delta
         if delta.abs().max() < tol:
             return theta - theta.mean()
@@ -315,11 +321,17 @@ def bootstrap_bradley_terry(
     row_pairs, row_scores = rows[:, :2].long(), rows[:, 2]
     gen = torch.Generator().manual_seed(seed)
     n, fits = len(scores), []
-    for _ in range(rounds):
+    for r in range(rounds):
         pick = torch.randint(n, (n,), generator=gen)  # (n,) battles drawn with replacement
         counts = torch.bincount(which.index_select(0, pick), minlength=len(rows))
         wins, games = pair_counts(row_pairs, row_scores, len(models), counts)
-        fits.append(fit_bradley_terry(wins, games, models))
+        try:
+            fits.append(fit_bradley_terry(wins, games, models))
+        except ValueError as error:
+            raise ValueError(
+                f"bootstrap resample {r} of {rounds} (seed {seed}): {error}; a log of {n} battles "
+                f"is too small to resample for {len(models)} models"
+            ) from None
     theta = torch.stack(fits)  # (r, m)
     return models, to_elo_scale(theta, models, scale, base, init_rating, anchor)
 

@@ -77,18 +77,25 @@ def encode_pair(
        continuation's tokens are those of the full text (a merge across the boundary counts on the
        continuation's side).
 
+    An empty continuation after a context with trailing spaces is scored as the harness scores
+    it: ``("Answer: ", "")`` is ``("Answer:", " ")``, the log-probability of the moved space.
+
     Returns:
         ``(context_ids, continuation_ids)``, each a list of ints.
 
     Raises:
-        ValueError: an empty continuation (nothing to score), or non-string arguments.
+        ValueError: an empty continuation with no trailing space before it (nothing to score; the
+            harness stops on an ``assert``), non-string arguments, or a context of whitespace only
+            with a tokenizer that adds no BOS: once its spaces move over, the context has no token
+            to predict the continuation's first from (the harness stops on an ``assert`` too; an
+            empty context ``""`` is scored after the EOS token instead).
     """
     if not isinstance(context, str) or not isinstance(continuation, str):
         raise ValueError(
             f"a request is a (context, continuation) pair of strings, got "
             f"({type(context).__name__}, {type(continuation).__name__})"
         )
-    if continuation == "":
+    if continuation == "" and context == context.rstrip():
         raise ValueError(f"continuation is empty for context {context[-40:]!r}: nothing to score")
     if context == "":
         cont = encode(tokenizer, continuation, add_bos_token=False)
@@ -99,6 +106,13 @@ def encode_pair(
         context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
     whole = encode(tokenizer, context + continuation, add_bos_token)
     context_ids = encode(tokenizer, context, add_bos_token)
+    if not context_ids:
+        raise ValueError(
+            f"the context {context + continuation[:n_spaces]!r} is only whitespace and the "
+            "tokenizer adds no BOS token: once the spaces move to the continuation, no token is "
+            "left to predict its first token from. Pass the context '' (scored after the BOS or "
+            "EOS token, as the harness does) or add_bos_token=True"
+        )
     return context_ids, whole[len(context_ids) :]
 
 
@@ -124,6 +138,11 @@ def score_tokens(
     for context_ids, continuation_ids in requests:
         if not continuation_ids:
             raise ValueError("continuation has no tokens: nothing to score")
+        if not context_ids:
+            raise ValueError(
+                "context has no tokens: the continuation's first token has nothing to be "
+                "predicted from (start the context with the BOS or EOS token)"
+            )
         if len(continuation_ids) > max_length:
             raise ValueError(
                 f"continuation has {len(continuation_ids)} tokens, "
@@ -173,8 +192,10 @@ def loglikelihood(
         whether every continuation token is the argmax of its position.
 
     Raises:
-        ValueError: an empty continuation, a request that is not a pair of strings, a bad
-            ``max_length``, or an empty context with a tokenizer without BOS and EOS.
+        ValueError: an empty continuation after a context without trailing spaces, a request
+            that is not a pair of strings, a bad ``max_length``, an empty context with a
+            tokenizer without BOS and EOS, or a whitespace-only context with a tokenizer that
+            adds no BOS (:func:`encode_pair`).
     """
     if isinstance(requests, tuple) and len(requests) == 2 and isinstance(requests[0], str):
         raise ValueError("requests must be a list of (context, continuation) pairs, got one pair")

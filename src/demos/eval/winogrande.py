@@ -14,6 +14,8 @@ and ``lm_eval/api/task.py::ConfigurableTask`` (``multiple_input``: one context p
 
 from __future__ import annotations
 
+from numbers import Integral
+
 from collections.abc import Sequence
 
 
@@ -45,9 +47,17 @@ def winogrande_requests(
         options: the two fillers.
         shots: solved examples ``(sentence, option1, option2, gold index)``, each written out with
             its right option and a blank line after it.
+
+    Raises:
+        ValueError: a shot's gold index is not 0 or 1; a sentence without exactly one blank, an
+            empty option or nothing after the blank (:func:`winogrande_split`).
     """
     prefix = ""
     for shot_sentence, option1, option2, gold in shots:
+        if isinstance(gold, bool) or not isinstance(gold, Integral) or gold not in (0, 1):
+            raise ValueError(  # -1 would pick option2 by Python's negative indexing
+                f"a shot's gold index ({gold!r}) must be 0 (option1) or 1 (option2)"
+            )
         context, rest = winogrande_split(shot_sentence, (option1, option2)[gold])
         prefix += f"{context} {rest}\n\n"
     pairs = [winogrande_split(sentence, option) for option in options]

@@ -293,7 +293,16 @@ def check_function(
     Returns:
         ``Check(True, ...)`` when every case matches and no input was modified, else
         ``Check(False, message)``. Never raises on the learner's answer.
+
+    Raises:
+        ValueError: ``cases`` is empty (a check of nothing would pass any answer): a mistake
+            of the exercise's author, not the learner's, so it raises.
     """
+    if not isinstance(cases, Mapping) or not cases:
+        raise ValueError(
+            f"cases ({cases!r:.60}) must map at least one case name to its arguments: a check "
+            "with no cases would pass any answer"
+        )
     if not callable(fn):
         return Check(
             False,

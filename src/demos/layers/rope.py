@@ -91,7 +91,16 @@ def rope_cos_sin(
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``(x1, x2) -> (-x2, x1)`` on the two halves of the last axis: a 90-degree turn of each pair."""
+    """``(x1, x2) -> (-x2, x1)`` on the two halves of the last axis: a 90-degree turn of each pair.
+
+    ``ValueError`` unless ``x`` is a tensor whose last axis has even length (an odd one has no
+    pairs: ``chunk`` would split it unevenly and the result is no rotation).
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[-1] % 2:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"x's last axis must have even length (pairs of channels to rotate), got shape {got}"
+        )
     x1, x2 = x.chunk(2, dim=-1)  # (..., d/2) each
     return torch.cat((-x2, x1), dim=-1)  # (..., d)
 

@@ -71,7 +71,6 @@ class FalconLMConfig:
         "attention_dropout": "dropout: 0 in eval",
         "hidden_dropout": "dropout: 0 in eval",
         "initializer_range": "initialisation only",
-        "max_position_embeddings": "only a limit (read by dynamic RoPE, refused)",
         "apply_residual_connection_post_layernorm": "a key of Falcon's config.json that 5.23's "
         "modeling_falcon does not read",
     }
@@ -89,8 +88,13 @@ class FalconLMConfig:
     rope_theta: float = 10000.0  # RoPE base
     bias: bool = False  # biases on every linear layer (Falcon-7B/40B/180B: none)
     tie_word_embeddings: bool = True  # lm_head shares the embedding matrix
+    # the context length it was trained for: not read by the forward (RoPE has no table), but the
+    # window lm-eval's HFLM scores in (demos.eval.scoring.max_length_of); None: unknown
+    max_position_embeddings: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_position_embeddings is not None:
+            check_positive_int("max_position_embeddings", self.max_position_embeddings)
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
             check_positive_int(name, getattr(self, name))
         check_rope_theta(self.rope_theta)  # else it would fail only at the first forward

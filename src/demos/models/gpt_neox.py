@@ -90,7 +90,6 @@ class GPTNeoXLMConfig:
         "hidden_dropout": "dropout: 0 in eval",
         "classifier_dropout": "the sequence-classification head only",
         "initializer_range": "initialisation only",
-        "max_position_embeddings": "only a limit (read by dynamic RoPE, refused)",
     }
 
     vocab_size: int  # v
@@ -105,8 +104,13 @@ class GPTNeoXLMConfig:
     rope_theta: float = 10000.0  # RoPE base (rotary_emb_base)
     attention_bias: bool = True  # biases on query_key_value and dense
     tie_word_embeddings: bool = False  # Pythia: embed_out is its own matrix
+    # the context length it was trained for: not read by the forward (RoPE has no table), but the
+    # window lm-eval's HFLM scores in (demos.eval.scoring.max_length_of); None: unknown
+    max_position_embeddings: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_position_embeddings is not None:
+            check_positive_int("max_position_embeddings", self.max_position_embeddings)
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("intermediate_size", self.intermediate_size)

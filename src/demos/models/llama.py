@@ -62,8 +62,6 @@ class LlamaLMConfig:
     hf_ignores: ClassVar[dict[str, str]] = {
         "attention_dropout": "dropout: 0 in eval",
         "initializer_range": "initialisation only",
-        "max_position_embeddings": "only a limit (read by dynamic RoPE, refused; Llama 3.1's "
-        "original length is in rope_parameters, which the config fills in from it)",
         "pretraining_tp": "not read by the 5.23 modeling (the products are computed whole)",
     }
 
@@ -86,8 +84,13 @@ class LlamaLMConfig:
     # Llama 3.1's rope_type "llama3", read from rope_parameters; None: plain RoPE. (Not named
     # rope_scaling: transformers configs carry a legacy dict of that name, fields_from_hf would read it)
     llama3_rope_scaling: Llama3RopeScaling | None = None
+    # the context length it was trained for: not read by the forward (RoPE has no table), but the
+    # window lm-eval's HFLM scores in (demos.eval.scoring.max_length_of); None: unknown
+    max_position_embeddings: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_position_embeddings is not None:
+            check_positive_int("max_position_embeddings", self.max_position_embeddings)
         for name in ("vocab_size", "intermediate_size", "num_hidden_layers"):
             check_positive_int(name, getattr(self, name))
         if not self.rms_norm_eps > 0:

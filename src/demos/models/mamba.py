@@ -322,6 +322,11 @@ class MambaLM(GenerationMixin, nn.Module):
         """
         check_token_ids(input_ids, self.config.vocab_size, "(b, l)")
         layers = self.backbone.layers
+        if cache is not None and not isinstance(cache, MambaCache):
+            raise ValueError(
+                f"cache must be a MambaCache from new_cache() (one recurrent state per layer), got "
+                f"{type(cache).__name__}: a list of KV caches belongs to an attention model"
+            )
         if cache is not None and len(cache.states) != len(layers):
             raise ValueError(
                 f"cache must hold one MambaState per layer ({len(layers)}), got {len(cache.states)}"

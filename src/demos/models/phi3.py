@@ -97,7 +97,7 @@ class Phi3LMConfig(LlamaLMConfig):
         "head_dim": "not a Phi3Config field, but Phi3Attention reads getattr(config, 'head_dim')",
     }
     hf_ignores: ClassVar[dict[str, str]] = {
-        **{k: v for k, v in LlamaLMConfig.hf_ignores.items() if k != "max_position_embeddings"},
+        **LlamaLMConfig.hf_ignores,
         "resid_pdrop": "dropout: 0 in eval",
         "embd_pdrop": "dropout; 5.23's modeling_phi3 does not even read it",
     }

@@ -87,9 +87,11 @@ def check_attention_mask(
     return attention_mask.long()
 
 
-def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    """``ValueError`` unless ``q (b, h, t, d)``, ``k, v (b, g, s, d)`` fit together: ``h % g == 0``, ``s >= t``,
-    one floating-point dtype for all three (integer tensors would give integer "probabilities")."""
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fewer_keys: bool = False) -> None:
+    """``ValueError`` unless ``q (b, h, t, d)``, ``k, v (b, g, s, d)`` fit together: ``h % g == 0``, ``s >= t``
+    (unless ``fewer_keys``: non-causal attention, where the queries need not be the last ``t`` of
+    the keys' positions), ``h, t, d, g, s >= 1``, one floating-point dtype for all three (integer
+    tensors would give integer "probabilities")."""
     check_same_dtype(q=q, k=k, v=v)
     check_same_device(q=q, k=k, v=v)
     for name, x in (("q", q), ("k", k), ("v", v)):
@@ -106,10 +108,19 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         raise ValueError(f"batch sizes differ: q has {b}, k and v have {bk}")
     if d != dk:
         raise ValueError(f"head_dim differs: q has {d}, k and v have {dk}")
+    for axis, size in (("query heads h", h), ("query length t", t), ("head_dim d", d)):
+        if size < 1:
+            raise ValueError(f"{axis} ({size}) must be at least 1: q has shape {tuple(q.shape)}")
+    for axis, size in (("key/value heads g", g), ("key length s", s)):
+        if size < 1:
+            raise ValueError(f"{axis} ({size}) must be at least 1: k has shape {tuple(k.shape)}")
     if h % g:
         raise ValueError(f"query heads h ({h}) must be divisible by key/value heads g ({g})")
-    if s < t:
-        raise ValueError(f"key length s ({s}) must be at least the query length t ({t})")
+    if s < t and not fewer_keys:
+        raise ValueError(
+            f"key length s ({s}) must be at least the query length t ({t}): causal queries are "
+            "the last t of the s positions (causal=False allows fewer keys)"
+        )
 
 
 def check_nonnegative_int(name: str, value: Any) -> None:

@@ -109,6 +109,95 @@ def test_attention_matches_torch_sdpa(fp32_setting, g):
     fp32_setting.close(attention(q, k, v, causal=False), ref)
 
 
+def sdpa(q, k, v, **kwargs):
+    """torch's scaled_dot_product_attention with our grouped k, v repeated to the query heads."""
+    n_rep = q.shape[1] // k.shape[1]
+    return F.scaled_dot_product_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), **kwargs)
+
+
+@pytest.mark.parametrize("g", [H, 1])
+@pytest.mark.parametrize("t, s", [(5, 3), (7, 1), (1, 4)])
+def test_non_causal_with_fewer_keys_than_queries_matches_torch_sdpa(g, t, s):
+    """s < t is cross-attention to a short memory: allowed without causal, as SDPA allows it."""
+    q, k, v = torch.randn(2, H, t, D), torch.randn(2, g, s, D), torch.randn(2, g, s, D)
+    torch.testing.assert_close(attention(q, k, v, causal=False), sdpa(q, k, v))
+    if s < t:  # causal keeps the queries as the last t of s positions: none exist before key 0
+        with pytest.raises(ValueError, match=r"key length s .*\(causal=False allows fewer keys\)"):
+            attention(q, k, v)
+
+
+def random_bool_mask(shape, seed=0):
+    """A random boolean mask with at least one visible key per query (so SDPA has no empty row)."""
+    mask = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.5
+    mask[..., 0] = True
+    return mask
+
+
+MASK_SHAPES = [(2, H, 4, 6), (4, 6), (1, 1, 4, 6), (2, 1, 1, 6), (H, 4, 6)]
+
+
+@pytest.mark.parametrize("shape", MASK_SHAPES, ids=str)
+@pytest.mark.parametrize("g", [H, 2])
+def test_a_boolean_mask_matches_torch_sdpa(shape, g):
+    q, k, v = torch.randn(2, H, 4, D), torch.randn(2, g, 6, D), torch.randn(2, g, 6, D)
+    mask = random_bool_mask(shape)
+    torch.testing.assert_close(
+        attention(q, k, v, causal=False, attn_mask=mask), sdpa(q, k, v, attn_mask=mask)
+    )
+
+
+@pytest.mark.parametrize("shape", MASK_SHAPES, ids=str)
+def test_an_additive_mask_matches_torch_sdpa(shape):
+    q, k, v = torch.randn(2, H, 4, D), torch.randn(2, 2, 6, D), torch.randn(2, 2, 6, D)
+    bias = torch.randn(shape)  # an ALiBi-like bias: any finite values
+    bias = bias.masked_fill(~random_bool_mask(shape, seed=1), float("-inf"))
+    torch.testing.assert_close(
+        attention(q, k, v, causal=False, attn_mask=bias), sdpa(q, k, v, attn_mask=bias)
+    )
+
+
+def test_a_mask_on_top_of_causal_and_padding_is_their_intersection():
+    q, k, v = torch.randn(2, H, 5, D), torch.randn(2, 2, 5, D), torch.randn(2, 2, 5, D)
+    mask = random_bool_mask((2, 1, 5, 5))
+    padding = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    combined = mask & causal_mask(5, 5) & padding[:, None, None, :].bool()
+    ours = attention(q, k, v, attn_mask=mask, key_padding_mask=padding)
+    expected = sdpa(q, k, v, attn_mask=combined)  # a query left no key: zeros in both
+    torch.testing.assert_close(ours, expected)
+    # an all-True mask changes nothing
+    torch.testing.assert_close(
+        attention(q, k, v, attn_mask=torch.ones(5, 5, dtype=torch.bool)), attention(q, k, v)
+    )
+
+
+def test_a_query_the_mask_leaves_no_key_returns_zeros_as_sdpa():
+    q, k, v = torch.randn(1, H, 3, D), torch.randn(1, H, 4, D), torch.randn(1, H, 4, D)
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    mask[1] = False
+    ours = attention(q, k, v, causal=False, attn_mask=mask)
+    assert (ours[:, :, 1] == 0).all() and torch.isfinite(ours).all()
+    torch.testing.assert_close(ours, sdpa(q, k, v, attn_mask=mask))
+
+
+@pytest.mark.parametrize(
+    "mask, match",
+    [
+        (
+            torch.ones(4, 5, dtype=torch.bool),
+            r"does not broadcast to \(b, h, t, s\) = \(1, 4, 3, 5\)",
+        ),
+        (torch.ones(1, 1, 1, 3, 5, dtype=torch.bool), "broadcasts to"),
+        (torch.ones(3, 5, dtype=torch.long), r"integer 0/1 mask is ambiguous"),
+        (torch.full((3, 5), math.nan), "no NaN or \\+inf"),
+        (torch.full((3, 5), math.inf), "no NaN or \\+inf"),
+        ([[True] * 5] * 3, "must be a tensor"),
+    ],
+)
+def test_bad_attn_mask_raises(mask, match):
+    with pytest.raises(ValueError, match=match):
+        attention(_q, _k, _v, attn_mask=mask)
+
+
 def test_window_at_least_sequence_equals_causal(fp32_setting):
     q, k, v = qkv(2, 9, 9, fp32_setting)
     fp32_setting.close(attention(q, k, v, window=9), attention(q, k, v))
@@ -300,6 +389,23 @@ BAD_QKV = [
     ("k and v of different lengths", _q, _k, _v[:, :, :4], "same shape"),
     ("3-D q", _q[0], _k, _v, "4 dims"),
     ("a list for k", _q, _k.tolist(), _v, "floating"),
+    ("zero query heads", _q[:, :0], _k, _v, r"query heads h \(0\) must be at least 1"),
+    (
+        "zero head_dim",
+        _q[..., :0],
+        _k[..., :0],
+        _v[..., :0],
+        r"head_dim d \(0\) must be at least 1",
+    ),
+    ("zero queries (t = 0)", _q[:, :, :0], _k, _v, r"query length t \(0\) must be at least 1"),
+    ("zero keys (s = 0)", _q, _k[:, :, :0], _v[:, :, :0], r"key length s \(0\) must be at least 1"),
+    (
+        "zero key/value heads",
+        _q,
+        _k[:, :0],
+        _v[:, :0],
+        r"key/value heads g \(0\) must be at least 1",
+    ),
 ]
 
 

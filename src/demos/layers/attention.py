@@ -10,7 +10,7 @@ code serves a whole prompt (``t == s``) and one decoding step with a KV cache (`
 Axes:
     b  batch
     t  query length (new tokens)
-    s  key/value length (cached + new tokens), s >= t
+    s  key/value length (cached + new tokens), s >= t when causal
     h  query heads
     g  key/value heads (h % g == 0); h // g query heads share one key/value head
     d  head dimension
@@ -82,6 +82,42 @@ def hide_padded_keys(
     return weights.masked_fill(empty, 0.0)  # (b, h, t, s)
 
 
+def check_attn_mask(attn_mask: Any, shape: tuple[int, int, int, int]) -> torch.Tensor:
+    """``attn_mask`` as an additive float32 mask (0 where a query may attend, -inf where not), or
+    ``ValueError``. ``shape`` is the scores' ``(b, h, t, s)``; the mask must broadcast to it.
+
+    As torch's ``scaled_dot_product_attention``: a boolean mask is True where a query *may* attend;
+    a floating-point mask is added to the scores (NaN and +inf refused).
+    """
+    if not isinstance(attn_mask, torch.Tensor) or attn_mask.dim() > 4:
+        got = tuple(attn_mask.shape) if isinstance(attn_mask, torch.Tensor) else type(attn_mask)
+        raise ValueError(
+            f"attn_mask must be a tensor that broadcasts to (b, h, t, s) = {shape}, got {got}"
+        )
+    try:
+        fits = torch.broadcast_shapes(attn_mask.shape, shape) == shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to (b, h, t, s) = {shape}"
+        )
+    if attn_mask.dtype == torch.bool:
+        zero = torch.zeros((), dtype=torch.float32, device=attn_mask.device)
+        return zero.masked_fill(~attn_mask, float("-inf"))  # True: 0, False: -inf
+    if not attn_mask.dtype.is_floating_point:
+        raise ValueError(
+            f"attn_mask must be boolean (True: may attend) or floating-point (added to the scores), "
+            f"got {attn_mask.dtype}: an integer 0/1 mask is ambiguous, convert it with .bool()"
+        )
+    bad = torch.isnan(attn_mask) | torch.isposinf(attn_mask)
+    if bool(bad.any()):
+        raise ValueError(
+            f"an additive attn_mask must hold no NaN or +inf, got {attn_mask[bad][0].item()}"
+        )
+    return attn_mask
+
+
 def attention_weights(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -90,16 +126,18 @@ def attention_weights(
     window: int | None = None,
     scale: float | None = None,
     key_padding_mask: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax attention probabilities ``(b, h, t, s)``; see :func:`attention` for the arguments."""
-    check_qkv(q, k, k)
+    check_qkv(q, k, k, fewer_keys=not causal)
     check_window(window)
     if window is not None and not causal:
         raise ValueError("window needs causal=True: a sliding window looks back only")
-    (_, h, t, d), (_, g, s, _) = q.shape, k.shape
+    (b, h, t, d), (_, g, s, _) = q.shape, k.shape
     if scale is not None:
         check_finite_number("scale", scale)
     scale = 1.0 / math.sqrt(d) if scale is None else scale
+    extra = None if attn_mask is None else check_attn_mask(attn_mask, (b, h, t, s))
     k = repeat_kv(k, h // g)  # (b, h, s, d)
     scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (b, h, t, s): Q K^T / sqrt(d), Eq. (1)
     if causal:
@@ -110,6 +148,10 @@ def attention_weights(
         )
         scores = scores.masked_fill(~mask, float("-inf"))  # (b, h, t, s)
     dtype = torch.promote_types(q.dtype, torch.float32)  # softmax in fp32, as HF; fp64 stays fp64
+    if extra is not None:  # an arbitrary mask: added in the softmax's dtype
+        scores = scores.to(dtype) + extra.to(dtype)  # (b, h, t, s)
+        if key_padding_mask is None:  # a query that sees no key gets zeros, as torch's SDPA
+            key_padding_mask = torch.ones(b, s, dtype=torch.long, device=q.device)
     if key_padding_mask is not None:  # a padded batch: hide the padding keys
         return hide_padded_keys(scores, key_padding_mask, dtype).to(q.dtype)
     return torch.softmax(scores, dim=-1, dtype=dtype).to(q.dtype)
@@ -124,32 +166,46 @@ def attention(
     window: int | None = None,
     scale: float | None = None,
     key_padding_mask: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scaled dot-product attention with grouped key/value heads.
 
     Args:
-        q: queries ``(b, h, t, d)``: the last ``t`` of the ``s`` positions.
-        k, v: keys and values ``(b, g, s, d)``, ``h`` divisible by ``g``.
-        causal: hide keys after each query's position.
+        q: queries ``(b, h, t, d)``: with ``causal``, the last ``t`` of the ``s`` positions.
+        k, v: keys and values ``(b, g, s, d)``, ``h`` divisible by ``g``; ``s >= t`` when causal,
+            any ``s >= 1`` otherwise (fewer keys than queries: cross-attention to a short memory).
+        causal: hide keys after each query's position (bottom-right aligned, as transformers'
+            causal mask with a cache: query ``i`` sits at position ``s - t + i``).
         window: if set, each query sees at most the ``window`` most recent keys, itself included.
         scale: multiplies the scores; defaults to ``1 / sqrt(d)``.
         key_padding_mask: ``(b, s)``, 1 (True) for a real key, 0 for padding; padding keys are
             hidden from every query, and a query that sees no key returns zeros.
+        attn_mask: any mask that broadcasts to ``(b, h, t, s)``, as torch's
+            ``scaled_dot_product_attention`` takes it: boolean, True where a query may attend, or
+            floating-point, added to the scores. Applied on top of ``causal``, ``window`` and
+            ``key_padding_mask``; a query it leaves no key returns zeros (as torch's SDPA does).
 
     Returns:
         ``(b, h, t, d)``: for each query, the attention-weighted mean of the values.
 
     Raises:
-        ValueError: ``h % g != 0``, ``s < t``, ``window < 1`` or not an integer, batch or
-            head_dim mismatch, ``window`` without ``causal``, q/k/v not of one floating dtype,
-            ``scale`` not a finite number.
+        ValueError: ``h % g != 0``, ``s < t`` with ``causal``, an empty axis, ``window < 1`` or
+            not an integer, batch or head_dim mismatch, ``window`` without ``causal``, q/k/v not
+            of one floating dtype, ``scale`` not a finite number, an ``attn_mask`` that does not
+            broadcast, is an integer tensor or holds NaN or +inf.
 
     The softmax runs in ``promote_types(q.dtype, float32)``: fp32 for fp32/bf16/fp16 (as transformers),
     fp64 for fp64.
     """
-    check_qkv(q, k, v)
+    check_qkv(q, k, v, fewer_keys=not causal)
     weights = attention_weights(
-        q, k, causal=causal, window=window, scale=scale, key_padding_mask=key_padding_mask
+        q,
+        k,
+        causal=causal,
+        window=window,
+        scale=scale,
+        key_padding_mask=key_padding_mask,
+        attn_mask=attn_mask,
     )  # (b, h, t, s)
     v = repeat_kv(v, q.shape[1] // v.shape[1])  # (b, h, s, d)
     return torch.matmul(weights, v)  # (b, h, t, d)

@@ -10,6 +10,7 @@ import ast
 import inspect
 import textwrap
 from collections.abc import Callable
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,7 +160,7 @@ def parity_report(
 
     if not pairs:
         raise ValueError("pairs is empty: a parity verdict needs at least one comparison")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+    if isinstance(tolerance, bool) or not isinstance(tolerance, Real):
         raise ValueError(f"tolerance ({tolerance!r}) must be a number")
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance ({tolerance!r}) must be a finite number >= 0")

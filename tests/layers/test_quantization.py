@@ -290,11 +290,15 @@ def test_bad_input_raises():
         dequantize_nf4(codes, absmax[:1])
     with pytest.raises(ValueError, match=r"absmax must have shape \(3,\)"):
         dequantize_nf4(codes, absmax, 48)  # 128 codes in blocks of 48: three scales
-    with pytest.raises(ValueError, match=r"absmax must hold finite values >= 0.* got -1.0 for block 1"):
+    with pytest.raises(
+        ValueError, match=r"absmax must hold finite values >= 0.* got -1.0 for block 1"
+    ):
         dequantize_nf4(codes, torch.tensor([1.0, -1.0]))
     with pytest.raises(ValueError, match=r"absmax must hold finite values >= 0.* got nan"):
         dequantize_nf4(codes, torch.tensor([float("nan"), 1.0]))
-    with pytest.raises(ValueError, match=r"codes must lie in \[0, 15\] \(4 bits\), got values from 0 to 16"):
+    with pytest.raises(
+        ValueError, match=r"codes must lie in \[0, 15\] \(4 bits\), got values from 0 to 16"
+    ):
         pack_nf4(torch.tensor([16, 0]))
     with pytest.raises(ValueError, match=r"codes must lie in \[0, 15\]"):
         pack_nf4(torch.tensor([-1, 0]))

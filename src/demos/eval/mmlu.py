@@ -15,9 +15,8 @@ References: fourrier2023mmlu, hendrycks2021mmlu, gao2023harness.
 
 from __future__ import annotations
 
-from numbers import Real
-
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import torch

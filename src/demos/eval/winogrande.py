@@ -14,9 +14,8 @@ and ``lm_eval/api/task.py::ConfigurableTask`` (``multiple_input``: one context p
 
 from __future__ import annotations
 
-from numbers import Integral
-
 from collections.abc import Sequence
+from numbers import Integral
 
 
 def winogrande_split(sentence: str, option: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ attention without copying the key/value heads (transfer)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -130,7 +131,7 @@ def _read_answer(value) -> tuple[int, str] | str:
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
         return f"returned {type(value).__name__} {value!r:.60}, not a pair (layer, substep)"
     layer, substep = value
-    if isinstance(layer, bool) or not isinstance(layer, int) or not isinstance(substep, str):
+    if isinstance(layer, bool) or not isinstance(layer, Integral) or not isinstance(substep, str):
         return f"returned {value!r:.60}: layer must be an int and substep a str"
     name = substep.strip()
     name = PLANTED_SUBSTEP if name == PLANTED_MODULE else name

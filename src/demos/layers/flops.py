@@ -33,6 +33,7 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 from demos.validation import check_positive_int
@@ -109,7 +110,7 @@ def forward_flops(
     )
     for name, value in sizes.items():
         check_positive_int(name, value)
-    if isinstance(past, bool) or not isinstance(past, int) or past < 0:
+    if isinstance(past, bool) or not isinstance(past, Integral) or past < 0:
         raise ValueError(f"past ({past!r}) must be an integer >= 0")
     n, c, h, g, d = (
         num_hidden_layers,

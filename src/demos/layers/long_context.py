@@ -31,6 +31,7 @@ Reference implementation:
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 
 import torch
 
@@ -73,9 +74,14 @@ def ntk_scaled_base(base: float, alpha: float, rotary_dim: int) -> float:
             integer >= 4 (with ``d = 2`` the exponent divides by zero).
     """
     check_rope_theta(base, "base")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha >= 1:
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not alpha >= 1:
         raise ValueError(f"alpha ({alpha!r}) must be a number >= 1")
-    if not isinstance(rotary_dim, int) or rotary_dim < 4 or rotary_dim % 2:
+    if (
+        isinstance(rotary_dim, bool)
+        or not isinstance(rotary_dim, Integral)
+        or rotary_dim < 4
+        or rotary_dim % 2
+    ):
         raise ValueError(f"rotary_dim ({rotary_dim!r}) must be an even integer >= 4")
     return base * alpha ** (rotary_dim / (rotary_dim - 2))
 
@@ -203,7 +209,7 @@ def lower_layers_window(num_hidden_layers: int, windowed_layers: int) -> tuple[s
     check_positive_int("num_hidden_layers", num_hidden_layers)
     if (
         isinstance(windowed_layers, bool)
-        or not isinstance(windowed_layers, int)
+        or not isinstance(windowed_layers, Integral)
         or not 0 <= windowed_layers <= num_hidden_layers
     ):
         raise ValueError(

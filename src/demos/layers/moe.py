@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -62,7 +63,7 @@ def route_top_k(
     ``ValueError`` for a ``top_k`` outside ``[1, e]``.
     """
     e = router_logits.shape[-1]
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= e:
+    if isinstance(top_k, bool) or not isinstance(top_k, Integral) or not 1 <= top_k <= e:
         raise ValueError(f"top_k ({top_k!r}) must be an integer in [1, num_experts = {e}]")
     upcast = torch.float64 if router_logits.dtype == torch.float64 else torch.float32
     probs = F.softmax(router_logits, dim=-1, dtype=upcast)  # (n, e): over ALL experts first
@@ -130,7 +131,11 @@ class SparseMoE(nn.Module):
         for name, value in (("hidden_size", hidden_size), ("num_experts", num_experts)):
             check_positive_int(name, value)
         check_positive_int("expert_size", expert_size)
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_experts:
+        if (
+            isinstance(top_k, bool)
+            or not isinstance(top_k, Integral)
+            or not 1 <= top_k <= num_experts
+        ):
             raise ValueError(
                 f"top_k ({top_k!r}) must be an integer in [1, num_experts = {num_experts}]"
             )

@@ -165,10 +165,15 @@ def pack_nf4(codes: torch.Tensor) -> torch.Tensor:
         ValueError: ``codes`` not an integer tensor with values in [0, 15] (16 would wrap to 0 in
             the nibble, and a float code would be truncated).
     """
-    if not isinstance(codes, torch.Tensor) or codes.dtype.is_floating_point or codes.dtype in (
-        torch.bool,
-        torch.complex64,
-        torch.complex128,
+    if (
+        not isinstance(codes, torch.Tensor)
+        or codes.dtype.is_floating_point
+        or codes.dtype
+        in (
+            torch.bool,
+            torch.complex64,
+            torch.complex128,
+        )
     ):
         got = codes.dtype if isinstance(codes, torch.Tensor) else type(codes).__name__
         raise ValueError(f"codes must be an integer tensor of NF4 codes in [0, 15], got {got}")

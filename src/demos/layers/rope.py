@@ -23,6 +23,8 @@ Reference implementation:
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import torch
 
 from demos.validation import check_floating, check_rope_theta, check_same_device
@@ -32,7 +34,12 @@ def rope_inv_freq(
     head_dim: int, base: float = 10000.0, device: torch.device | None = None
 ) -> torch.Tensor:
     """The d/2 angular frequencies ``theta_i = base ** (-2i / d)``, float32, shape ``(d/2,)``."""
-    if not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
+    if (
+        isinstance(head_dim, bool)
+        or not isinstance(head_dim, Integral)
+        or head_dim < 2
+        or head_dim % 2
+    ):
         raise ValueError(f"head_dim ({head_dim!r}) must be a positive even integer")
     check_rope_theta(base, "base")
     # Computed on the CPU, then moved: transformers builds this buffer on the CPU too, and a GPU's pow

@@ -28,6 +28,7 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, ClassVar
 
 import torch
@@ -226,7 +227,7 @@ class DecoderLM(GenerationMixin, nn.Module):
 
 def check_layer_idx(layer_idx: int, config: Any) -> int:
     """``ValueError`` unless ``0 <= layer_idx < num_hidden_layers``."""
-    if isinstance(layer_idx, bool) or not isinstance(layer_idx, int):
+    if isinstance(layer_idx, bool) or not isinstance(layer_idx, Integral):
         raise ValueError(f"layer_idx must be an integer, got {layer_idx!r}")
     check_positive_int("num_hidden_layers", config.num_hidden_layers)
     if not 0 <= layer_idx < config.num_hidden_layers:

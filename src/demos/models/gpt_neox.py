@@ -34,6 +34,7 @@ Reference implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, ClassVar
 
 import torch
@@ -57,7 +58,7 @@ def rotary_ndims(head_dim: int, partial_rotary_factor: float) -> int:
     ``ValueError`` unless ``0 < factor <= 1`` and ``r`` is a positive even number (RoPE turns pairs).
     """
     factor = partial_rotary_factor
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1:
+    if isinstance(factor, bool) or not isinstance(factor, Real) or not 0 < factor <= 1:
         raise ValueError(f"partial_rotary_factor ({factor!r}) must be a number in (0, 1]")
     r = int(head_dim * factor)
     if r < 2 or r % 2:

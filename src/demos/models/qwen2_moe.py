@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, ClassVar
 
 import torch
@@ -74,7 +75,7 @@ class Qwen2MoeLMConfig(Qwen2LMConfig):
             check_positive_int(name, getattr(self, name))
         check_positive_int("decoder_sparse_step", self.decoder_sparse_step)
         experts = self.num_experts
-        if isinstance(experts, bool) or not isinstance(experts, int) or experts < 0:
+        if isinstance(experts, bool) or not isinstance(experts, Integral) or experts < 0:
             raise ValueError(f"num_experts ({self.num_experts!r}) must be an integer >= 0")
         if self.num_experts > 0 and not 1 <= self.num_experts_per_tok <= self.num_experts:
             raise ValueError(
@@ -82,7 +83,12 @@ class Qwen2MoeLMConfig(Qwen2LMConfig):
                 f"[1, num_experts = {self.num_experts}]"
             )
         layers = tuple(self.mlp_only_layers)
-        if any(not isinstance(i, int) or not 0 <= i < self.num_hidden_layers for i in layers):
+        if any(
+            isinstance(i, bool)
+            or not isinstance(i, Integral)
+            or not 0 <= i < self.num_hidden_layers
+            for i in layers
+        ):
             raise ValueError(
                 f"mlp_only_layers ({list(layers)}) must hold layer indices in "
                 f"[0, num_hidden_layers = {self.num_hidden_layers})"

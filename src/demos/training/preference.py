@@ -28,6 +28,7 @@ Reference implementation:
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
@@ -162,7 +163,7 @@ def dpo_loss(
     )
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type ({loss_type!r}) must be one of {LOSS_TYPES}")
-    if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing < 0.5:
+    if not isinstance(label_smoothing, Real) or not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing ({label_smoothing!r}) must be in [0, 0.5)")
     if label_smoothing and loss_type != "sigmoid":
         raise ValueError(

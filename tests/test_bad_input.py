@@ -23,6 +23,7 @@ from demos.eval.mmlu import macro_average, micro_average
 from demos.eval.winogrande import winogrande_requests
 from demos.exercises.core import check_function
 from demos.generation import generate
+from demos.layers.attention import AttentionConfig, GroupedQueryAttention
 from demos.layers.quantization import dequantize_nf4, pack_nf4
 from demos.layers.rope import rotate_half
 from demos.models.gemma import GemmaLM
@@ -90,6 +91,18 @@ CASES = {
         qwen2_loading_qwen3_weights,
         r"Qwen3ForCausalLM has the parameter 'model.layers.0.self_attn.q_norm.weight', which "
         r"Qwen2LM lacks: q_norm/k_norm \(QK-norm",
+    ),
+    "AttentionConfig.from_hf(Qwen2Config)": (
+        lambda: AttentionConfig.from_hf(transformers.Qwen2Config(**SMALL)),
+        r"reads the attention of model_type 'llama', 'mistral', 'mixtral', 'gemma', got 'qwen2'",
+    ),
+    "GroupedQueryAttention.from_hf(GPTNeoXAttention)": (
+        lambda: GroupedQueryAttention.from_hf(
+            transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**SMALL))
+            .gpt_neox.layers[0]
+            .attention
+        ),
+        r"got 'gpt_neox': build that family's model with its class",
     ),
     "dequantize_nf4 with a negative absmax": (
         lambda: dequantize_nf4(torch.zeros(64, dtype=torch.uint8), torch.tensor([-1.0])),

@@ -242,6 +242,11 @@ def rotate_cache_attend(
     return context.transpose(1, 2).reshape(b, t, -1)  # (b, t, h * d)
 
 
+# transformers model types whose attention layer is Llama's (q_proj k_proj v_proj o_proj, one bias
+# switch, an optional sliding window): what AttentionConfig.from_hf reads
+LLAMA_LIKE_ATTENTION = ("llama", "mistral", "mixtral", "gemma")
+
+
 @dataclass(frozen=True)
 class AttentionConfig:
     """Shape of one attention layer, with transformers' field names."""
@@ -280,7 +285,17 @@ class AttentionConfig:
 
     @classmethod
     def from_hf(cls, hf_config: Any) -> AttentionConfig:
-        """Read the attention fields of a transformers ``LlamaConfig``/``MistralConfig``-like object."""
+        """Read the attention fields of a transformers ``LlamaConfig``, ``MistralConfig``,
+        ``MixtralConfig`` or ``GemmaConfig`` (their attention is Llama's); ``ValueError`` for
+        another ``model_type``: its fields may carry the same names and mean another layer
+        (Qwen2's q/k/v biases come with no ``attention_bias`` field, GPT-NeoX fuses q, k and v)."""
+        model_type = getattr(hf_config, "model_type", None)
+        if model_type not in LLAMA_LIKE_ATTENTION:
+            raise ValueError(
+                f"AttentionConfig.from_hf reads the attention of model_type "
+                f"{', '.join(map(repr, LLAMA_LIKE_ATTENTION))}, got {model_type!r}: build that "
+                "family's model with its class in demos.models (demos.catalog names it)"
+            )
         return cls(
             hidden_size=hf_config.hidden_size,
             num_attention_heads=hf_config.num_attention_heads,

@@ -14,7 +14,7 @@ they differ from ours on some outputs, and the chapter lists where.
 Reference implementation: openai/simple-evals at ee3b0318d8d1d9d72755a4120879be65f7c07e9e,
 common.py (QUERY_TEMPLATE_MULTICHOICE, ANSWER_PATTERN_MULTICHOICE, MULTILINGUAL_ANSWER_PATTERN_TEMPLATE,
 normalize_response), mmlu_eval.py (the extraction loop), mgsm_eval.py::parse_answer, math_eval.py
-(QUERY_TEMPLATE). References: openai_simple_evals, kojima2022zeroshotcot.
+(QUERY_TEMPLATE). References: openai_simple_evals.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import torch
 
 from demos.exercises.chatgpt import baseline_advantages_reference, k3_reference
 from demos.training.ppo import clipped_surrogate, gae_advantages, kl_penalised_rewards, masked_mean
-from demos.traps.chatgpt import _surrogate_case
+from demos.traps.chatgpt import surrogate_case
 
 
 @pytest.mark.parametrize("epsilon", [0.1, 0.2, 0.3])
@@ -16,7 +16,7 @@ from demos.traps.chatgpt import _surrogate_case
 def test_clipped_surrogate_matches_trl_grpo_term(epsilon, per_answer):
     from demos.training.trl_reference import trl_clipped_surrogate_loss
 
-    logps, old, advantages, mask = _surrogate_case()
+    logps, old, advantages, mask = surrogate_case()
     if per_answer:
         advantages = advantages[:, :1]  # GRPO's own shape: one advantage per answer, (b, 1)
     ratio = torch.exp(logps - old)
@@ -38,7 +38,7 @@ def test_trl_kl_term_is_k3():
     """With zero advantages, GRPO's loss is beta times the mean k3 estimate (exercise 2's answer)."""
     from demos.training.trl_reference import trl_clipped_surrogate_loss
 
-    logps, _, _, mask = _surrogate_case()
+    logps, _, _, mask = surrogate_case()
     ref_logps = logps + torch.randn_like(logps) * 0.5
     trl = trl_clipped_surrogate_loss(
         logps, logps, torch.zeros_like(logps), mask, 0.2, 0.3, ref_logps

@@ -7,15 +7,14 @@ import math
 import pytest
 import torch
 
-from demos.training.reward import last_token_scores, pairwise_reward_loss
-from demos.traps.chatgpt import tiny_reward_model
+from demos.training.reward import last_token_scores, pairwise_reward_loss, sequence_rewards
+from demos.training.trl_reference import tiny_reward_model
 
 
 def our_loss_from_batch(model, batch, margin=None):
     """Our rewards (the model's body, its score head, our last-token pick) and our loss."""
-    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    scores = model.score(hidden.last_hidden_state).squeeze(-1)  # (2b, t)
-    chosen, rejected = last_token_scores(scores, batch["attention_mask"]).chunk(2)
+    rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])  # (2b,)
+    chosen, rejected = rewards.chunk(2)
     return pairwise_reward_loss(chosen, rejected, margin).mean()
 
 

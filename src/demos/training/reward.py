@@ -71,3 +71,13 @@ def last_token_scores(scores: torch.Tensor, attention_mask: torch.Tensor) -> tor
     if (mask[:, 1:] > mask[:, :-1]).any():
         raise ValueError("attention_mask must be padded on the right (a 0 is followed by a 1)")
     return scores.gather(-1, (lengths - 1).unsqueeze(-1)).squeeze(-1)  # (b,)
+
+
+def sequence_rewards(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Scores ``(b,)`` of a transformers ``...ForSequenceClassification`` reward model (one label),
+    computed our way: its body's hidden states, its ``score`` head at every position, then
+    :func:`last_token_scores`. Inputs ``(b, t)``, right-padded."""
+    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return last_token_scores(model.score(hidden).squeeze(-1), attention_mask)  # (b, t, 1) -> (b,)

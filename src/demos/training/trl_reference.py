@@ -29,11 +29,24 @@ import torch
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence warnings raised while importing and driving TRL (none of them concerns the numbers)."""
+    """Silence warnings raised while importing and driving TRL (none of them concerns the numbers).
+
+    Besides Python warnings, bitsandbytes (imported by GRPO's trainer module) logs that it could not
+    fetch an optional faster CPU kernel from the Hub (on CPUs with AVX512-BF16); its logger is
+    raised to ERROR for the duration.
+    """
+    import logging
+
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # ORPO lives in trl.experimental in 1.16
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    level = bnb.level
+    bnb.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        bnb.setLevel(level)
 
 
 def trl_token_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -145,6 +158,17 @@ def trl_dpo_loss_on_one_batch(
         # undo the instance-level patch: the class's forward again
         policy.__dict__.pop("forward", None)
         return loss, batch
+
+
+def tiny_reward_model() -> torch.nn.Module:
+    """A 2-layer ``LlamaForSequenceClassification`` with one label and ``pad_token_id = 0``."""
+    with _quiet():  # transformers' first import in a kernel warns that ipywidgets is missing
+        from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    config = LlamaConfig(vocab_size=34, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, num_labels=1,
+                         pad_token_id=0)  # fmt: skip
+    return LlamaForSequenceClassification(config).float()
 
 
 def trl_reward_loss_on_one_batch(

@@ -16,20 +16,10 @@ from demos.traps import Measured, Trap
 from demos.traps.tiny import seeded
 
 
-def tiny_reward_model() -> torch.nn.Module:
-    """A 2-layer ``LlamaForSequenceClassification`` with one label and ``pad_token_id = 0``."""
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    config = LlamaConfig(vocab_size=34, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, num_labels=1,
-                         pad_token_id=0)  # fmt: skip
-    return LlamaForSequenceClassification(config).float()
-
-
 def measure_reward_pair_swapped() -> Measured:
     """Right: ``-log sigma(r_c - r_r)``; wrong: ``-log sigma(r_r - r_c)``; both against TRL's loss."""
-    from demos.training.reward import last_token_scores, pairwise_reward_loss
-    from demos.training.trl_reference import trl_reward_loss_on_one_batch
+    from demos.training.reward import pairwise_reward_loss, sequence_rewards
+    from demos.training.trl_reference import tiny_reward_model, trl_reward_loss_on_one_batch
 
     with seeded(0):
         model = tiny_reward_model()
@@ -39,9 +29,7 @@ def measure_reward_pair_swapped() -> Measured:
             )  # scaled, they differ by about a nat, as a trained one's do
         reference, batch = trl_reward_loss_on_one_batch(model, num_pairs=4)
         with torch.no_grad():
-            hidden = model.model(input_ids=batch["input_ids"],
-                                 attention_mask=batch["attention_mask"]).last_hidden_state  # fmt: skip
-            rewards = last_token_scores(model.score(hidden).squeeze(-1), batch["attention_mask"])
+            rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])
     chosen, rejected = rewards.chunk(2)
     right = pairwise_reward_loss(chosen, rejected).mean()
     wrong = pairwise_reward_loss(rejected, chosen).mean()  # the wrong line: pair swapped
@@ -49,7 +37,7 @@ def measure_reward_pair_swapped() -> Measured:
     return Measured.of([float(right)], [float(wrong)], [float(reference.detach())], 1e-5, quantity)
 
 
-def _surrogate_case() -> tuple[torch.Tensor, ...]:
+def surrogate_case() -> tuple[torch.Tensor, ...]:
     """Log-probs whose ratios lie inside and outside [0.8, 1.2], advantages of both signs."""
     gen = torch.Generator().manual_seed(0)
     old = -torch.rand(8, 6, generator=gen) * 3
@@ -65,7 +53,7 @@ def measure_ratio_unclipped() -> Measured:
     from demos.training.ppo import clipped_surrogate, masked_mean
     from demos.training.trl_reference import trl_clipped_surrogate_loss
 
-    logps, old, advantages, mask = _surrogate_case()
+    logps, old, advantages, mask = surrogate_case()
     reference = trl_clipped_surrogate_loss(logps, old, advantages, mask, 0.2)
     right = masked_mean(clipped_surrogate(logps, old, advantages, 0.2), mask)
     wrong = masked_mean(-torch.exp(logps - old) * advantages, mask)  # the wrong line: no clip

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from demos import registry
-from demos.registry import family_sizes, load_registry, model_size, overview_table, shown
+from demos.registry import family_sizes, fill, load_registry, model_size, overview_table, shown
 from demos.registry.render import NOT_CHECKED, NOT_CHECKED_ANYWHERE, reader_reason
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,9 +102,15 @@ def _chapters() -> dict[str, list[str]]:
 
 
 def _facts_section(path: Path) -> str:
-    """The Markdown of the chapter's "## The facts" section, up to the next heading of level 2."""
+    """The chapter's "## The facts" section, up to the next heading of level 2: its Markdown and
+    the cell that builds its facts table with ``demos.registry.facts_table`` (whose literal numbers
+    are typed by hand; its placeholders are filled from the registry)."""
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    text = "\n".join(
+        "".join(c["source"])
+        for c in cells
+        if c["cell_type"] == "markdown" or "facts_table(" in "".join(c["source"])
+    )
     match = re.search(r"^## The facts\n(.*?)(?=^## |\Z)", text, re.M | re.S)
     return match.group(1) if match else ""
 
@@ -137,6 +143,32 @@ def test_a_chapter_facts_table_marks_the_unverified_values_it_restates(chapter):
     section = _facts_section(ROOT / "book" / chapter)
     sizes = [s for family in _chapters()[chapter] for s in family_sizes(family)]
     assert _unmarked_values(section, sizes) == []
+
+
+def test_a_facts_table_fills_its_registry_values_with_marks():
+    # the templates of the chapters' facts tables resolve, and a placeholder gets the mark
+    assert fill("{{layers}} layers", "Falcon-7B") == "32 layers"
+    assert fill("{{release}}", "Falcon-7B") == "2023-05 " + registry.mark(
+        model_size("Falcon-7B"), "release"
+    )
+    assert fill("{{Falcon-40B: kv_heads}} groups") == "8 groups"
+    with pytest.raises(ValueError, match="names no size"):
+        fill("{{layers}}")
+    with pytest.raises(ValueError, match="not in the registry"):
+        fill("{{Falcon-8B: layers}}")
+    filled = 0
+    for chapter in _chapters():
+        cells = json.loads((ROOT / "book" / chapter).read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code" or "facts_table(" not in source:
+                continue
+            namespace: dict = {}
+            exec(source.replace("Markdown(", "RESULT = ("), namespace)  # noqa: S102 - the book's cell
+            table = namespace["RESULT"]
+            assert "{{" not in table and table.count("\n|") >= 3, chapter
+            filled += 1
+    assert filled >= 10
 
 
 def test_the_chapter_check_finds_an_unmarked_value():

@@ -9,8 +9,8 @@ The data live in ``registry.yaml`` next to this package. The modules, one concer
     ``registry.yaml`` -> validated records: :func:`load_registry`, :func:`families`,
     :func:`family_sizes`, :func:`model_size`.
 ``render``
-    A chapter's facts card, the overview table and single values (:func:`shown`, :func:`fact`),
-    each unverified value marked wherever it is printed.
+    A chapter's facts card, the overview table, single values (:func:`shown`, :func:`fact`) and a
+    chapter's own facts table (:func:`facts_table`, :func:`fill`), each unverified value marked wherever it is printed.
 ``hf``
     A size as a transformers config (:func:`hf_config`, :func:`released_config`) and as a
     meta-device model (:func:`meta_model`, :func:`counted_parameters`); imports torch lazily.
@@ -30,6 +30,8 @@ from demos.registry.memory import BYTES_PER_PARAMETER, weights_bytes
 from demos.registry.render import (
     fact,
     facts_card,
+    facts_table,
+    fill,
     legend,
     mark,
     overview_rows,
@@ -58,7 +60,9 @@ __all__ = [
     "counted_parameters",
     "fact",
     "facts_card",
+    "facts_table",
     "families",
+    "fill",
     "family_sizes",
     "hf_config",
     "legend",

@@ -34,12 +34,10 @@ READER_REASONS = {
 }
 
 
-# The fields a figure computed from the registry depends on, for its mark: the parameters counted
-# from the architecture (the published figure when the model cannot be built), and the KV cache.
-COUNT_FIELDS = (  # the published figure, else every integer field but the context length
-    "parameters",
-    *(f.name for f in FIELDS if f.type is int and f.name != "context_length"),
-)
+# The fields a figure computed from the registry depends on, for its mark: a parameter count from the
+# architecture (every integer field but the context length; the published figure, field
+# "parameters", where the model cannot be built), and the KV cache.
+COUNT_FIELDS = tuple(f.name for f in FIELDS if f.type is int and f.name != "context_length")
 KV_CACHE_FIELDS = ("layers", "kv_heads", "head_dim")
 
 
@@ -298,3 +296,34 @@ def overview_table() -> str:
             f"| {links or 'closed: no weights'} | {checked} |"
         )
     return "\n".join(lines)
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(?:([^{}:]+?)\s*:\s*)?(\w+)\s*\}\}")
+
+
+def fill(template: str, size: ModelSize | str | None = None) -> str:
+    """A chapter's hand-written Markdown with its registry values filled in by :func:`shown`, each
+    with its mark: ``{{layers}}`` is a field of ``size``, ``{{Falcon-40B: kv_heads}}`` a field of
+    another size. The text around the placeholders stays as written, so a chapter's facts table
+    keeps its prose but no longer types a registry number by hand. ``ValueError`` for an unknown
+    size or field, or for ``{{field}}`` without a ``size``."""
+    default = model_size(size) if isinstance(size, str) else size
+
+    def value(match: re.Match) -> str:
+        name, field = match.group(1), match.group(2)
+        if name is None and default is None:
+            raise ValueError(f"placeholder {match.group(0)!r} names no size and fill() got none")
+        return shown(model_size(name) if name else default, field)
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def facts_table(header: tuple[str, ...], rows: list[tuple[str, ...]], size: ModelSize | str) -> str:
+    """A chapter's facts table as Markdown: ``header`` (its first cell is usually empty) and
+    ``rows`` of the same length, each cell passed through :func:`fill` for ``size``."""
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"row {row[0]!r} has {len(row)} cells; the header has {len(header)}")
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return fill("\n".join(lines), size)

@@ -9,7 +9,8 @@ The data live in ``registry.yaml`` next to this package. The modules, one concer
     ``registry.yaml`` -> validated records: :func:`load_registry`, :func:`families`,
     :func:`family_sizes`, :func:`model_size`.
 ``render``
-    A chapter's facts card and the overview rows, with unverified values marked.
+    A chapter's facts card, the overview table, single values (:func:`shown`, :func:`fact`) and a
+    chapter's own facts table (:func:`facts_table`, :func:`fill`), each unverified value marked wherever it is printed.
 ``hf``
     A size as a transformers config (:func:`hf_config`, :func:`released_config`) and as a
     meta-device model (:func:`meta_model`, :func:`counted_parameters`); imports torch lazily.
@@ -27,8 +28,15 @@ from demos.registry.hf import counted_parameters, hf_config, meta_model, release
 from demos.registry.load import families, family_sizes, load_registry, model_size, parse_yaml
 from demos.registry.memory import BYTES_PER_PARAMETER, weights_bytes
 from demos.registry.render import (
+    fact,
     facts_card,
+    facts_table,
+    fill,
+    legend,
+    mark,
     overview_rows,
+    overview_table,
+    shown,
     unverified_marks,
     verification_counts,
 )
@@ -50,18 +58,25 @@ __all__ = [
     "Field",
     "ModelSize",
     "counted_parameters",
+    "fact",
     "facts_card",
+    "facts_table",
     "families",
+    "fill",
     "family_sizes",
     "hf_config",
+    "legend",
     "load_registry",
+    "mark",
     "meta_model",
     "model_size",
     "overview_rows",
+    "overview_table",
     "parse_count",
     "parse_yaml",
     "released_config",
     "rounds_to",
+    "shown",
     "unverified_marks",
     "verification_counts",
     "weights_bytes",

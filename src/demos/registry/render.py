@@ -1,8 +1,10 @@
-"""The registry as the book shows it: a chapter's facts card and the rows of the overview table.
+"""The registry as the book shows it: a chapter's facts card, the overview table and single values.
 
-Both are Markdown for ``IPython.display.Markdown``; MyST renders the ``{cite}`` roles. A value that
-was not checked against a source carries a mark (``†``, ``‡``, ... one per reason), explained under
-the card.
+Every function here returns Markdown for ``IPython.display.Markdown`` (MyST renders the ``{cite}``
+roles). A value that has not been checked against a primary source carries a mark (``†``, ``‡``, ...,
+one per reason) wherever it is printed, and the reasons are listed under the table; this module is the
+only place that decides how a registry value is shown, so a chapter that prints one calls
+:func:`shown` or :func:`fact` instead of typing the number.
 """
 
 from __future__ import annotations
@@ -12,18 +14,68 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any
 
-from demos.registry.load import families, family_sizes, load_registry
+from demos.registry.load import families, family_sizes, load_registry, model_size
 from demos.registry.schema import FIELDS, Field, ModelSize
 
-MARKS = ("†", "‡", "§", "¶")  # the most frequent reason first; then "†5", "†6", ...
+MARKS = ("†", "‡", "§", "¶")  # in the order of READER_REASONS, then by frequency; then "†5", ...
+
+# What a reader is told about an unverified value. registry.yaml records why a value is unverified;
+# some entries still use older wording that says how the book was made, mapped here to what a
+# student needs to know. A reason not listed is shown as written.
+NOT_CHECKED = "not yet checked against a primary source"
+NOT_CHECKED_ANYWHERE = "not yet checked against any source: less certain than †"
+READER_REASONS = {
+    NOT_CHECKED: NOT_CHECKED,
+    NOT_CHECKED_ANYWHERE: NOT_CHECKED_ANYWHERE,
+    "checked in the registry session only": NOT_CHECKED,
+    "read from copies of config.json and transformers' defaults, not the released file": NOT_CHECKED,
+    "recalled, never checked against a source": NOT_CHECKED_ANYWHERE,
+    "month recalled, not found in a fetched source": NOT_CHECKED_ANYWHERE,
+}
+
+
+# The fields a figure computed from the registry depends on, for its mark: a parameter count from the
+# architecture (every integer field but the context length; the published figure, field
+# "parameters", where the model cannot be built), and the KV cache.
+COUNT_FIELDS = tuple(f.name for f in FIELDS if f.type is int and f.name != "context_length")
+KV_CACHE_FIELDS = ("layers", "kv_heads", "head_dim")
+
+
+def reader_reason(reason: str) -> str:
+    """The reason as the book prints it (see READER_REASONS)."""
+    return READER_REASONS.get(reason, reason)
 
 
 @lru_cache(maxsize=1)
 def unverified_marks() -> dict[str, str]:
-    """reason -> its mark, the same on every card (the most frequent reason gets ``†``)."""
-    reasons = Counter(r for s in load_registry() for r in s.unverified.values())
-    ranked = [reason for reason, _ in reasons.most_common()]
+    """reason as printed -> its mark, the same on every page: † and ‡ for the two usual reasons,
+    then any other reason by frequency."""
+    counts = Counter(reader_reason(r) for s in load_registry() for r in s.unverified.values())
+    fixed = [r for r in dict.fromkeys(READER_REASONS.values()) if r in counts]
+    ranked = fixed + [r for r, _ in counts.most_common() if r not in fixed]
     return {r: MARKS[i] if i < len(MARKS) else f"{MARKS[0]}{i + 1}" for i, r in enumerate(ranked)}
+
+
+def mark(size: ModelSize, *names: str) -> str:
+    """The mark a value shown from ``size`` must carry: "" when every field it comes from (one, or
+    several for a derived figure such as a KV cache) is verified; else the mark of the least
+    certain unverified one."""
+    marks = unverified_marks()
+    found = [marks[reader_reason(size.unverified[n])] for n in names if n in size.unverified]
+    ranked = list(marks.values())
+    return max(found, key=ranked.index) if found else ""
+
+
+def with_mark(text: str, size: ModelSize, *names: str) -> str:
+    """``text`` followed by the mark of the fields it comes from, if any (``"4,096 †"``)."""
+    m = mark(size, *names)
+    return f"{text} {m}" if m else text
+
+
+def legend(sizes: list[ModelSize]) -> str:
+    """What the marks used by ``sizes`` mean ("† not yet checked ...; ‡ ..."); "" if none is used."""
+    used = {reader_reason(r) for s in sizes for r in s.unverified.values()}
+    return "; ".join(f"{m} {r}" for r, m in unverified_marks().items() if r in used)
 
 
 NOT_APPLICABLE = "n/a (dense)"  # an MoE field of a dense model
@@ -72,12 +124,10 @@ def _footnotes(sizes: list[ModelSize]) -> list[str]:
         where = "" if len(names) == len(sizes) else ", ".join(names) + ", "
         lines.append(f"*{where}{labels[k].lower() if where else labels[k]}: {v}*")
     verified, unverified = verification_counts(sizes)
-    used = {r for s in sizes for r in s.unverified.values()}
-    legend = "; ".join(f"{m} {r}" for r, m in unverified_marks().items() if r in used)
-    if used:
+    if unverified:
         lines.append(
             f"*Unverified ({unverified} of {verified + unverified} values): the cited source says "
-            f"where to check a marked value, but it has not been checked there yet. {legend}.*"
+            f"where to check a marked value, but it has not been checked there yet. {legend(sizes)}.*"
         )
     return lines
 
@@ -124,18 +174,13 @@ def facts_card(family: str) -> str:
     """
     sizes = family_sizes(family)
     fields = card_fields(sizes)  # an MoE row only on a card with an MoE size
-    marks = unverified_marks()
     numbers: dict[str, int] = {}  # citation key -> its number, in order of first use
     columns: list[list[str]] = []  # per size, its cells in the order of fields
     keys: list[list[str | None]] = []  # per size, each cell's citation key
     for s in sizes:
         cells, cited_keys = [], []
         for spec in fields:
-            text = _show(s, spec.name)
-            reason = s.unverified.get(spec.name)
-            if reason:
-                text += " " + marks[reason]
-            cells.append(text)
+            cells.append(with_mark(_show(s, spec.name), s, spec.name))
             cited = getattr(s, spec.name) is not None and s.cite.get(spec.name)
             cited_keys.append(s.cite[spec.name] if cited else None)
         columns.append(cells)
@@ -165,23 +210,120 @@ def facts_card(family: str) -> str:
     return card + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 
 
+def shown(size: ModelSize | str, name: str) -> str:
+    """One registry value as the book prints it, with its mark: ``shown("Mistral-7B-v0.1",
+    "hidden_size")`` -> ``"4,096"``. ``ValueError`` for an unknown size or field."""
+    size = model_size(size) if isinstance(size, str) else size
+    if name not in {f.name for f in FIELDS}:
+        raise ValueError(
+            f"field ({name!r}) is not a registry field; known: {[f.name for f in FIELDS]}"
+        )
+    return with_mark(_show(size, name), size, name)
+
+
+def fact(size: ModelSize | str, name: str) -> str:
+    """:func:`shown` followed by its citation, for a sentence or a table cell of a chapter."""
+    size = model_size(size) if isinstance(size, str) else size
+    return shown(size, name) + _cite(
+        size.cite.get(name) if getattr(size, name) is not None else None
+    )
+
+
+def _distinct_marked(sizes: list[ModelSize], name: str) -> list[str]:
+    """The distinct values of one field over ``sizes``, in order, each with the mark of any size
+    that shows it unverified (the least certain one)."""
+    seen: dict[str, list[ModelSize]] = {}
+    for s in sizes:
+        if getattr(s, name) is not None:
+            seen.setdefault(_show(s, name), []).append(s)
+    out = []
+    for text, having in seen.items():
+        marks = [mark(s, name) for s in having if mark(s, name)]
+        ranked = list(unverified_marks().values())
+        out.append(f"{text} {max(marks, key=ranked.index)}" if marks else text)
+    return out
+
+
 def overview_rows() -> list[dict[str, Any]]:
-    """One row per family: organisation, release months, published sizes, checkpoint ids, and
-    how many of its values are verified and unverified."""
+    """One row per family, as the overview table prints it (every unverified value marked):
+    organisation, release months (sorted), published sizes, checkpoint ids (unmarked, for links),
+    and how many of its values are verified and unverified."""
     rows = []
     for name in families():
         sizes = family_sizes(name)
-        months = sorted({s.release for s in sizes if s.release})
+        months = sorted(_distinct_marked(sizes, "release"))
         verified, unverified = verification_counts(sizes)
         rows.append(
             {
                 "family": name,
-                "organisation": sizes[0].organisation or "unknown",
+                "organisation": " / ".join(_distinct_marked(sizes, "organisation")) or "unknown",
                 "released": " / ".join(months) if months else "unknown",
-                "sizes": " / ".join(s.parameters or "undisclosed" for s in sizes),
+                "sizes": " / ".join(
+                    shown(s, "parameters") if s.parameters else "undisclosed" for s in sizes
+                ),
                 "checkpoints": [s.checkpoint for s in sizes if s.checkpoint],
                 "verified": verified,
                 "unverified": unverified,
             }
         )
     return rows
+
+
+def overview_table() -> str:
+    """The overview page's table: one row per family, every unverified value marked, the marks
+    explained above the table."""
+    verified, unverified = verification_counts()
+    lines = [
+        f"Of the registry's {verified + unverified:,} values, **{verified} are verified** and "
+        f"**{unverified} unverified** ({unverified / (verified + unverified):.0%}). A mark follows "
+        f"every unverified value, here and on the facts cards: {legend(list(load_registry()))}.",
+        "",
+        "| Family | Organisation | Released | Sizes (published) | Checkpoints | Verified |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in overview_rows():
+        sizes = family_sizes(row["family"])
+        keys = sorted({s.cite[f] for s in sizes for f in ("release", "parameters") if f in s.cite})
+        cite = f" {{cite}}`{','.join(keys)}`" if keys else ""
+        links = ", ".join(
+            with_mark(f"[{s.name}](https://huggingface.co/{s.checkpoint})", s, "checkpoint")
+            for s in sizes
+            if s.checkpoint
+        )
+        checked = f"{row['verified']} of {row['verified'] + row['unverified']}"
+        lines.append(
+            f"| {row['family']} | {row['organisation']} | {row['released']} | {row['sizes']}{cite} "
+            f"| {links or 'closed: no weights'} | {checked} |"
+        )
+    return "\n".join(lines)
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(?:([^{}:]+?)\s*:\s*)?(\w+)\s*\}\}")
+
+
+def fill(template: str, size: ModelSize | str | None = None) -> str:
+    """A chapter's hand-written Markdown with its registry values filled in by :func:`shown`, each
+    with its mark: ``{{layers}}`` is a field of ``size``, ``{{Falcon-40B: kv_heads}}`` a field of
+    another size. The text around the placeholders stays as written, so a chapter's facts table
+    keeps its prose but no longer types a registry number by hand. ``ValueError`` for an unknown
+    size or field, or for ``{{field}}`` without a ``size``."""
+    default = model_size(size) if isinstance(size, str) else size
+
+    def value(match: re.Match) -> str:
+        name, field = match.group(1), match.group(2)
+        if name is None and default is None:
+            raise ValueError(f"placeholder {match.group(0)!r} names no size and fill() got none")
+        return shown(model_size(name) if name else default, field)
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def facts_table(header: tuple[str, ...], rows: list[tuple[str, ...]], size: ModelSize | str) -> str:
+    """A chapter's facts table as Markdown: ``header`` (its first cell is usually empty) and
+    ``rows`` of the same length, each cell passed through :func:`fill` for ``size``."""
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"row {row[0]!r} has {len(row)} cells; the header has {len(header)}")
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return fill("\n".join(lines), size)

@@ -42,11 +42,11 @@ def check_conv_inputs(u: torch.Tensor, h: torch.Tensor, D: torch.Tensor | None =
         raise ValueError(f"u must be (b, c, l), got {tuple(u.shape)} ({u.dim()} dims)")
     if h.dim() != 2:
         raise ValueError(f"h must be (c, k), one filter per channel, got {tuple(h.shape)}")
-    (b, c, l), (ch, k) = u.shape, h.shape
+    (_, c, L), (ch, k) = u.shape, h.shape
     if ch != c:
         raise ValueError(f"h has {ch} filters for the {c} channels of u: one filter per channel")
-    if not 1 <= k <= l:
-        raise ValueError(f"filter length k ({k}) must lie in [1, l = {l}], l the length of u")
+    if not 1 <= k <= L:
+        raise ValueError(f"filter length k ({k}) must lie in [1, l = {L}], l the length of u")
     if D is not None and tuple(D.shape) != (c,):
         raise ValueError(f"D must be (c,) = ({c},), got {tuple(D.shape)}")
     dtypes = {name: x.dtype for name, x in tensors.items()}
@@ -55,7 +55,9 @@ def check_conv_inputs(u: torch.Tensor, h: torch.Tensor, D: torch.Tensor | None =
     check_same_device(**tensors)
 
 
-def fft_causal_conv(u: torch.Tensor, h: torch.Tensor, D: torch.Tensor | None = None) -> torch.Tensor:
+def fft_causal_conv(
+    u: torch.Tensor, h: torch.Tensor, D: torch.Tensor | None = None
+) -> torch.Tensor:
     """``y[b, c, t] = sum_{j=0}^{min(t, k-1)} h[c, j] u[b, c, t - j]  (+ D[c] u[b, c, t])``.
 
     The causal convolution of each channel of ``u`` with its own filter, through ``rfft`` of length
@@ -73,11 +75,11 @@ def fft_causal_conv(u: torch.Tensor, h: torch.Tensor, D: torch.Tensor | None = N
         ValueError: wrong ranks, mismatched channels, ``k > l``, non-floating or mixed dtypes.
     """
     check_conv_inputs(u, h, D)
-    l = u.shape[-1]
-    n = 2 * l  # the padded length: linear, not circular, convolution on the first l outputs
+    L = u.shape[-1]
+    n = 2 * L  # the padded length: linear, not circular, convolution on the first l outputs
     U = torch.fft.rfft(u, n=n)  # (b, c, l + 1) complex
     H = torch.fft.rfft(h, n=n)  # (c, l + 1) complex
-    y = torch.fft.irfft(U * H, n=n)[..., :l]  # (b, c, l)
+    y = torch.fft.irfft(U * H, n=n)[..., :L]  # (b, c, l)
     return y if D is None else y + D[:, None] * u
 
 
@@ -97,7 +99,7 @@ def direct_causal_conv(
     return y if D is None else y + D[:, None] * u
 
 
-def causal_toeplitz(h: torch.Tensor, l: int) -> torch.Tensor:
+def causal_toeplitz(h: torch.Tensor, L: int) -> torch.Tensor:
     """``(c, l, l)`` lower-triangular Toeplitz matrices ``T[c, t, s] = h[c, t - s]`` (0 if ``t < s``
     or ``t - s >= k``): the convolution as a matrix, ``y[b, c] = T[c] @ u[b, c]``.
 
@@ -106,8 +108,8 @@ def causal_toeplitz(h: torch.Tensor, l: int) -> torch.Tensor:
     """
     if not isinstance(h, torch.Tensor) or not h.dtype.is_floating_point or h.dim() != 2:
         raise ValueError(f"h must be a floating-point (c, k) tensor, got {getattr(h, 'shape', h)}")
-    if not 1 <= h.shape[1] <= l:
-        raise ValueError(f"filter length k ({h.shape[1]}) must lie in [1, l = {l}]")
-    lag = torch.arange(l)[:, None] - torch.arange(l)[None, :]  # (l, l): t - s
-    padded = torch.cat([h, h.new_zeros(h.shape[0], l - h.shape[1])], dim=1)  # (c, l)
+    if not 1 <= h.shape[1] <= L:
+        raise ValueError(f"filter length k ({h.shape[1]}) must lie in [1, l = {L}]")
+    lag = torch.arange(L)[:, None] - torch.arange(L)[None, :]  # (l, l): t - s
+    padded = torch.cat([h, h.new_zeros(h.shape[0], L - h.shape[1])], dim=1)  # (c, l)
     return torch.where(lag >= 0, padded[:, lag.clamp(min=0)], h.new_zeros(()))  # (c, l, l)

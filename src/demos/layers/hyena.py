@@ -42,19 +42,19 @@ from demos.validation import check_positive_int
 Conv = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-def filter_positions(l: int, emb_dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def filter_positions(L: int, emb_dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``(l, e)`` positional encoding of the lags ``j = 0 .. l-1``: ``[j / (l-1), cos, sin]`` bands.
 
     Column 0 is the normalised time ``j / (l - 1)`` in ``[0, 1]``; then ``(e - 1) / 2`` cosines and
     as many sines of ``2 pi f j / l`` at frequencies ``f`` spread from ~0 to ``(e - 1)/2 - 1``.
     ``ValueError`` unless ``l >= 1`` and ``e`` is odd and ``>= 3``.
     """
-    check_positive_int("l", l)
+    check_positive_int("l", L)
     if isinstance(emb_dim, bool) or not isinstance(emb_dim, int) or emb_dim < 3 or emb_dim % 2 == 0:
         raise ValueError(f"emb_dim ({emb_dim!r}) must be an odd integer >= 3 (time, cos and sin)")
     bands = (emb_dim - 1) // 2
-    t = torch.linspace(0, 1, l, dtype=dtype)[:, None]  # (l, 1)
-    angle = 2 * math.pi * torch.arange(l, dtype=dtype)[:, None] / l  # (l, 1)
+    t = torch.linspace(0, 1, L, dtype=dtype)[:, None]  # (l, 1)
+    angle = 2 * math.pi * torch.arange(L, dtype=dtype)[:, None] / L  # (l, 1)
     f = torch.linspace(1e-4, bands - 1, bands, dtype=dtype)[None, :]  # (1, bands)
     return torch.cat([t, torch.cos(f * angle), -torch.sin(f * angle)], dim=-1)  # (l, e)
 
@@ -72,7 +72,7 @@ def exponential_window(t: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
     return torch.exp(-t[:, None] * rates[None, :])  # (l, c)
 
 
-def modal_filter(poles: torch.Tensor, residues: torch.Tensor, l: int) -> torch.Tensor:
+def modal_filter(poles: torch.Tensor, residues: torch.Tensor, L: int) -> torch.Tensor:
     """StripedHyena's long filter: ``h[c, j] = Re sum_n R[c, n] p[c, n]^j`` for ``j < l``.
 
     Args:
@@ -83,10 +83,10 @@ def modal_filter(poles: torch.Tensor, residues: torch.Tensor, l: int) -> torch.T
         ``(c, l)`` real filter: the impulse response of a diagonal linear recurrence (an SSM in
         modal form), which is why a trained model can decode with an ``n``-state recurrence.
     """
-    check_positive_int("l", l)
+    check_positive_int("l", L)
     if poles.shape != residues.shape or poles.dim() != 2 or not poles.is_complex():
         raise ValueError("poles and residues must be complex tensors of one shape (c, n)")
-    j = torch.arange(l, device=poles.device)  # (l,)
+    j = torch.arange(L, device=poles.device)  # (l,)
     powers = torch.exp(torch.log(poles)[..., None] * j)  # (c, n, l): p^j
     return (residues[..., None] * powers).real.sum(1)  # (c, l)
 
@@ -139,13 +139,13 @@ class HyenaFilter(nn.Module):
         self.bias = nn.Parameter(torch.randn(channels))  # D, the skip term of each filter
         self.shape = (config.order - 1, config.hidden_size)  # (N - 1, c)
 
-    def forward(self, l: int) -> torch.Tensor:
+    def forward(self, L: int) -> torch.Tensor:
         """``(o - 1, c, l)`` filters for a sequence of length ``l``."""
         dtype = self.bias.dtype
-        z = filter_positions(l, self.emb_dim, dtype).to(self.bias.device)  # (l, e)
+        z = filter_positions(L, self.emb_dim, dtype).to(self.bias.device)  # (l, e)
         h = self.implicit_filter(z)  # (l, (o-1) c)
         h = h * exponential_window(z[:, 0], self.rates.to(dtype))  # decay along the lags
-        return h.T.reshape(*self.shape, l)  # (N - 1, c, l)
+        return h.T.reshape(*self.shape, L)  # (N - 1, c, l)
 
 
 def hyena_recurrence(
@@ -211,3 +211,57 @@ class HyenaOperator(nn.Module):
         biases = self.filter_fn.bias.view(filters.shape[0], -1)  # (N - 1, c)
         y = hyena_recurrence(v, gates, filters, biases, conv)  # (b, c, l)
         return self.out_proj(y.transpose(1, 2))  # (b, l, c)
+
+
+def direct_hyena_filter(op: HyenaOperator, L: int) -> torch.Tensor:
+    """``(N - 1, c, l)``: ``op``'s implicit filter one lag at a time, in float64 Python arithmetic for
+    the encoding (no ``linspace``, no batched MLP): the plainest form the module is tested against."""
+    f = op.filter_fn
+    emb, n_bands = f.emb_dim, (f.emb_dim - 1) // 2
+    layers = list(f.implicit_filter)
+    rows = []
+    for j in range(L):
+        t = j / (L - 1) if L > 1 else 0.0
+        freqs = [1e-4 + i * (n_bands - 1 - 1e-4) / max(n_bands - 1, 1) for i in range(n_bands)]
+        if n_bands == 1:
+            freqs = [1e-4]
+        angle = 2 * math.pi * j / L
+        cos = [math.cos(q * angle) for q in freqs]
+        sin = [-math.sin(q * angle) for q in freqs]
+        z = torch.tensor([t, *cos, *sin], dtype=torch.float64)
+        assert z.numel() == emb
+        for layer in layers:  # Linear, Sin, Linear, Sin, ..., Linear
+            if isinstance(layer, torch.nn.Linear):
+                z = layer.weight @ z + (layer.bias if layer.bias is not None else 0)
+            else:
+                z = torch.sin(layer.freq * z)
+        rows.append(z * torch.exp(-f.rates.double() * t))
+    return torch.stack(rows, dim=1).view(*f.shape, L)  # (N - 1, c, l)
+
+
+def direct_hyena(op: HyenaOperator, x: torch.Tensor) -> torch.Tensor:
+    """``op(x)`` with explicit sums (``(b, l, c)`` in and out): the short FIR and the long convolution
+    as loops over ``s <= t``, no FFT, no ``conv1d``. ``O(l^2)``: for tests and the page, short ``l``."""
+    b, L, c = x.shape
+    cfg = op.config
+    u = x @ op.in_proj.weight.T + op.in_proj.bias  # (b, l, (N+1) c)
+    w, k = op.short_filter.weight[:, 0, :], cfg.short_filter_length  # (width, k)
+    fir = torch.zeros_like(u)
+    for t in range(L):
+        for j in range(k):  # weight index k-1 multiplies the current token
+            if t - j >= 0:
+                fir[:, t] += w[:, k - 1 - j] * u[:, t - j]
+    fir = fir + op.short_filter.bias
+    streams = fir.split(c, dim=-1)  # N + 1 times (b, l, c)
+    gates, z = streams[:-1], streams[-1]
+    filters = direct_hyena_filter(op, L)
+    biases = op.filter_fn.bias.view(filters.shape[0], c)
+    for i, gate in enumerate(reversed(gates[1:])):
+        g = z * gate
+        out = torch.zeros_like(g)
+        for t in range(L):
+            for s in range(t + 1):
+                out[:, t] += filters[i][:, t - s] * g[:, s]
+        z = out + biases[i] * g
+    y = z * gates[0]
+    return y @ op.out_proj.weight.T + op.out_proj.bias

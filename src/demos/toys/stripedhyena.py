@@ -116,7 +116,9 @@ class HyenaBlock(LlamaLMBlock):
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if cache is not None:
-            raise ValueError("a Hyena block keeps no cache here: run the whole sequence, cache=None")
+            raise ValueError(
+                "a Hyena block keeps no cache here: run the whole sequence, cache=None"
+            )
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("a Hyena block takes no padding: attention_mask must be all ones")
         x = x + self.mixer(self.input_layernorm(x))  # (b, t, c): no RoPE, order is in the filter

@@ -141,3 +141,67 @@ class StripedHyenaLM(DecoderLM):
         if cache is not None:
             raise ValueError("StripedHyenaLM keeps no cache: pass the whole sequence, cache=None")
         return super().forward(input_ids, None, attention_mask)
+
+
+# ---- the proof against transformers where the hybrid coincides with Llama ----
+
+
+def from_llama(hf_model: nn.Module, mixer_types: tuple[str, ...]) -> StripedHyenaLM:
+    """A hybrid whose attention layers, embedding, final norm and head are ``hf_model``'s (a
+    transformers ``LlamaForCausalLM``, its layers taken in order), with fresh Hyena layers between.
+
+    ``ValueError`` unless ``mixer_types`` has as many ``"attention"`` layers as ``hf_model``."""
+    from dataclasses import fields
+
+    base = LlamaLMConfig.from_hf(hf_model.config)
+    n_attention = sum(kind == "attention" for kind in mixer_types)
+    if n_attention != base.num_hidden_layers:
+        raise ValueError(
+            f"mixer_types has {n_attention} attention layers, the Llama has {base.num_hidden_layers}"
+        )
+    kept = {f.name: getattr(base, f.name) for f in fields(LlamaLMConfig)}
+    kept["num_hidden_layers"] = len(mixer_types)
+    model = StripedHyenaLM(StripedHyenaConfig(**kept, mixer_types=tuple(mixer_types)))
+    attention_idx = [i for i, kind in enumerate(mixer_types) if kind == "attention"]
+    state = {}
+    for name, tensor in hf_model.state_dict().items():
+        parts = name.split(".")
+        if parts[:2] == ["model", "layers"]:
+            parts[2] = str(attention_idx[int(parts[2])])  # HF layer j -> our j-th attention layer
+        state[".".join(parts)] = tensor
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(".mixer." not in n and "layers" not in n for n in missing):
+        raise ValueError(f"weights did not map: missing {missing}, unexpected {unexpected}")
+    return model.to(next(hf_model.parameters()).dtype)
+
+
+def silence_hyena_(model: StripedHyenaLM) -> StripedHyenaLM:
+    """Zero each Hyena block's out-projection and MLP down-projection, in place: the block becomes the
+    identity, so the hybrid computes what its attention layers alone compute."""
+    with torch.no_grad():
+        for block in model.blocks:
+            if isinstance(block, HyenaBlock):
+                for p in (*block.mixer.out_proj.parameters(), block.mlp.down_proj.weight):
+                    p.zero_()
+    return model
+
+
+def llama_parity_pairs(hf_model: nn.Module, mixer_types: tuple[str, ...], input_ids: torch.Tensor):
+    """``{"logits": ..., "grad <hf name>": ...}`` of the silenced hybrid against ``hf_model``: both
+    through one random linear loss; the gradients of every transformers parameter, paired by name."""
+    ours = silence_hyena_(from_llama(hf_model, mixer_types))
+    attention_idx = [i for i, kind in enumerate(mixer_types) if kind == "attention"]
+    ref_logits = hf_model(input_ids).logits
+    our_logits = ours(input_ids)
+    w = torch.randn_like(ref_logits)
+    hf_model.zero_grad(set_to_none=True)
+    (ref_logits * w).sum().backward()
+    (our_logits * w).sum().backward()
+    ours_params = dict(ours.named_parameters())
+    pairs = {"logits": (our_logits.detach(), ref_logits.detach())}
+    for name, p in hf_model.named_parameters():
+        parts = name.split(".")
+        if parts[:2] == ["model", "layers"]:
+            parts[2] = str(attention_idx[int(parts[2])])
+        pairs[f"grad {name}"] = (ours_params[".".join(parts)].grad, p.grad)
+    return pairs

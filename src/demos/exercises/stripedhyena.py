@@ -140,10 +140,11 @@ def check_conv_by_hand(answer: Any) -> Check:
     first = next(
         t for t, (a, e) in enumerate(zip(answer, expected, strict=True)) if abs(a - e) >= 1e-9
     )
+    terms = " + ".join(f"h_{j} u_{first - j}" for j in range(len(HAND_H)) if first - j >= 0)
     return Check(
         False,
-        f"y_{first} should be {expected[first]}, got {answer[first]}. Write "
-        f"y_{first} = h_0 u_{first} + h_1 u_{first - 1} + h_2 u_{first - 2}, with u = 0 before u_0.",
+        f"y_{first} should be {expected[first]}, got {answer[first]}. Write y_{first} = {terms} "
+        "(inputs before u_0 are zeros).",
     )
 
 

@@ -35,7 +35,7 @@ def test_solutions_pass():
     assert check_min_fft_length(fft_length).ok
     assert check_crossover_from_constants(crossover).ok
     y = direct_causal_conv(torch.tensor([[HAND_U]]).double(), torch.tensor([HAND_H]).double())
-    assert check_conv_by_hand(y[0, 0].tolist()).ok
+    assert check_conv_by_hand(lambda: tuple(y[0, 0].tolist())).ok
 
 
 def test_min_fft_length_is_the_shortest_that_gives_the_linear_convolution():
@@ -82,20 +82,27 @@ def test_fft_length_checker_rejects_with_its_hint(name):
         assert hint in result.message, result.message
 
 
+def my_conv_by_hand():  # the stub, untouched
+    # your code here: return (y_0, y_1, y_2, y_3, y_4), worked out on paper
+    return (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
 HAND_WRONG = {
-    **{name: (wrong, [why[:30]]) for name, (wrong, why) in HAND_MISTAKES.items()},
-    "nan": ([math.nan] * 5, ["NaN"]),
-    "short": ([1.0, 2.0], ["Expected 5 outputs"]),
-    "tensor": (torch.zeros(5), ["Expected a list"]),
-    "strings": (["1"] * 5, ["must be a number"]),
-    "one wrong": ([2.0, 3.0, -1.5, -1.0, 6.0], ["y_4 should be"]),
+    **{name: (lambda w=wrong: w, [why[:30]]) for name, (wrong, why) in HAND_MISTAKES.items()},
+    "stub": (my_conv_by_hand, ["still the template"]),
+    "nan": (lambda: (math.nan,) * 5, ["nan"]),
+    "short": (lambda: (1.0, 2.0), ["expected"]),
+    "tensor": (lambda: torch.zeros(5), ["expected"]),
+    "strings": (lambda: ("1",) * 5, ["should be a number"]),
+    "one wrong": (lambda: (2.0, 3.0, -1.5, -1.0, 6.0), ["y_4: expected 7"]),
+    "not a function": ((2.0, 3.0, -1.5, -1.0, 7.0), ["Expected a function"]),
 }
 
 
 @pytest.mark.parametrize("name", HAND_WRONG)
 def test_conv_by_hand_checker_rejects_with_its_hint(name):
-    answer, hints = HAND_WRONG[name]
-    result = check_conv_by_hand(answer)
+    fn, hints = HAND_WRONG[name]
+    result = check_conv_by_hand(fn)
     assert not result.ok
     for hint in hints:
         assert hint in result.message, result.message

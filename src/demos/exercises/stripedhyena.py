@@ -101,50 +101,38 @@ def _conv(u: Sequence[float], h: Sequence[float], flip: bool = False, wrap: bool
     return out
 
 
+def conv_by_hand() -> tuple[float, ...]:
+    """The reference: ``y_0 .. y_4`` of the causal convolution of ``HAND_U`` with ``HAND_H``."""
+    return tuple(_conv(HAND_U, HAND_H))
+
+
 HAND_MISTAKES = {
     "flipped": (
-        _conv(HAND_U, HAND_H, flip=True),
-        "the filter ran backwards: h_0 multiplies the "
-        "current input u_t, h_1 the one before it, h_2 the one before that.",
+        tuple(_conv(HAND_U, HAND_H, flip=True)),
+        "the filter ran backwards: h_0 multiplies the current input u_t, h_1 the one before it, "
+        "h_2 the one before that.",
     ),
     "circular": (
-        _conv(HAND_U, HAND_H, wrap=True),
-        "the first outputs picked up the last inputs "
-        "(u_4, u_3): that is the circular convolution; before u_0 there are only zeros.",
+        tuple(_conv(HAND_U, HAND_H, wrap=True)),
+        "the first outputs picked up the last inputs (u_4, u_3): that is the circular "
+        "convolution; before u_0 there are only zeros.",
     ),
     "future": (
-        [sum(HAND_H[j] * HAND_U[t + j] for j in range(3) if t + j < 5) for t in range(5)],
+        tuple(sum(HAND_H[j] * HAND_U[t + j] for j in range(3) if t + j < 5) for t in range(5)),
         "each output used the inputs after it (u_t, u_(t+1), u_(t+2)): a causal output sees "
         "only u_t and earlier.",
     ),
 }
 
 
-def check_conv_by_hand(answer: Any) -> Check:
-    """Check the five outputs ``y_0 .. y_4`` of the causal convolution of ``HAND_U`` with
-    ``HAND_H``, as a list or tuple of numbers."""
-    expected = _conv(HAND_U, HAND_H)
-    if not isinstance(answer, list | tuple):
-        return Check(False, f"Expected a list of 5 numbers, got {describe(answer)}.")
-    if len(answer) != len(expected):
-        return Check(False, f"Expected 5 outputs (one per input), got {len(answer)}.")
-    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in answer):
-        return Check(False, "Every output must be a number (int or float).")
-    if not all(math.isfinite(x) for x in answer):
-        return Check(False, "An output is NaN or infinite: each is a sum of three products.")
-    if all(abs(a - e) < 1e-9 for a, e in zip(answer, expected, strict=True)):
-        return Check(True, f"y = {expected}.")
-    for wrong, why in HAND_MISTAKES.values():
-        if all(abs(a - w) < 1e-9 for a, w in zip(answer, wrong, strict=True)):
-            return Check(False, "Likely cause: " + why)
-    first = next(
-        t for t, (a, e) in enumerate(zip(answer, expected, strict=True)) if abs(a - e) >= 1e-9
-    )
-    terms = " + ".join(f"h_{j} u_{first - j}" for j in range(len(HAND_H)) if first - j >= 0)
-    return Check(
-        False,
-        f"y_{first} should be {expected[first]}, got {answer[first]}. Write y_{first} = {terms} "
-        "(inputs before u_0 are zeros).",
+def check_conv_by_hand(fn: Callable[..., Any]) -> Check:
+    """Check ``conv_by_hand()``: no arguments, returns the five outputs ``y_0 .. y_4`` of the causal
+    convolution of ``HAND_U`` with ``HAND_H``, worked out by hand, as a tuple of numbers."""
+    cases = {"u = (1, 2, 0, -1, 3), h = (2, -1, 0.5)": ()}
+    mistakes = [Mistake(lambda wrong=wrong: wrong, why) for wrong, why in HAND_MISTAKES.values()]
+    names = [f"y_{t}" for t in range(len(HAND_U))]
+    return check_function(
+        fn, conv_by_hand, cases, (), mistakes=mistakes, atol=1e-9, rtol=0, names=names
     )
 
 

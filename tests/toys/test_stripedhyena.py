@@ -94,3 +94,21 @@ def test_no_cache_and_no_padding():
         model(ids, attention_mask=torch.tensor([[0, 1, 1, 1, 1]]))
     with pytest.raises(ValueError, match="3 attention layers, the Llama has 2"):
         from_llama(tiny_model("llama", num_hidden_layers=2), ("attention",) * 3)
+
+
+def test_recorded_benchmark_is_consistent():
+    """results/bench_hyena.json (scripts/bench_hyena.py): every length timed, the crossover lies
+    between the two measured lengths where attention becomes the slower one (no timing asserted)."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(
+        (Path(__file__).resolve().parents[2] / "results/bench_hyena.json").read_text()
+    )
+    rows = [r for r in data["rows"] if "attention_seconds" in r]
+    slower = [r["attention_seconds"] >= r["fft_seconds"] for r in rows]
+    first = slower.index(True)
+    assert all(slower[first:]), "attention must stay the slower one after the crossover"
+    assert rows[first - 1]["length"] <= data["crossover_length"] <= rows[first]["length"]
+    assert all("fft_seconds" in r for r in data["rows"])
+    assert data["script"] == "scripts/bench_hyena.py"

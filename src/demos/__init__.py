@@ -10,7 +10,7 @@ Where code goes (the layout rule; the README repeats it):
     sliding-window attention (``banded_attention``), FlashAttention's tiling and online softmax
     (``tiled_attention``), fused q/k/v layouts (``fused_qkv``), norms (``norms``), MLPs (``mlp``),
     the selective scan (``selective_scan``), mixture of experts (``moe``), NF4 quantisation
-    (``quantization``); later FFT convolution, ...
+    (``quantization``), FFT convolution (``fft_conv``) and the Hyena operator (``hyena``), ...
 ``demos/catalog.py``
     The one catalogue of models: per transformers ``model_type`` our class, its tiny config and its
     registry columns (``ARCHITECTURES``); the tiny models every check runs on (``ROWS``). The
@@ -104,6 +104,10 @@ _EXPORTS = {
     "route_top_k": "demos.layers.moe",
     "SparseMoE": "demos.layers.moe",
     "load_balancing_loss": "demos.layers.moe",
+    # stripedhyena: the long causal convolution and the Hyena operator
+    "fft_causal_conv": "demos.layers.fft_conv",
+    "direct_causal_conv": "demos.layers.fft_conv",
+    "HyenaOperator": "demos.layers.hyena",
     # phi3: NF4 quantisation, LongRoPE, the model
     "quantize_nf4": "demos.layers.quantization",
     "dequantize_nf4": "demos.layers.quantization",

@@ -22,6 +22,7 @@ from demos.models.upscaling import (
     upscaled_state_dict,
 )
 from demos.traps import Measured, Trap
+from demos.testing import cast_parameters
 from demos.traps.tiny import seeded, tiny_reference, token_ids
 
 SPAN = (1, 3)  # of 4 layers: Yi's (12, 28) of 32, scaled down (2 of 4 copied, 6 layers in all)
@@ -43,7 +44,8 @@ def grown_reference(reference: nn.Module, span: tuple[int, int]) -> nn.Module:
     layer_map = upscaled_layer_map(reference.config.num_hidden_layers, span)
     grown = AutoModelForCausalLM.from_config(upscaled_config(reference.config, layer_map))
     grown.load_state_dict(upscaled_state_dict(reference.state_dict(), layer_map))
-    return grown.to(next(reference.parameters()).dtype).eval()
+    p = next(reference.parameters())
+    return cast_parameters(grown, p.device, p.dtype).eval()  # float buffers (RoPE) stay fp32
 
 
 def appended_on_top(model: nn.Module, span: tuple[int, int]) -> nn.Module:
@@ -77,6 +79,18 @@ def measure_appended_on_top() -> Measured:
         "transformers' grown model with Yi's layout, before training, fp32"
     )
     return Measured.of(right_logits, wrong_logits, expected, tolerance, quantity)
+
+
+def copied_without_renumbering(reference: nn.Module, span: tuple[int, int]) -> nn.Module:
+    """A mistake transformers catches: a deep copy of ``reference`` whose layer list repeats deep
+    copies of the span's layers, each keeping its ``self_attn.layer_idx``, so two layers own one
+    cache slot. Without a cache it is right; with one, transformers 5.23's eager attention fails on
+    the mask's shape (the page says so; the tests check it)."""
+    layer_map = upscaled_layer_map(reference.config.num_hidden_layers, span)
+    wrong = copy.deepcopy(reference)
+    wrong.model.layers = nn.ModuleList(copy.deepcopy(reference.model.layers[k]) for k in layer_map)
+    wrong.config.num_hidden_layers = len(layer_map)
+    return wrong
 
 
 def shared_modules(model: nn.Module, span: tuple[int, int]) -> nn.Module:

@@ -21,8 +21,8 @@ from demos.models.upscaling import (
     upscaled_layer_map,
     upscaled_state_dict,
 )
-from demos.traps import Measured, Trap
 from demos.testing import cast_parameters
+from demos.traps import Measured, Trap
 from demos.traps.tiny import seeded, tiny_reference, token_ids
 
 SPAN = (1, 3)  # of 4 layers: Yi's (12, 28) of 32, scaled down (2 of 4 copied, 6 layers in all)

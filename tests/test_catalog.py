@@ -17,7 +17,7 @@ from demos.catalog import ARCHITECTURES, ROWS, T, class_for_model_type, rows_of,
 from demos.registry import families, family_sizes, hf_config
 from demos.testing import tiny_config
 
-NOT_MODELS = {"decoder"}  # demos/models/decoder.py is the shell every decoder shares
+NOT_MODELS = {"decoder", "upscaling"}  # the shell every decoder shares; depth up-scaling of one
 
 
 def released_configs() -> dict[str, list]:

@@ -32,10 +32,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import test_conformance as conformance
 import torch
 import torch.nn.functional as F
 
-import test_conformance as conformance
 from demos.catalog import ARCHITECTURES, ROWS, Row, T, shape_ratios
 from demos.layers import attention, fused_qkv
 from demos.layers.kv_cache import RollingKVCache
@@ -80,7 +80,10 @@ CHECKS: dict[str, tuple[str | None, Callable[[Any, Row], None]]] = {
         "cpu-bf16",
         lambda s, row: conformance.test_logits_and_gradients_match_transformers(s, row, T),
     ),
-    "parameter count": (None, lambda s, row: conformance.test_parameter_count_matches_transformers(row)),
+    "parameter count": (
+        None,
+        lambda s, row: conformance.test_parameter_count_matches_transformers(row),
+    ),
 }
 DEFAULT_CHECKS = ("logits", "cached", "greedy", "padded")
 
@@ -153,7 +156,9 @@ def rebuilt(ours: Any, cfg: Any) -> Any:
 
 def config(change: Callable[[Any], dict[str, Any]]) -> Plant:
     """Our model rebuilt from its config with the fields ``change(config)`` returns, same weights."""
-    return model(lambda ours: rebuilt(ours, dataclasses.replace(ours.config, **change(ours.config))))
+    return model(
+        lambda ours: rebuilt(ours, dataclasses.replace(ours.config, **change(ours.config)))
+    )
 
 
 def drop_bias(*names: str) -> Plant:
@@ -186,7 +191,21 @@ def as_class(cls: type, ours: Any) -> Any:
     return wrong
 
 
-def enter(make_context: Callable[[Any], contextlib.AbstractContextManager]) -> Callable[[Any], None]:
+def add_bias(*names: str) -> Callable[[Any], None]:
+    """A zero bias on every linear layer whose name ends with one of ``names`` (a bias the
+    checkpoint does not have, initialised to zero: the logits stay the same, the parameters do not)."""
+
+    def mutate(ours: Any) -> None:
+        for name, module in ours.named_modules():
+            if name.split(".")[-1] in names:
+                module.bias = torch.nn.Parameter(module.weight.new_zeros(module.out_features))
+
+    return mutate
+
+
+def enter(
+    make_context: Callable[[Any], contextlib.AbstractContextManager],
+) -> Callable[[Any], None]:
     """A trap's context (``plant(ours)``), entered on a model that lives for one check only; the
     model keeps the context (a generator's, collected, would run its exit and undo the trap)."""
 
@@ -208,9 +227,7 @@ def ratios(row_name: str) -> dict[str, Any]:
 
 def eps_field(cfg: Any) -> str:
     return next(
-        f
-        for f in ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon")
-        if hasattr(cfg, f)
+        f for f in ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon") if hasattr(cfg, f)
     )
 
 
@@ -323,6 +340,12 @@ def swap_moe(moe_class: type, experts_class: type | None = None) -> Plant:
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen2_moe", "gemma", "phi3")
 ROPE = (*LLAMA_LIKE, "falcon", "gpt_neox", "persimmon", "phi")
 NEOX_LIKE = ("gpt_neox", "persimmon", "phi")
+WINDOWED = (
+    "mistral",
+    "qwen2",
+    "qwen2_moe",
+    "phi3",
+)  # the types whose transformers config has a window
 ALL = (*ROPE, "mamba")
 TRAP = {t.title: t for t in all_traps()}
 
@@ -333,7 +356,8 @@ def trap(title: str) -> str:
     return title
 
 
-MUTANTS = [
+# fmt: off
+MUTANTS = [  # a table: knob, kind, family, rows it is on, plant, wrong version, ...
     # ---- RoPE and attention, shared by every attention family ----
     Mutant(
         "RoPE pairs (i, i + d/2)", "trap", (*LLAMA_LIKE, "falcon"), full_rotary,
@@ -341,7 +365,7 @@ MUTANTS = [
         "adjacent pairs", trap=trap("RoPE on adjacent pairs instead of halves"),
     ),
     Mutant(
-        "GQA: repeat, not tile", "trap", ROPE, grouped,
+        "GQA: repeat, not tile", "trap", (*LLAMA_LIKE, "falcon", "phi"), grouped,
         code(attention, "repeat_kv", lambda cfg: llama2_traps.tile_kv),
         "heads tiled", trap=trap("Key/value heads tiled instead of repeated (GQA)"),
     ),
@@ -383,16 +407,16 @@ MUTANTS = [
     ),
     # ---- sliding window ----
     Mutant(
-        "window < sequence", "trap", LLAMA_LIKE, windowed,
+        "window < sequence", "trap", WINDOWED, windowed,
         code(attention, "sliding_window_mask", lambda cfg: mistral_traps.window_one_too_wide),
         "W + 1 keys", trap=trap("Sliding window off by one"),
     ),
     Mutant(
-        "window < sequence", "ignored", LLAMA_LIKE, windowed,
+        "window < sequence", "ignored", WINDOWED, windowed,
         config(lambda c: {"sliding_window": None, "layer_types": None}), "no window",
     ),
     Mutant(
-        "window < sequence", "off by one", LLAMA_LIKE, windowed,
+        "window < sequence", "off by one", WINDOWED, windowed,
         # a query needs the W - 1 keys before it (the cache holds W: one of them is never read,
         # so a cache of W - 1 is an equivalent mutant, measured); W - 2 loses a key it needs
         code(mistral, "RollingKVCache", lambda cfg: lambda w: RollingKVCache(w - 2)),
@@ -421,6 +445,15 @@ MUTANTS = [
     Mutant(
         "head bias", "ignored", ("phi",), always, drop_bias("lm_head"), "dropped",
     ),
+    Mutant(
+        "no o_proj bias (Qwen)", "other convention", ("qwen2", "qwen2_moe"),
+        field_is("attention_config", lambda a: a().qkv_bias and not a().o_bias),
+        model(add_bias("o_proj")), "o_proj biased like q/k/v (zero)",
+    ),
+    Mutant(
+        "convolution bias", "ignored", ("mamba",), field_is("use_conv_bias", bool),
+        drop_bias("conv1d"), "dropped",
+    ),
     # ---- Gemma ----
     Mutant(
         "Gemma norm gain 1 + w", "trap", ("gemma",), always,
@@ -434,8 +467,15 @@ MUTANTS = [
     Mutant(
         "sqrt(c) embedding scale", "trap", ("gemma",), always,
         model(gemma_traps.float32_normalizer), "in float32",
-        checks=("logits bf16", "first block input bf16"),
+        checks=("first block input bf16", "logits bf16"),
         trap=trap("Gemma's embedding scale sqrt(c) in float32 instead of the weights' dtype"),
+    ),
+    Mutant(  # no row sets it (demos.testing.COMMON: None); with pad_token_id 0 on gemma-2b-like
+        # this mutant survived: only a *real* token 0 in the loss sees the row's gradient, and the
+        # table's random ids hold none (padding positions feed no loss), so the knob stays off
+        "pad_token_id (no gradient to its row)", "ignored", ("gemma",),
+        field_is("pad_token_id", lambda i: i is not None),
+        config(lambda c: {"pad_token_id": None}), "padding row trained",
     ),
     Mutant(
         "GeGLU's tanh GELU", "other convention", ("gemma",),
@@ -584,6 +624,7 @@ MUTANTS = [
         code(mamba, "selective_scan_parallel", scan_with(D=None)), "no D * u",
     ),
 ]
+# fmt: on
 
 # Traps that change no forward of a catalogue model, and why (the test below requires every other
 # trap to be a mutant above).
@@ -666,7 +707,7 @@ def outcome(index: int, row_name: str) -> str | None:
         clean(check, row_name)
         try:
             failure = run_check(check, ROWS[row_name], mutant.plant)
-        except Exception as error:  # noqa: BLE001: reported as a broken patch, with its type
+        except Exception as error:  # a broken patch: reported with its type
             raise AssertionError(
                 f"mutant {mutant.id!r} on {row_name}, check {check}: {type(error).__name__} "
                 f"({error}); a broken patch, not a parity failure"
@@ -772,3 +813,23 @@ def test_coverage_file_is_current():
     assert json.loads(COVERAGE_FILE.read_text()) == current, (
         f"{COVERAGE_FILE.name} is stale: {current['generated_by']}"
     )
+
+
+def test_coverage_page_renders_the_record():
+    """The appendix's table (demos.mutation_report) counts what the record holds, survivors too."""
+    from demos.mutation_report import coverage_markdown, coverage_summary
+
+    record = json.loads(COVERAGE_FILE.read_text())
+    summary = coverage_summary(record)
+    runs = sum(len(m["killed_by"]) for m in record["mutants"])
+    assert summary["runs"] == runs > len(ROWS)
+    assert summary["survivors"] == 0
+    text = coverage_markdown(record)
+    assert f"{summary['mutants']} mutants, {runs} runs" in text and "0 survived" in text
+    for family in record["families"]:
+        assert f"**{family}**" in text
+    # a record with a survivor says so in its table
+    bad = json.loads(json.dumps(record))
+    first = next(m for m in bad["mutants"] if m["killed_by"])
+    first["killed_by"][next(iter(first["killed_by"]))] = None
+    assert "1 survived" in coverage_markdown(bad) and "**survived**" in coverage_markdown(bad)

@@ -86,6 +86,10 @@ CHECKS: dict[str, tuple[str | None, Callable[[Any, Row], None]]] = {
     ),
 }
 DEFAULT_CHECKS = ("logits", "cached", "greedy", "padded")
+# A mutant caught by a tolerance must miss it by this factor (its error over the tolerance, as the
+# conftest scales it): a kill that another CPU's rounding could turn into a pass does not count.
+# (Measured: the closest kill is 8.9e-5 against 1e-5, Gemma's eps x 10 on gemma-7b-like.)
+KILL_MARGIN = 4.0
 
 # A plant: given the row and our config of it, a context in which the mutation is in place.
 Plant = Callable[[Row, Any], contextlib.AbstractContextManager]
@@ -672,8 +676,13 @@ def rows_on(mutant: Mutant) -> list[str]:
 
 
 def run_check(check: str, row: Row, plant: Plant | None = None) -> str | None:
-    """Run one conformance check on ``row``: ``None`` if it passes, else the parity failure's first
-    line. Any exception other than an ``AssertionError`` propagates (a broken patch)."""
+    """Run one conformance check on ``row``: ``None`` if it passes, else how it failed. Any
+    exception other than an ``AssertionError`` propagates (a broken patch).
+
+    A failure by a tolerance counts only with a margin (:data:`KILL_MARGIN`): the largest error
+    the check measured is that many times its tolerance, so the verdict cannot flip on another CPU;
+    a failure closer to the tolerance is reported as ``"within the margin"``. (A failure with every
+    error within tolerance is structural: parameter names, exact tokens, an exact comparison.)"""
     setting_name, run = CHECKS[check]
     setting = _SETTINGS[setting_name] if setting_name else None
     torch.manual_seed(0)  # as conftest's autouse fixture gives each conformance test
@@ -685,6 +694,16 @@ def run_check(check: str, row: Row, plant: Plant | None = None) -> str | None:
         with context:
             run(setting, row)
     except AssertionError as failure:
+        errors = recorder.errors.get("mutation run", {})
+        if setting is not None and errors:  # a comparison within a tolerance failed
+            ratio = max(
+                errors.get("out_scaled", 0.0) / setting.atol,
+                errors.get("grad_scaled", 0.0) / setting.grad_atol,
+            )
+            if (
+                1.0 < ratio < KILL_MARGIN
+            ):  # (ratio <= 1: no tolerance failed, a structural check did)
+                return "within the margin"
         return (str(failure).strip().splitlines() or [type(failure).__name__])[0][:160]
     finally:
         recorder.errors.pop("mutation run", None)
@@ -712,7 +731,7 @@ def outcome(index: int, row_name: str) -> str | None:
                 f"mutant {mutant.id!r} on {row_name}, check {check}: {type(error).__name__} "
                 f"({error}); a broken patch, not a parity failure"
             ) from error
-        if failure is not None:
+        if failure is not None and failure != "within the margin":
             return check
     return None
 

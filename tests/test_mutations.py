@@ -809,9 +809,13 @@ def coverage() -> dict[str, Any]:
             "knobs_no_row_turns_on": sorted(k for k, v in knobs.items() if not v["mutants"]),
             "not_forward_knobs": NOT_FORWARD_KNOBS.get(model_type, {}),
         }
+    knobs_of_row = {
+        name: sorted({m["knob"] for m in mutants if name in m["killed_by"]}) for name in ROWS
+    }
     return {
         "generated_by": "MUTATION_COVERAGE_WRITE=1 pytest tests/test_mutations.py",
         "checks": list(CHECKS),
+        "knobs_of_row": knobs_of_row,  # what each catalogue row's configuration turns on
         "mutants": mutants,
         "families": families,
         "traps_not_in_a_model": {

@@ -69,7 +69,7 @@ def coverage_markdown(record: dict[str, Any]) -> str:
     traps = record["traps_not_in_a_model"]
     lines.append(
         f"Traps that change no model's forward ({len(traps)}), so not mutants here: "
-        + "; ".join(f"{title} ({why})" for title, why in traps.items())
+        + "; ".join(f"{title} ({why})".replace("$", r"\$") for title, why in traps.items())
         + "."
     )
     return "\n".join(lines)

@@ -711,9 +711,9 @@ def run_check(check: str, row: Row, plant: Plant | None = None) -> str | None:
     return None
 
 
-@functools.cache
 def clean(check: str, row_name: str) -> None:
-    """The unmutated row passes ``check`` (asserted once per session, before any mutant counts)."""
+    """The unmutated row passes ``check``: run next to each mutated run, so that a failure is the
+    mutant's and not the row's."""
     failure = run_check(check, ROWS[row_name])
     assert failure is None, f"unmutated row {row_name} fails {check}: {failure}"
 

@@ -59,6 +59,24 @@ def reference_forward(reference: nn.Module, ids: torch.Tensor, mask: torch.Tenso
     return reference(ids, **kwargs).logits
 
 
+def first_block_input(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """The hidden states that enter ``model``'s first block (the first entry of its first
+    ``ModuleList``, ours and transformers' alike) when it reads ``ids``."""
+    blocks = next(m for m in model.modules() if isinstance(m, nn.ModuleList))
+    seen = []
+
+    def catch(module, args, kwargs):
+        seen.append(args[0] if args else kwargs["hidden_states"])
+
+    hook = blocks[0].register_forward_pre_hook(catch, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(ids)
+    finally:
+        hook.remove()
+    return seen[0]
+
+
 # ---- equal to transformers ----
 
 
@@ -86,6 +104,24 @@ def test_padded_batch_logits_and_gradients_match_transformers(setting, row):
     (out * w).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in ours.parameters())
     assert_same_grads(ours, hf, setting)
+
+
+@rows
+def test_first_block_input_equals_transformers_exactly(setting, row):
+    """What enters the first block (the embedding, Gemma's times sqrt(c)) equals what enters
+    transformers' first decoder layer bit for bit, in every dtype: a lookup and an elementwise product
+    round once, in one place, on any CPU or GPU, so no tolerance is due. This is the check that sees a scale
+    rounded in another dtype (Gemma's sqrt(c) in float32: 1e-4 relative at width 32, inside bf16's
+    logit tolerance; tests/test_mutations.py plants it)."""
+    hf = row.reference(setting.device, setting.dtype)
+    ours = row.ours.from_hf(hf)
+    ids = token_ids(device=setting.device)
+    ours_in, hf_in = first_block_input(ours, ids), first_block_input(hf, ids)
+    assert ours_in.dtype == hf_in.dtype == setting.dtype
+    assert torch.equal(ours_in, hf_in), (
+        f"first block's input differs from transformers' by up to "
+        f"{(ours_in.double() - hf_in.double()).abs().max().item():.3g}"
+    )
 
 
 @rows

@@ -46,34 +46,35 @@ def _measure(model, ids, wrong_forward, tolerance: float, quantity: str) -> Meas
     return measure_models(model, right, wrong, ids, quantity, tolerance)
 
 
-def measure_norm_gain() -> Measured:
-    """RMSNorm's ``w`` instead of ``1 + w`` in every norm, fp32."""
+def plain_gain(ours) -> None:
+    """Plant the mistake in ``ours``: RMSNorm's ``w`` instead of ``1 + w`` in every norm."""
     from demos.layers.norms import GemmaRMSNorm
 
-    def plain_gain(ours) -> None:
-        for module in ours.modules():
-            if isinstance(module, GemmaRMSNorm):  # Llama's formula on Gemma's weights
-                module.forward = lambda x, m=module: (
-                    x.float()
-                    * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + m.eps)
-                    * m.weight
-                ).to(x.dtype)
+    for module in ours.modules():
+        if isinstance(module, GemmaRMSNorm):  # Llama's formula on Gemma's weights
+            module.forward = lambda x, m=module: (
+                x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + m.eps) * m.weight
+            ).to(x.dtype)
 
+
+def float32_normalizer(ours) -> None:
+    """Plant the mistake in ``ours``: the embedding times ``sqrt(c)`` in float32, not the weights' dtype."""
+    embed = ours.embed
+    c = embed.embedding_dim
+    embed.forward = lambda ids: (
+        torch.nn.functional.embedding(ids, embed.weight, embed.padding_idx)
+        * torch.tensor(math.sqrt(c), dtype=torch.float32)  # 55.4256, not bf16's 55.5
+    )
+
+
+def measure_norm_gain() -> Measured:
+    """RMSNorm's ``w`` instead of ``1 + w`` in every norm, fp32."""
     quantity = "logits of a 2-layer GemmaForCausalLM, fp32"
     return _measure(*tiny_gemma(), plain_gain, 1e-4, quantity)
 
 
 def measure_normalizer_dtype() -> Measured:
     """The embedding multiplied by ``sqrt(c)`` in float32 instead of in the weights' bfloat16."""
-
-    def float32_normalizer(ours) -> None:
-        embed = ours.embed
-        c = embed.embedding_dim
-        embed.forward = lambda ids: (
-            torch.nn.functional.embedding(ids, embed.weight, embed.padding_idx)
-            * torch.tensor(math.sqrt(c), dtype=torch.float32)  # 55.4256, not bf16's 55.5
-        )
-
     model, ids = tiny_gemma(torch.bfloat16, hidden_size=3072)
     quantity = "logits of a 2-layer GemmaForCausalLM of width 3072, bfloat16"
     return _measure(model, ids, float32_normalizer, 1e-6, quantity)

@@ -50,12 +50,17 @@ def measure_nibbles() -> Measured:
     return Measured(errors[0], errors[1], 1e-7, "dequantised 64 x 128 weight, bitsandbytes 0.50.2")
 
 
+def without_attention_factor(ours):
+    """Plant the mistake in ``ours`` (a ``Phi3LM``): LongRoPE's tables not scaled (factor 1)."""
+    ours.config = dataclasses.replace(ours.config, attention_factor=1.0)
+
+
 def measure_attention_factor() -> Measured:
     from demos.models.phi3 import Phi3LM
 
     hf, ids = seeded_reference("phi3", **TINY_LONGROPE)
     right, wrong = Phi3LM.from_hf(hf), Phi3LM.from_hf(hf)
-    wrong.config = dataclasses.replace(right.config, attention_factor=1.0)
+    without_attention_factor(wrong)
     return measure_models(hf, right, wrong, ids, "logits of a 2-layer Phi3ForCausalLM, fp32", 1e-4)
 
 

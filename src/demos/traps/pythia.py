@@ -17,12 +17,18 @@ from demos.traps.tiny import measure_models, seeded_reference
 ROTARY_PCT = 0.25  # Pythia's: a quarter of each head's d = 8 channels here, so 2 of 8 turn
 
 
+def full_rotary(right: GPTNeoXLM) -> GPTNeoXLM:
+    """``right``'s weights in a model with ``partial_rotary_factor=1``: every channel turns."""
+    wrong = type(right)(replace(right.config, partial_rotary_factor=1.0))  # the one wrong line
+    wrong.load_state_dict(right.state_dict())  # the same weights
+    return wrong
+
+
 def measure_full_rotary() -> Measured:
     """Logits of ours (right) and ours with ``partial_rotary_factor=1`` (wrong) against HF's."""
     reference, ids = seeded_reference("gpt_neox", rotary_pct=ROTARY_PCT)
     right = GPTNeoXLM.from_hf(reference)
-    wrong = GPTNeoXLM(replace(right.config, partial_rotary_factor=1.0))  # the one wrong line
-    wrong.load_state_dict(right.state_dict())  # the same weights
+    wrong = full_rotary(right)
     quantity = "max |logits - GPTNeoXForCausalLM's|, 2 layers, 12 tokens, fp32"
     return measure_models(reference, right, wrong, ids, quantity)
 

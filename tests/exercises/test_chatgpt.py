@@ -46,6 +46,19 @@ RANKING_WRONG = {
     ),  # fmt: skip
     "NaN": (lambda r: ranking_loop(r) * float("nan"), ["NaN"]),
     "wrong shape": (lambda r: ranking_loop(r).unsqueeze(-1), ["shape"]),
+    "sign flipped": (lambda r: -ranking_loop(r), ["sign is flipped"]),
+    "every ordered pair": (
+        lambda r: torch.stack(
+            [
+                F.softplus(r[:, j] - r[:, i])
+                for i in range(r.shape[1])
+                for j in range(r.shape[1])
+                if i != j
+            ],
+            -1,
+        ).mean(-1),
+        ["every ordered pair"],
+    ),  # fmt: skip
 }
 
 
@@ -78,6 +91,7 @@ K3_WRONG = {
     "NaN": (lambda lp, ref: k3_written_here(lp, ref) * float("nan"), ["NaN"]),
     "a scalar": (lambda lp, ref: k3_written_here(lp, ref).mean(), ["shape ()"]),
     "in place": (lambda lp, ref: ref.sub_(lp).expm1() - (ref - 0), ["modified its input"]),
+    "log term added": (lambda lp, ref: torch.exp(ref - lp) + (ref - lp) - 1, ["subtracts log rho"]),
 }
 
 
@@ -111,6 +125,12 @@ BASELINE_WRONG = {
     "no discount": (lambda r, v, m, g: returns_loop(r, v, m, 1.0), ["gamma is not applied"]),
     "forward cumsum": (lambda r, v, m, g: (torch.cumsum(r * m, -1) - v) * m, ["forward cumsum"]),
     "padding kept": (lambda r, v, m, g: returns_loop(r, v, torch.ones_like(m), g), ["padding is not masked"]),
+    "result not masked": (lambda r, v, m, g: returns_loop(r * m, v, torch.ones_like(m), g), ["not zeroed"]),
+    "padding rewards summed": (
+        lambda r, v, m, g: returns_loop(r, v, torch.ones_like(m), g) * m, ["rewards on padding are summed"]
+    ),
+    "sign flipped": (lambda r, v, m, g: -returns_loop(r, v, m, g), ["sign is flipped"]),
+    "return from t + 1": (lambda r, v, m, g: returns_loop(r, v, m, g) - r * m, ["one token late"]),
     "NaN": (lambda r, v, m, g: returns_loop(r, v, m, g) * float("nan"), ["NaN"]),
     "per answer": (lambda r, v, m, g: returns_loop(r, v, m, g)[:, 0], ["shape"]),
 }  # fmt: skip

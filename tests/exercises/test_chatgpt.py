@@ -143,3 +143,26 @@ def test_baseline_checker_explains_wrong_answers(explain, answer, words):
 
 def test_baseline_checker_explains_any_wrong_answer(explain, any_wrong_answer):
     explain(check_baseline_advantages, *any_wrong_answer)
+
+
+def test_k3_reference_equals_trl_grpo_kl_term():
+    """The docstring's claim: k3 is the KL term GRPOTrainer adds to its loss. With zero advantages
+    the clipped term vanishes and TRL's bnpo loss is beta times the mean of k3 over real tokens."""
+    from demos.exercises.chatgpt import k3_reference
+    from demos.training.ppo import masked_mean
+    from demos.training.trl_reference import trl_clipped_surrogate_loss
+
+    gen = torch.Generator().manual_seed(1)
+    logps = -torch.rand(4, 6, generator=gen) * 3
+    ref = logps + torch.randn(4, 6, generator=gen)  # log-ratios of about 1: k3 far from 0
+    mask = torch.ones(4, 6)
+    mask[1, 4:] = 0  # one padded answer
+    ours_in, trl_in = logps.clone().requires_grad_(), logps.clone().requires_grad_()
+    ours = 0.5 * masked_mean(k3_reference(ours_in, ref), mask)
+    theirs = trl_clipped_surrogate_loss(
+        trl_in, logps.clone(), torch.zeros(4, 6), mask, beta=0.5, ref_logps=ref
+    )
+    ours.backward(), theirs.backward()
+    assert ours.item() > 0.05  # the term is on
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ours_in.grad, trl_in.grad, atol=1e-6, rtol=1e-6)

@@ -46,6 +46,19 @@ RANKING_WRONG = {
     ),  # fmt: skip
     "NaN": (lambda r: ranking_loop(r) * float("nan"), ["NaN"]),
     "wrong shape": (lambda r: ranking_loop(r).unsqueeze(-1), ["shape"]),
+    "sign flipped": (lambda r: -ranking_loop(r), ["sign is flipped"]),
+    "every ordered pair": (
+        lambda r: torch.stack(
+            [
+                F.softplus(r[:, j] - r[:, i])
+                for i in range(r.shape[1])
+                for j in range(r.shape[1])
+                if i != j
+            ],
+            -1,
+        ).mean(-1),
+        ["every ordered pair"],
+    ),  # fmt: skip
 }
 
 
@@ -78,6 +91,7 @@ K3_WRONG = {
     "NaN": (lambda lp, ref: k3_written_here(lp, ref) * float("nan"), ["NaN"]),
     "a scalar": (lambda lp, ref: k3_written_here(lp, ref).mean(), ["shape ()"]),
     "in place": (lambda lp, ref: ref.sub_(lp).expm1() - (ref - 0), ["modified its input"]),
+    "log term added": (lambda lp, ref: torch.exp(ref - lp) + (ref - lp) - 1, ["subtracts log rho"]),
 }
 
 
@@ -111,6 +125,12 @@ BASELINE_WRONG = {
     "no discount": (lambda r, v, m, g: returns_loop(r, v, m, 1.0), ["gamma is not applied"]),
     "forward cumsum": (lambda r, v, m, g: (torch.cumsum(r * m, -1) - v) * m, ["forward cumsum"]),
     "padding kept": (lambda r, v, m, g: returns_loop(r, v, torch.ones_like(m), g), ["padding is not masked"]),
+    "result not masked": (lambda r, v, m, g: returns_loop(r * m, v, torch.ones_like(m), g), ["not zeroed"]),
+    "padding rewards summed": (
+        lambda r, v, m, g: returns_loop(r, v, torch.ones_like(m), g) * m, ["rewards on padding are summed"]
+    ),
+    "sign flipped": (lambda r, v, m, g: -returns_loop(r, v, m, g), ["sign is flipped"]),
+    "return from t + 1": (lambda r, v, m, g: returns_loop(r, v, m, g) - r * m, ["one token late"]),
     "NaN": (lambda r, v, m, g: returns_loop(r, v, m, g) * float("nan"), ["NaN"]),
     "per answer": (lambda r, v, m, g: returns_loop(r, v, m, g)[:, 0], ["shape"]),
 }  # fmt: skip
@@ -123,3 +143,26 @@ def test_baseline_checker_explains_wrong_answers(explain, answer, words):
 
 def test_baseline_checker_explains_any_wrong_answer(explain, any_wrong_answer):
     explain(check_baseline_advantages, *any_wrong_answer)
+
+
+def test_k3_reference_equals_trl_grpo_kl_term():
+    """The docstring's claim: k3 is the KL term GRPOTrainer adds to its loss. With zero advantages
+    the clipped term vanishes and TRL's bnpo loss is beta times the mean of k3 over real tokens."""
+    from demos.exercises.chatgpt import k3_reference
+    from demos.training.ppo import masked_mean
+    from demos.training.trl_reference import trl_clipped_surrogate_loss
+
+    gen = torch.Generator().manual_seed(1)
+    logps = -torch.rand(4, 6, generator=gen) * 3
+    ref = logps + torch.randn(4, 6, generator=gen)  # log-ratios of about 1: k3 far from 0
+    mask = torch.ones(4, 6)
+    mask[1, 4:] = 0  # one padded answer
+    ours_in, trl_in = logps.clone().requires_grad_(), logps.clone().requires_grad_()
+    ours = 0.5 * masked_mean(k3_reference(ours_in, ref), mask)
+    theirs = trl_clipped_surrogate_loss(
+        trl_in, logps.clone(), torch.zeros(4, 6), mask, beta=0.5, ref_logps=ref
+    )
+    ours.backward(), theirs.backward()
+    assert ours.item() > 0.05  # the term is on
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ours_in.grad, trl_in.grad, atol=1e-6, rtol=1e-6)

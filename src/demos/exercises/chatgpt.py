@@ -49,6 +49,11 @@ RANKING_MISTAKES = [
             "exercise asks for one loss per prompt, shape (b,)."),  # fmt: skip
     Mistake(lambda r: -torch.log(torch.sigmoid(_gaps(r))).mean(-1),
             "-log(sigmoid(x)) is inf for a very negative x: use torch.nn.functional.logsigmoid."),
+    Mistake(lambda r: -ranking_loss_reference(r), "the sign is flipped: the loss is -log sigma(r_i - "
+            "r_j), which is positive; log sigma alone would be maximised, not minimised."),
+    Mistake(lambda r: 0.5 * (ranking_loss_reference(r) + ranking_loss_reference(r.flip(-1))),
+            "every ordered pair is counted, (j, i) as well as (i, j): half the terms reward the "
+            "wrong order. Only pairs with i ranked above j (i < j) count."),
 ]  # fmt: skip
 
 
@@ -85,6 +90,8 @@ K3_MISTAKES = [
             "to the reference must give 0."),
     Mistake(lambda lp, ref: 0.5 * (lp - ref) ** 2, "this is k2 = (log rho)^2 / 2: never negative "
             "but biased."),
+    Mistake(lambda lp, ref: torch.exp(ref - lp) + (ref - lp) - 1, "the log term's sign is flipped: "
+            "k3 = rho - log rho - 1 subtracts log rho."),
 ]  # fmt: skip
 
 
@@ -126,6 +133,17 @@ BASELINE_MISTAKES = [
     Mistake(lambda r, v, m, g: baseline_advantages_reference(r, v, torch.ones_like(m), g),
             "padding is not masked: advantages on padding must be 0 and its rewards must not "
             "count."),
+    Mistake(lambda r, v, m, g: baseline_advantages_reference(r * m, v, torch.ones_like(m), g),
+            "the advantages on padding are not zeroed: multiply the result by mask (there the "
+            "return is 0, so -V_t is left)."),
+    Mistake(lambda r, v, m, g: (baseline_advantages_reference(r, torch.zeros_like(v), torch.ones_like(m), g) - v) * m,
+            "the rewards on padding are summed into the returns: multiply rewards by mask before "
+            "summing (right padding sits after the answer, so it would leak into every token)."),
+    Mistake(lambda r, v, m, g: -baseline_advantages_reference(r, v, m, g),
+            "the sign is flipped: the advantage is the return minus the value, G_t - V_t."),
+    Mistake(lambda r, v, m, g: baseline_advantages_reference(r, v, m, g) - r * m,
+            "the return starts one token late (u > t): it includes r_t, the reward of token t itself "
+            "(u >= t)."),
 ]  # fmt: skip
 
 
@@ -145,6 +163,10 @@ def check_baseline_advantages(fn: Callable[..., torch.Tensor]) -> Check:
     }
     cases["padding with leftover values, gamma=0.8"] = case(2, 4, [2, 3], 0.8)[:1] + (
         torch.ones(2, 4), torch.tensor([[1.0, 1, 0, 0], [1, 1, 1, 0]]), 0.8)  # fmt: skip
+    # rewards left on the padding (a collator that does not zero them): they must not count
+    cases["padding with leftover rewards, gamma=0.7"] = (
+        torch.randn(2, 5, generator=gen), torch.randn(2, 5, generator=gen),
+        torch.tensor([[1.0, 1, 1, 0, 0], [1, 1, 1, 1, 0]]), 0.7)  # fmt: skip
     return check_function(fn, baseline_advantages_reference, cases,
                           ("rewards", "values", "mask", "gamma"), mistakes=BASELINE_MISTAKES,
                           atol=1e-5, rtol=1e-5)  # fmt: skip

@@ -3,7 +3,8 @@
 Trains ``demos.toys.yi``'s model twice, with Yi's RoPE base (5e6) and with Llama's (1e4), on
 contexts of 16 to 64 tokens, then runs the harness (``demos.eval.needle``) over lengths 16 to 1,024
 and five depths. Run: ``PYTHONPATH=src python scripts/yi_needle_run.py`` (400 steps of 32 contexts
-per model: about 20 s per model on two idle CPU cores, more on a loaded machine); writes
+per model: under 30 s per model on two idle CPU cores, minutes on a loaded one; the file records the
+seconds); writes
 ``results/yi_needle_run.json``, which the chapter plots (it reruns a short version if the file is
 missing; a test fails if the file no longer matches ``NeedleToyConfig``'s defaults).
 """

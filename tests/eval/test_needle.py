@@ -116,7 +116,7 @@ def _batch(length, depth, n, gen):
             torch.randint(0, 10, (length,), generator=gen).tolist(),
             [90, int(k), int(v)], [95, int(k)], length, depth,
         )[0]
-        for k, v in zip(keys, values)
+        for k, v in zip(keys, values, strict=True)
     ]  # fmt: skip
     return torch.stack(rows), values[:, None]
 

@@ -35,7 +35,7 @@ def test_a_context_holds_one_needle_and_asks_for_its_key(depth):
     gen = torch.Generator().manual_seed(0)
     ids, values = needle_batch(20, depth, 5, gen)
     assert ids.shape == (5, 20) and values.shape == (5, 1)
-    for row, value in zip(ids.tolist(), values[:, 0].tolist()):
+    for row, value in zip(ids.tolist(), values[:, 0].tolist(), strict=True):
         at = row.index(NEEDLE)
         assert row.count(NEEDLE) == 1 and row[at + 2] == value
         assert KEY0 <= row[at + 1] < KEY0 + KEYS and VALUE0 <= value < VALUE0 + VALUES

@@ -11,12 +11,14 @@ verdicts written by hand for answers written for the book.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import torch
 
 from demos.eval.needle import score_text
 from demos.traps import Measured, Trap
 from demos.traps.tiny import measure_models, seeded, token_ids
+from demos.validation import check_positive_int
 
 # (continuation after "... The magic number is", the right verdict by hand); the needle is 7341
 ANSWERS = [
@@ -55,19 +57,28 @@ def measure_substring_score() -> Measured:
     return Measured.of(right, wrong, truth, tolerance=0.5, quantity=quantity)
 
 
-def rope_error_by_position() -> torch.Tensor:
-    """``(t,)``: max |logits| difference per position between the 1e4 and 5e6 models (the trap's
-    wrong and right), the same weights: 0 at position 0, where every rotation is the identity."""
+def rope_error_by_position(
+    wrong_thetas: Sequence[float] = (10000.0,), length: int = 12
+) -> torch.Tensor:
+    """``(len(wrong_thetas), length)``: max |logits| difference per position between the
+    catalogue's ``yi-like`` model (``rope_theta`` 5e6, as Yi's configs) and the same weights run
+    with each wrong base; 0 at position 0, where every rotation is the identity.
+    ``ValueError`` on a bad base or length."""
     from demos.catalog import ROWS
     from demos.models.llama import LlamaLM
 
+    check_positive_int("length", length)
     with seeded(0):
         ours, reference = ROWS["yi-like"].pair()
-        ids = token_ids(reference.config.vocab_size)
-    wrong = LlamaLM(dataclasses.replace(ours.config, rope_theta=10000.0)).eval()
-    wrong.load_state_dict(ours.state_dict())
+        ids = token_ids(reference.config.vocab_size, t=length)
+    rows = []
     with torch.no_grad():
-        return (wrong(ids) - ours(ids)).abs().amax(dim=(0, 2))  # (t,)
+        right = ours(ids)  # (b, t, v)
+        for theta in wrong_thetas:
+            wrong = LlamaLM(dataclasses.replace(ours.config, rope_theta=theta)).eval()
+            wrong.load_state_dict(ours.state_dict())
+            rows.append((wrong(ids) - right).abs().amax(dim=(0, 2)))  # (t,)
+    return torch.stack(rows)
 
 
 TRAPS = [

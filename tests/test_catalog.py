@@ -103,6 +103,9 @@ def test_the_family_ratios_the_table_relies_on():
     Falcon-40B has 16 query heads per key/value head, Gemma-2B's head_dim is c/h and 7B's is not."""
     assert shape_ratios(ROWS["yi-like"].hf_config())["attention"] == "GQA h/g=8"
     assert ROWS["yi-like"].hf_config().num_key_value_heads == 2
+    assert shape_ratios(ROWS["yi-34b-like"].hf_config())["attention"] == "GQA h/g=7"
+    for name in ("yi-like", "yi-34b-like"):  # Yi's RoPE base, as its configs ship it
+        assert ROWS[name].hf_config().rope_parameters["rope_theta"] == 5e6
     assert shape_ratios(ROWS["falcon-40b"].hf_config())["attention"] == "GQA h/g=16"
     assert shape_ratios(ROWS["gemma-2b-like"].hf_config())["head_dim == hidden/heads"]
     assert not shape_ratios(ROWS["gemma-7b-like"].hf_config())["head_dim == hidden/heads"]

@@ -376,6 +376,7 @@ MUTANTS = [  # a table: knob, kind, family, rows it is on, plant, wrong version,
     Mutant(
         "rope_theta", "ignored", ROPE, field_is("rope_theta", lambda b: b != 10000.0),
         config(lambda c: {"rope_theta": 10000.0}), "base 10000",
+        trap=trap("RoPE base left at Llama's 1e4 when loading a model built for 5e6"),
     ),
     Mutant(
         "head_dim != c / h", "other convention", ("gemma",),
@@ -639,6 +640,8 @@ NOT_IN_A_MODEL = {
     "Forward FLOPs as 2N per token: attention's L^2 term left out": "a FLOP count, not a forward",
     "KV cache sized with the query heads h instead of the key/value heads g": "a byte count, not "
     "a forward",
+    "A needle scored by substring instead of an exact first answer": "a scorer of generated text "
+    "(demos.eval.needle), not a forward",
 }
 NOT_IN_A_MODEL_CHAPTERS = {  # evaluation and training traps: scoring, templates, losses
     "arc", "chatbot_arena", "chatgpt", "gsm8k", "hellaswag", "mmlu", "open_llm_leaderboard", "orca2",

@@ -246,7 +246,20 @@ ROWS = {
             "llama",
             {**_WIDE16, "rope_parameters": {"rope_type": "default", "rope_theta": 5e6}},
             ("Yi", "Yi-1.5"),
-            "GQA with h/g = 8 and g = 2, rope_theta 5e6, as Yi-6B/9B/1.5",
+            "GQA with h/g = 8 and g = 2, rope_theta 5e6, as Yi-6B/9B and Yi-1.5-6B/9B",
+        ),
+        Row(
+            "yi-34b-like",
+            "llama",
+            {
+                "hidden_size": 112,
+                "num_attention_heads": 14,
+                "num_key_value_heads": 2,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 5e6},
+            },
+            ("Yi", "Yi-1.5"),
+            "GQA with h/g = 7 (56 query heads over 8 key/value heads), head_dim = c/h, "
+            "rope_theta 5e6, as Yi-34B and Yi-1.5-34B",
         ),
         Row(
             "mistral-W3",

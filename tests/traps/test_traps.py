@@ -42,3 +42,17 @@ def test_llama3_wrong_lines_are_not_lines_of_the_right_code():
     right = {line.split("#")[0].strip() for line in inspect.getsource(llama3_inv_freq).splitlines()}
     for trap in LLAMA3:
         assert trap.wrong.split("#")[0].strip() not in right, trap.title
+
+
+def test_yi_rope_error_is_zero_at_the_first_position_and_for_the_right_base():
+    from demos.traps.yi import rope_error_by_position
+
+    errors = rope_error_by_position((1e4, 5e6), length=10)
+    assert errors.shape == (2, 10)
+    assert errors[:, 0].abs().max() == 0  # position 0: every rotation is the identity
+    assert errors[1].abs().max() == 0  # the right base: the same model
+    assert errors[0, 1:].min() > 1e-3  # the wrong base moves every later position
+    with pytest.raises(ValueError, match="rope_theta"):
+        rope_error_by_position((-1.0,))
+    with pytest.raises(ValueError, match="length"):
+        rope_error_by_position(length=0)

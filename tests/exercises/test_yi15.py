@@ -85,6 +85,10 @@ GROWN_WRONG = {
         ["output projection"],
     ),
     "inclusive span": (_add(_layer, lambda s: s[1] - s[0] + 1), ["half-open"]),
+    "exclusive span, one short": (
+        _add(_layer, lambda s: s[1] - s[0] - 1),
+        ["too few", "half-open"],
+    ),
     "span counted twice": (_add(_layer, lambda s: 2 * (s[1] - s[0])), ["already in 'before'"]),
     "only the added": (
         lambda b, c, h, g, d, f, s: (s[1] - s[0]) * _layer(c, h, g, d, f),
@@ -116,6 +120,12 @@ SOLAR_WRONG = {
     "nothing dropped": (lambda n, m: (*range(n), *range(n)), ["nothing was dropped"]),
     "first one too many": (lambda n, m: (*range(n - m + 1), *range(m, n)), ["first copy"]),
     "second one too many": (lambda n, m: (*range(n - m), *range(m - 1, n)), ["second copy"]),
+    "first one too few": (lambda n, m: (*range(n - m - 1), *range(m, n)), ["too few in the first"]),
+    "second one too few": (
+        lambda n, m: (*range(n - m), *range(m + 1, n)),
+        ["too few in the second"],
+    ),
+    "a bare nan": (lambda n, m: float("nan"), ["a tuple of 48 layer numbers", "nan"]),
     "a list": (lambda n, m: [*range(n - m), *range(m, n)], ["a list", "tuple"]),
     "a tensor": (lambda n, m: torch.tensor(solar(n, m)), ["tensor"]),
     "floats": (lambda n, m: tuple(float(k) for k in solar(n, m)), ["tuple of Python ints"]),
@@ -131,3 +141,21 @@ def test_solar_checker_explains_wrong_answers(explain, answer, words):
 @pytest.mark.parametrize("checker", [check_grown_parameters, check_solar_layer_map])
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        my_solar_layer_map,  # the template: "Not attempted yet", with the length expected
+        lambda n, m: None,
+        lambda n, m: float("nan"),
+        lambda n, m: torch.tensor(solar(n, m)),
+        lambda n, m: (*range(n - m - 2), *range(m, n)),  # two short: no named mistake
+    ],
+    ids=["stub", "None", "nan", "tensor", "two short"],
+)
+def test_solar_checker_names_the_length_not_48_items(answer):
+    """The generic message spelt out a 48-layer map as "(item 0, item 1, ..., item 47)"."""
+    message = check_solar_layer_map(answer).message
+    assert "item 0" not in message and "an int;" not in message, message
+    assert "a tuple of 48 layer numbers" in message, message

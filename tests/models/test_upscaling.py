@@ -1,6 +1,7 @@
 """Depth up-scaling (Yi-9B from Yi-6B): the grown model equals transformers' LlamaForCausalLM built
 from the grown config with the weights renamed, in logits and gradients; cached decoding equals the
-full forward; per-layer data (layer_types) follows its layer; the copies own their weights."""
+full forward and transformers' cached decoding; per-layer data (layer_types) follows its layer; the
+copies own their weights."""
 
 from __future__ import annotations
 
@@ -103,6 +104,24 @@ def test_cached_decoding_of_grown_model_equals_full_forward(fp32_setting):
         steps += [grown(ids[:, k : k + 1], cache=cache) for k in range(4, 10)]
     fp32_setting.close(torch.cat(steps, dim=1), full)
     assert [len(c) for c in cache] == [10] * 6  # one slot per layer, each filled once per token
+
+
+def test_cached_decoding_of_grown_model_equals_transformers_cached(fp32_setting):
+    """The page's cached parity: ours through its KV cache vs transformers' grown model through its
+    DynamicCache, same prompt and steps (the gap of each to its own full forward is rounding)."""
+    from transformers import DynamicCache
+
+    ours, reference = _pair(fp32_setting)
+    grown = depth_upscale(ours, (1, 3)).model
+    hf = grown_reference(reference, (1, 3))
+    ids = torch.randint(0, 97, (2, 10), device=fp32_setting.device)
+    chunks = [ids[:, :4]] + [ids[:, k : k + 1] for k in range(4, 10)]
+    with torch.no_grad():
+        cache, hf_cache = grown.new_cache(), DynamicCache()
+        cached = torch.cat([grown(x, cache=cache) for x in chunks], 1)
+        hf_cached = torch.cat([hf(x, past_key_values=hf_cache).logits for x in chunks], 1)
+    fp32_setting.close(cached, hf_cached)
+    assert len(hf_cache) == 6 and hf_cache.get_seq_length() == 10
 
 
 def test_blocks_are_renumbered_and_own_their_weights():

@@ -9,6 +9,7 @@ the layer map a ``tuple`` of ints, one per layer of the grown model, as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,11 @@ def check_grown_parameters(fn: Callable[..., Any]) -> Check:
             "the span is half-open: (12, 28) copies layers 12 to 27, 16 layers, not 17.",
         ),
         Mistake(
+            _with_layer(layer_parameters, lambda s: s[1] - s[0] - 1),
+            "one layer too few: the half-open span (i, j) holds j - i layers, (12, 28) is 16, "
+            "not 15 (j is the first layer after the span, not its last).",
+        ),
+        Mistake(
             _with_layer(layer_parameters, lambda s: 2 * (s[1] - s[0])),
             "the originals are already in 'before': only the j - i copies are new.",
         ),
@@ -88,6 +94,9 @@ def check_grown_parameters(fn: Callable[..., Any]) -> Check:
 
 
 # ---------------------------------------------------------------- exercise 2: SOLAR's layout
+
+# "a tuple of 48 (item 0, ..., item 47)" or "(an int; ...; an int)": a layer map's length, in words
+_LONG_TUPLE = re.compile(r"a tuple of (\d+) \((?:(?:item \d+|an int)[,;] )*(?:item \d+|an int)\)")
 
 
 def solar_layer_map(num_layers: int, dropped: int) -> tuple[int, ...]:
@@ -133,12 +142,23 @@ def check_solar_layer_map(fn: Callable[..., Any]) -> Check:
             lambda n, m: (*range(n - m), *range(m - 1, n)),
             "one layer too many in the second copy: it starts at layer m, not m - 1.",
         ),
+        Mistake(
+            lambda n, m: (*range(n - m - 1), *range(m, n)),
+            "one layer too few in the first copy: it keeps layers 0 .. n - m - 1, which is "
+            "range(n - m), not range(n - m - 1).",
+        ),
+        Mistake(
+            lambda n, m: (*range(n - m), *range(m + 1, n)),
+            "one layer too few in the second copy: the first m layers (0 .. m - 1) are removed, "
+            "so it starts at layer m, not m + 1.",
+        ),
     ]
     verdict = check_function(
         fn, solar_layer_map, cases, ("num_layers", "dropped"), mistakes=mistakes
     )
-    if not verdict.ok:
-        return verdict
+    if not verdict.ok:  # the generic message lists a long map's items one by one: name it instead
+        message = _LONG_TUPLE.sub(r"a tuple of \1 layer numbers", verdict.message)
+        return Check(False, message, verdict.attempted)
     for case, args in cases.items():  # right values: now the type, as upscaled_layer_map's
         value = fn(*args)
         if not isinstance(value, tuple) or not all(

@@ -292,7 +292,9 @@ def parity_report(
     if tolerance is None:
         tolerance = tolerance_for(least_precise(dtypes), "reductions")
     elif not isinstance(tolerance, Tolerance):
-        tolerance = Tolerance(tolerance, "the bound the caller states, not the dtype policy of tolerance_for")
+        tolerance = Tolerance(
+            tolerance, "the bound the caller states, not the dtype policy of tolerance_for"
+        )
         relative = bool(relative)
     relative = True if relative is None else relative
     torch_version, ref_version = _versions(reference)

@@ -97,15 +97,19 @@ class Setting:
         )
         for side, x in (("actual", actual), ("expected", expected)):
             if not torch.isfinite(x).all():
-                RECORDER.add(math.inf, math.inf, math.inf, grad)
+                RECORDER.add(math.inf, math.inf, math.inf, grad, math.inf)
                 raise AssertionError(f"{prefix}{side} holds NaN or inf: no parity can be claimed")
         atol, rtol = (self.grad_atol, self.grad_rtol) if grad else (self.atol, self.rtol)
         peak = expected.detach().abs().max().item()
         scale = max(1.0, peak)
-        atol, rtol = MARGIN * atol * scale, MARGIN * rtol  # pass with a margin: half the tolerance
         if actual.shape == expected.shape:
-            err = (actual.detach().double() - expected.detach().double()).abs().max().item()
-            RECORDER.add(err, err / scale, err / peak if peak > 0 else err, grad)
+            diff = (actual.detach().double() - expected.detach().double()).abs()
+            err = diff.max().item()
+            # the fraction of the tolerance used, element by element, as assert_close judges it
+            bound = atol * scale + rtol * expected.detach().double().abs()
+            used = (diff / bound).max().item() if atol > 0 else (0.0 if err == 0 else math.inf)
+            RECORDER.add(err, err / scale, err / peak if peak > 0 else err, grad, used)
+        atol, rtol = MARGIN * atol * scale, MARGIN * rtol  # pass with a margin: half the tolerance
         torch.testing.assert_close(
             actual, expected, atol=atol, rtol=rtol, msg=(lambda m: f"{msg}: {m}") if msg else None
         )
@@ -165,10 +169,12 @@ class Recorder:
     errors: dict[str, dict[str, float]] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
 
-    def add(self, err: float, scaled: float, rel: float, grad: bool) -> None:
+    def add(self, err: float, scaled: float, rel: float, grad: bool, used: float) -> None:
+        """``used``: the largest fraction of the tolerance an element takes (``atol`` scaled plus
+        ``rtol`` times the reference element), what the margin bounds by ``MARGIN``."""
         kind = "grad" if grad else "out"
         rec = self.errors.setdefault(self.current, {})
-        for name, value in (("abs", err), ("scaled", scaled), ("rel", rel)):
+        for name, value in (("abs", err), ("scaled", scaled), ("rel", rel), ("used", used)):
             rec[f"{kind}_{name}"] = max(rec.get(f"{kind}_{name}", 0.0), value)
 
 

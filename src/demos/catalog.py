@@ -334,7 +334,8 @@ ROWS = {
         Row(  # the switch at L = 6: the conformance checks' sequences (9, 11, 5 + 10) cross it
             "phi3-longrope-switch",
             "phi3",
-            {"original_max_position_embeddings": 6, "rope_parameters": _LONGROPE},
+            # a copy: transformers writes original_max_position_embeddings into the dict it is given
+            {"original_max_position_embeddings": 6, "rope_parameters": {**_LONGROPE}},
             (),
             f"LongRoPE across its switch (L = 6 < T = {T}): long factors, a cache re-encoded",
         ),

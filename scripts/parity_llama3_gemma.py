@@ -23,6 +23,7 @@ from demos.layers.rope import rope_inv_freq
 from demos.layers.rope_scaling import Llama3RopeScaling, llama3_inv_freq
 from demos.models.gemma import GemmaLM, GemmaLMScaledEmbedding
 from demos.models.llama import LlamaLM
+from demos.parity import random_linear_backward
 from demos.testing import cast_parameters
 from demos.weights import load_hf_weights, randomize_weights_
 
@@ -86,13 +87,11 @@ def gemma_layers(dtype: torch.dtype) -> None:
     ]:
         hf = cast_parameters(randomize_weights_(hf), "cpu", dtype)
         ours = load_hf_weights(ours, hf)
-        x = torch.randn(2, 5, c, dtype=dtype, requires_grad=True)
-        ref, out = hf(x), ours(x)
-        w = torch.randn_like(out)
-        (ref * w).sum().backward()
-        ref_grad, x.grad = x.grad.clone(), None
-        (out * w).sum().backward()
-        pairs = {"out": (out, ref), "dx": (x.grad, ref_grad)}
+        x = torch.randn(2, 5, c, dtype=dtype)
+        x_ours, x_ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        ref, out = hf(x_ref), ours(x_ours)
+        random_linear_backward(out, ref)  # one random linear loss on both sides
+        pairs = {"out": (out, ref), "dx": (x_ours.grad, x_ref.grad)}
         pairs |= {
             n: (p.grad, dict(hf.named_parameters())[n].grad) for n, p in ours.named_parameters()
         }

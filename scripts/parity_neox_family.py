@@ -24,6 +24,7 @@ from demos.models.persimmon import (
     PersimmonLMConfig,
 )
 from demos.models.phi import PhiLM, PhiLMAttention, PhiLMBlock, PhiLMConfig, PhiLMMLP
+from demos.parity import random_linear_backward
 from demos.weights import load_hf_weights
 
 
@@ -38,9 +39,7 @@ def module_errors(ours, hf, run_ours, run_hf, width: int, dtype) -> tuple[float,
     x = torch.randn(2, T, width, dtype=dtype)
     a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     out, ref = run_ours(a), run_hf(b)
-    w = torch.randn_like(out)
-    (out * w).sum().backward()
-    (ref * w).sum().backward()
+    random_linear_backward(out, ref)
     grads = [(a.grad, b.grad)] + [(g, _grads(hf)[n]) for n, g in _grads(ours).items()]
     return (out - ref).abs().max().item(), max((g - h).abs().max().item() for g, h in grads)
 
@@ -49,9 +48,7 @@ def lm_errors(ours, hf, dtype) -> tuple[float, float]:
     hf.zero_grad(set_to_none=True)
     ids = torch.randint(0, hf.config.vocab_size, (2, T))
     out, ref = ours(ids), hf(ids).logits
-    w = torch.randn_like(out)
-    (out * w).sum().backward()
-    (ref * w).sum().backward()
+    random_linear_backward(out, ref)
     theirs = _grads(hf)
     diff = max((g - theirs[n]).abs().max().item() for n, g in _grads(ours).items())
     return (out - ref).abs().max().item(), diff

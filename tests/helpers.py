@@ -1,5 +1,6 @@
 """Builders for tiny random transformers models (nothing downloaded, eager attention), and the checks
-the parity tests share.
+the parity tests share. Their tolerances are ``setting``'s (tests/conftest.py, from the policy of
+:mod:`demos.parity`), each comparison passing at half its tolerance.
 
 The builders and the table of tiny configs live in :mod:`demos.testing` (the traps and scripts use
 them too) and are re-exported here: ``tiny_config(model_type, **overrides)`` is transformers' config
@@ -13,6 +14,7 @@ from __future__ import annotations
 import torch
 
 # re-exported: the tests import these names from here
+from demos.parity import random_linear_backward
 from demos.testing import COMMON, TINY, cast_parameters, tiny_config, tiny_model  # noqa: F401
 from demos.weights import load_hf_weights
 from demos.weights import randomize_weights_ as randomize_
@@ -67,9 +69,7 @@ def assert_lm_parity(ours, reference, ids: torch.Tensor, setting, **forward_kwar
     ref = reference(ids).logits
     out = ours(ids, **forward_kwargs)
     setting.close(out, ref)
-    w = torch.randn_like(out)  # a random linear loss: every gradient is non-trivial
-    (ref * w).sum().backward()
-    (out * w).sum().backward()
+    random_linear_backward(out, ref)  # one random linear loss: every gradient is non-trivial
     assert_same_grads(ours, reference, setting)
 
 
@@ -99,9 +99,7 @@ def assert_module_parity(ours, hf, run_ours, run_hf, shape, setting) -> None:
     x_ours, x_ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     out, ref = run_ours(x_ours), run_hf(x_ref)
     setting.close(out, ref)
-    w = torch.randn_like(out)
-    (out * w).sum().backward()
-    (ref * w).sum().backward()
+    random_linear_backward(out, ref)
     setting.close(x_ours.grad, x_ref.grad, grad=True, msg="d/dx")
     assert_same_grads(ours, hf, setting)
 

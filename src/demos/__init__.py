@@ -54,6 +54,9 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/testing.py``
     The tiny random transformers models built from the catalogue's tiny configs (``tiny_config``,
     ``tiny_model``), shared by the tests, the traps and the scripts.
+``demos/parity.py``
+    Parity with a reference, written once: the tolerance policy (``tolerance_for``, the margin
+    ``MARGIN``), ``compare_lm`` and ``parity_report`` (re-exported by ``demos/book.py``).
 ``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``
     Shared argument checks (``ValueError`` at the boundary), weight copying, chapter helpers.
     Shared helpers are public and live in one module; nothing private is imported across modules.

@@ -344,6 +344,14 @@ ROWS = {
             ("Phi-3",),
             "LongRoPE below its switch (short factors, attention factor)",
         ),
+        Row(  # the switch at L = 6: the conformance checks' sequences (9, 11, 5 + 10) cross it
+            "phi3-longrope-switch",
+            "phi3",
+            # a copy: transformers writes original_max_position_embeddings into the dict it is given
+            {"original_max_position_embeddings": 6, "rope_parameters": {**_LONGROPE}},
+            (),
+            f"LongRoPE across its switch (L = 6 < T = {T}): long factors, a cache re-encoded",
+        ),
         Row(  # head_dim 16: sqrt(d) a power of two, as every Falcon's (d = 64), see falcon.py
             "falcon-7b",
             "falcon",

@@ -97,3 +97,66 @@ def test_bad_configs_raise():
         Phi3LMConfig.from_hf(tiny_config("phi3", hidden_act="gelu"))
     with pytest.raises(ValueError, match=r"factor \(0.0\) must be positive"):
         longrope_attention_factor(0.0, 4096)
+
+
+# ---- cached decoding across the switch (L = 8): what transformers does, and ours ----
+
+
+def hf_cached_steps(hf, ids: torch.Tensor, prompt: int) -> list[torch.Tensor]:
+    """transformers' plain cached forward: the prompt, then one token a call (no re-encoding)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=hf.config)
+    out = hf(ids[:, :prompt], past_key_values=cache, use_cache=True)
+    steps = [out.logits[:, -1]]
+    for i in range(prompt, ids.shape[1] - 1):
+        out = hf(ids[:, i : i + 1], past_key_values=out.past_key_values, use_cache=True)
+        steps.append(out.logits[:, -1])
+    return steps  # the logits for the token after positions prompt-1, ..., S-2
+
+
+@torch.no_grad()
+def test_transformers_generate_re_encodes_at_the_switch_and_its_cached_forward_does_not():
+    """Measured on transformers 5.23.0: ``generate``'s logits at every step equal its own full
+    forward of the sequence so far (it drops the cache at the first step past L); its plain cached
+    ``forward`` keeps the short factors' keys, and from the first step past the switch differs
+    from that full forward by far more than rounding. Ours equals ``generate``."""
+    hf = tiny_model("phi3", **longrope())
+    ours = Phi3LM.from_hf(hf)
+    prompt = torch.randint(0, 97, (1, 4))
+    run = hf.generate(
+        prompt,
+        max_new_tokens=12,
+        do_sample=False,
+        attention_mask=torch.ones_like(prompt),
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+    ids = run.sequences  # (1, 16): crosses L = 8
+    full = [hf(ids[:, : i + 1]).logits[:, -1] for i in range(3, 15)]  # the prefixes' last logits
+    cached = hf_cached_steps(hf, ids, 4)
+    for i, (gen, fwd, step) in enumerate(zip(run.logits, full, cached, strict=True)):
+        length = 4 + i  # the tokens seen at this step
+        torch.testing.assert_close(gen, fwd, atol=1e-5, rtol=1e-5)
+        gap = (step - fwd).abs().max().item()
+        if length <= L:
+            assert gap <= 1e-5, f"length {length}: below the switch the cache is right"
+        else:
+            assert gap > 1e-2, f"length {length}: transformers' cached forward kept short keys"
+    cache = ours.new_cache(1)
+    steps = [ours(ids[:, :4], cache)[:, -1]] + [
+        ours(ids[:, i : i + 1], cache)[:, -1] for i in range(4, 15)
+    ]
+    for gen, step in zip(run.logits, steps, strict=True):
+        torch.testing.assert_close(step, gen, atol=1e-5, rtol=1e-5)
+    assert torch.equal(ours.generate(prompt, 12), ids)
+
+
+@torch.no_grad()
+def test_a_cache_without_its_token_ids_refuses_to_cross_the_switch():
+    ours = Phi3LM.from_hf(tiny_model("phi3", **longrope()))
+    ids = torch.randint(0, 97, (1, L + 1))
+    cache = list(ours.new_cache(1))  # a plain list: the token ids are gone
+    ours(ids[:, :L], cache)
+    with pytest.raises(ValueError, match=r"crosses LongRoPE's switch \(original_max_position_emb"):
+        ours(ids[:, L:], cache)

@@ -22,9 +22,16 @@ Reference implementation:
     transformers==5.23.0, models/phi3/modeling_phi3.py::Phi3Attention, ::Phi3MLP,
     ::Phi3RotaryEmbedding, ::Phi3ForCausalLM; modeling_rope_utils.py::_compute_longrope_parameters
     and ``dynamic_rope_update`` (the short/long switch). Deviations: no dropout (Phi-3's
-    ``resid_pdrop`` is 0 in inference); cached decoding that crosses the switch keeps the keys it
-    rotated with the short factors, as transformers' forward does (its ``generate`` re-encodes
-    the prompt at that step instead).
+    ``resid_pdrop`` is 0 in inference). Cached decoding across the switch: the held keys and
+    values were computed with the short factors, and not only layer 0's keys' rotation differs
+    (every later layer's keys and values come from hidden states the short factors made), so no
+    rotation of the cache can repair them. transformers' ``generate``
+    (``Phi3ForCausalLM.prepare_inputs_for_generation``) drops the cache at the first step whose
+    sequence is longer than ``original_max_position_embeddings`` and re-encodes the whole sequence;
+    its plain cached ``forward`` does not (measured in tests/models/test_phi3.py: its cached steps
+    then differ from its own full forward, and from its ``generate``). Ours re-encodes inside
+    ``forward`` (:class:`LongRopeCache` keeps the token ids for it), so every cached call equals
+    the full forward of the sequence so far, and ``generate`` equals transformers' ``generate``.
 """
 
 from __future__ import annotations
@@ -37,13 +44,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from demos.generation import position_ids
 from demos.layers.attention import AttentionConfig, rotate_cache_attend
 from demos.layers.fused_qkv import split_fused_qkv
+from demos.layers.kv_cache import KVCache
 from demos.layers.rope import rope_cos_sin, rope_inv_freq
 from demos.models import check_model_type, fields_from_hf
 from demos.models.llama import LlamaLMBlock, LlamaLMConfig
 from demos.models.mistral import MistralLM
-from demos.validation import check_finite_number, check_positive_int
+from demos.validation import check_attention_mask, check_finite_number, check_positive_int
 
 
 def longrope_attention_factor(factor: float, original_max_position_embeddings: int) -> float:
@@ -83,6 +92,15 @@ def longrope_inv_freq(
     long = seq_len > original_max_position_embeddings
     factors = torch.tensor(long_factor if long else short_factor, dtype=torch.float32)  # (d/2,)
     return rope_inv_freq(head_dim, base) / factors  # NEW vs RoPE: each frequency its own factor
+
+
+class LongRopeCache(list):
+    """One :class:`KVCache` per layer (a list, as every model's cache) and the token ids it has
+    seen, ``(b, S)``: what a call that crosses LongRoPE's switch needs to re-encode the sequence."""
+
+    def __init__(self, layers: list[KVCache]) -> None:
+        super().__init__(layers)
+        self.input_ids: torch.Tensor | None = None  # (b, S): every token the layers hold
 
 
 @dataclass(frozen=True)
@@ -218,6 +236,66 @@ class Phi3LM(MistralLM):
 
     config_class = Phi3LMConfig  # NEW vs Llama: LongRoPE's fields
     block_class = Phi3LMBlock  # NEW vs Llama: fused qkv_proj and gate_up_proj
+
+    def new_cache(self, batch_size: int | None = None) -> list[KVCache]:
+        """Mistral's cache; with LongRoPE a :class:`LongRopeCache` that also keeps the token ids."""
+        layers = super().new_cache(batch_size)
+        return LongRopeCache(layers) if self.config.rope_type == "longrope" else layers
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        cache: list[KVCache] | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`DecoderLM.forward <demos.models.decoder.DecoderLM.forward>`. With LongRoPE, a
+        cached call that takes the sequence past ``original_max_position_embeddings`` re-encodes
+        the whole sequence with a fresh cache (as transformers' ``generate`` does at that step) and
+        returns the new tokens' logits; the cache then holds the long factors' keys and values.
+
+        Raises:
+            ValueError: such a call with a cache that does not keep its token ids (a plain list
+                instead of :meth:`new_cache`'s :class:`LongRopeCache`): it cannot be re-encoded.
+        """
+        if not isinstance(cache, LongRopeCache):
+            if self._crosses_switch(input_ids, cache, attention_mask):
+                raise ValueError(
+                    "this cached call crosses LongRoPE's switch (original_max_position_embeddings "
+                    f"= {self.config.original_max_position_embeddings}): the held keys and values "
+                    "were computed with the short factors, and re-encoding needs the token ids; "
+                    "make the cache with new_cache(), which keeps them"
+                )
+            return super().forward(input_ids, cache, attention_mask)
+        seen = cache.input_ids
+        if self._crosses_switch(input_ids, cache, attention_mask):  # NEW vs Llama: re-encode
+            everything = torch.cat((seen, input_ids), dim=1)  # (b, S + t)
+            fresh = self.new_cache(input_ids.shape[0])
+            logits = self.forward(everything, fresh, attention_mask)[:, -input_ids.shape[1] :]
+            cache[:], cache.input_ids = fresh, fresh.input_ids
+            return logits  # (b, t, v)
+        logits = super().forward(input_ids, cache, attention_mask)  # checks the arguments first
+        cache.input_ids = input_ids if seen is None else torch.cat((seen, input_ids), dim=1)
+        return logits
+
+    def _crosses_switch(self, input_ids: Any, cache: Any, attention_mask: Any) -> bool:
+        """LongRoPE, a cache that holds tokens of a sequence no longer than the switch, and this
+        call making it longer (its longest row, as transformers: the batch switches together).
+        False for anything the shell's checks refuse, so that they raise their own errors."""
+        if not (
+            self.config.rope_type == "longrope"
+            and isinstance(input_ids, torch.Tensor)
+            and input_ids.dim() == 2
+            and isinstance(cache, list)
+            and len(cache) == len(self.blocks)
+            and all(isinstance(c, KVCache) for c in cache)
+            and len(cache[0]) > 0
+        ):
+            return False
+        past, (b, t) = len(cache[0]), input_ids.shape
+        mask = check_attention_mask(attention_mask, b, past + t)
+        positions = position_ids(past + t, 0, mask, input_ids.device)  # (S,) or (b, S)
+        L = self.config.original_max_position_embeddings
+        return int(positions[..., :past].max()) + 1 <= L < int(positions.max()) + 1
 
     def position_embeddings(
         self, positions: torch.Tensor, dtype: torch.dtype

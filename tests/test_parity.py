@@ -157,3 +157,17 @@ def test_yi_page(fp32_device_setting, threads):
 @threads
 def test_yi15_page(fp32_device_setting, threads):
     check_page("yi15", threads, fp32_device_setting)
+
+
+def test_integer_pairs_pass_only_when_equal():
+    """Token ids and masks beside floating tensors: an id off by one fails even where the floating
+    tolerance (bf16, relative to ids of ~32,000) would let 1/32,000 through; alone, they are exact."""
+    ids = torch.tensor([31999, 5, 7])
+    close = (torch.ones(3, dtype=torch.bfloat16), torch.ones(3, dtype=torch.bfloat16))
+    assert parity_report({"ids": (ids, ids.clone())}).verdict.startswith("PARITY OK")
+    assert parity_report({"ids": (ids, ids.clone()), "x": close}).verdict.startswith("PARITY OK")
+    off = ids.clone()
+    off[0] += 1
+    assert parity_report({"ids": (ids, off), "x": close}).verdict.startswith("PARITY FAILED")
+    assert parity_report({"mask": (ids > 6, off > 6)}).verdict.startswith("PARITY OK")
+    assert parity_report({"mask": (ids > 6, ids > 4)}).verdict.startswith("PARITY FAILED")

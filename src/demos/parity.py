@@ -122,6 +122,15 @@ def tolerance_for(dtype: Any, computation: str = "reductions") -> Tolerance:
     return Tolerance(*_POLICY[key])
 
 
+def _is_exact_name(name: str) -> bool:
+    """An integer or boolean dtype's name: values that compare by equality, not within a tolerance."""
+    return name == "bool" or name.startswith(("int", "uint"))
+
+
+def _is_exact(t: torch.Tensor) -> bool:
+    return _is_exact_name(str(t.dtype).removeprefix("torch."))
+
+
 def least_precise(dtypes: Any) -> str:
     """The name of the dtype with the largest unit roundoff among ``dtypes`` (what a pair must meet)."""
     names = {str(d).removeprefix("torch.") for d in dtypes}
@@ -257,7 +266,9 @@ def parity_report(
         pairs: name -> (ours, the reference's), at least one (:func:`compare_lm` makes them).
         tolerance: ``None`` (default): the policy's (:func:`tolerance_for`) for the least precise
             dtype among the pairs, with reductions. A :class:`Tolerance`, or a number (a bound the
-            page states, e.g. 0 for bit-for-bit equality or 0.5 for integer counts).
+            page states, e.g. 0 for bit-for-bit equality or 0.5 for integer counts). Pairs of
+            integer or boolean tensors (token ids, masks) pass only when equal, whatever the
+            tolerance; when every pair is one, the default tolerance is 0.
         reference: the installed package the reference comes from, named in the verdict with its
             version: ``"transformers"`` (default), ``"trl"``, ``"bitsandbytes"``, ...
         against: what of that package the pairs compare with, when it is not the obvious model
@@ -290,8 +301,15 @@ def parity_report(
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise ValueError(f"{name} ({text!r}) must be a non-empty string or None")
     dtypes = sorted({str(t.dtype).removeprefix("torch.") for pair in pairs.values() for t in pair})
+    # token ids and masks are exact: an integer pair passes only when equal, whatever the tolerance
+    exact = {n for n, pair in pairs.items() if all(_is_exact(t) for t in pair)}
+    floating = [d for d in dtypes if d in UNIT_ROUNDOFF or not _is_exact_name(d)]
     if tolerance is None:
-        tolerance = tolerance_for(least_precise(dtypes), "reductions")
+        tolerance = (
+            tolerance_for(least_precise(floating), "reductions")
+            if floating
+            else Tolerance(0.0, "integer tensors (token ids, masks) are equal or not: no rounding")
+        )
     elif not isinstance(tolerance, Tolerance):
         tolerance = Tolerance(
             tolerance, "the bound the caller states, not the dtype policy of tolerance_for"
@@ -302,7 +320,9 @@ def parity_report(
     of = "" if against is None else f" {against}"
     error = scaled_error if relative else max_abs_diff
     diffs = {name: error(ours, ref) for name, (ours, ref) in pairs.items()}
-    failed = [n for n, d in diffs.items() if not tolerance.passes(d)]  # NaN fails
+    failed = [  # NaN fails
+        n for n, d in diffs.items() if not (d == 0 if n in exact else tolerance.passes(d))
+    ]
     worst = next((d for d in diffs.values() if math.isnan(d)), max(diffs.values()))
     names = list(pairs)
     if failed:

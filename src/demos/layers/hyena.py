@@ -15,7 +15,10 @@ Axes:
     o  order N of the recurrence (N - 1 long filters)
 
 References:
-    poli2023hyena            Hyena Hierarchy: Eq. (1)-(3) (the recurrence), Section 3.3 (the filter).
+    poli2023hyena            Hyena Hierarchy: Definition 3.1, Eq. (4) (the recurrence; the paper has
+                             N long filters, one before each gate, where this code, safari's and
+                             StripedHyena's have N - 1 and gate v first), Section 3.3, Eq. (7) (the
+                             filter: a window times an FFN of a positional encoding).
     together2023stripedhyena StripedHyena-7B: order-2 gated convolutions striped with attention.
 
 Reference implementation (read, not run):

@@ -4,7 +4,9 @@ Hyena [poli2023hyena] projects each token into ``N + 1`` streams ``x^1 .. x^N, v
 with a short depthwise convolution, then alternates an element-wise gate with a long causal
 convolution whose filter is *implicit*: a small MLP (sine activations) of a positional encoding of
 the lag ``j``, times an exponential decay window over ``j``. Order 2, the setting StripedHyena's
-gated-convolution blocks use [together2023stripedhyena], is ``y = x^2 * (h * (x^1 * v) + D x^1 v)``.
+gated-convolution blocks use [together2023stripedhyena], is ``y = x^2 * (h * (x^1 * v) + D x^1 v)``
+in StripedHyena's names; :func:`hyena_recurrence` numbers the gates the other way, as safari does
+(its ``x^1`` gates the output, its ``x^N`` multiplies ``v`` first).
 
 Axes:
     b  batch

@@ -12,8 +12,10 @@ One token mixer over ``c`` channels, batch 1, fp32, forward only, no autograd:
 * ``direct``: :func:`demos.layers.fft_conv.direct_causal_conv` (``conv1d``), the same convolution as
   the FFT without it, also ``O(l^2)``.
 
-Each time is the best of at least ``--repeats`` calls after one warm-up (more for short calls,
-up to 0.4 s of them), on one torch thread by default: steadier on a shared CPU. The quadratic forms stop at
+Each time is the best of ``--repeats`` timed calls after one untimed call (``benchmarking.measure``),
+on one torch thread by default: steadier on a shared CPU. Three calls of a few microseconds are few
+on a loaded machine: the short lengths and single steps of the curve are noisy (the page prints the
+load average and the ratio per doubling so that a reader can see it). The quadratic forms stop at
 ``--max-quadratic-length`` (the score matrix at 32K would take 4 GiB). Peak memory: each form runs
 once more in a fresh child process (``scripts/benchmarking.py``: ``run_child``, ``measure``), the
 resident memory one call adds. The crossover is where ``attention / fft`` passes 1, interpolated in
@@ -63,18 +65,6 @@ def make_call(form: str, channels: int, length: int):
     h = torch.randn(channels, length, generator=g) / length
     conv = fft_causal_conv if form == "fft" else direct_causal_conv
     return lambda: conv(u, h)
-
-
-def best_seconds(call, repeats: int, budget: float = 0.4, most: int = 50) -> float:
-    """Best wall time of at least ``repeats`` calls after a warm-up, more (up to ``most``) while the
-    calls so far took under ``budget`` seconds: short calls on a shared CPU need many tries."""
-    call()  # warm-up (the FFT's plan, the allocator)
-    times: list[float] = []
-    while len(times) < repeats or (sum(times) < budget and len(times) < most):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def child(form: str, channels: int, length: int) -> None:

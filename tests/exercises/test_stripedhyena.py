@@ -53,7 +53,7 @@ def test_min_fft_length_is_the_shortest_that_gives_the_linear_convolution():
 
 
 def test_crossover_reference_meets_its_definition():
-    for a, f in [(2.7e-8, 1.5e-7), (1e-9, 1.5e-7), (1e-8, 1e-5)]:
+    for a, f in [(2.7e-8, 1.5e-7), (1e-9, 1.5e-7), (1e-8, 1e-5), (3.0, 8.0)]:
         L = crossover_from_constants(a, f)
         assert a * L * L >= f * L * math.log2(L) and a * (L - 1) ** 2 < f * (L - 1) * math.log2(
             L - 1
@@ -115,7 +115,15 @@ def natural(a, f):
     return L
 
 
+def strictly_dearer(a, f):  # stops where attention is strictly dearer: wrong at a tie
+    L = 4
+    while a * L * L <= f * L * math.log2(L):
+        L += 1
+    return L
+
+
 CROSS_WRONG = {
+    "strict >": (strictly_dearer, ["at a tie"]),
     "natural log": (natural, ["natural log"]),
     "no log": (lambda a, f: max(4, math.ceil(f / a)), ["log2 L factor was dropped"]),
     "power of two": (lambda a, f: 2 ** math.ceil(math.log2(crossover(a, f))), ["power of two"]),

@@ -112,3 +112,29 @@ def test_recorded_benchmark_is_consistent():
     assert rows[first - 1]["length"] <= data["crossover_length"] <= rows[first]["length"]
     assert all("fft_seconds" in r for r in data["rows"])
     assert data["script"] == "scripts/bench_hyena.py"
+
+
+def test_page_words_about_the_recorded_benchmark_hold():
+    """What book/stripedhyena.ipynb says in words (prose and the benchmark figure's alt text) about
+    results/bench_hyena.json; a rerun of the benchmark that changes these must change the page."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(
+        (Path(__file__).resolve().parents[2] / "results/bench_hyena.json").read_text()
+    )
+    rows = {r["length"]: r for r in data["rows"]}
+    assert (
+        50 <= data["crossover_length"] <= 90
+    )  # alt text: "attention passing the FFT near 70 tokens"
+    assert 1.5 <= rows[8192]["attention_seconds"] <= 2.5  # alt text: "about 2 seconds at 8K"
+    assert 700 <= rows[8192]["attention_peak_mib"] <= 1000  # alt text: "about 840 MiB at 8K"
+    assert rows[32768]["fft_seconds"] < 0.1  # alt text: "under a hundred milliseconds at 32K"
+    assert max(r.get("fft_peak_mib", 0) for r in rows.values()) < 100  # "within tens of MiB"
+    steps = [
+        b["fft_seconds"] / a["fft_seconds"]
+        for a, b in zip(data["rows"][:-1], data["rows"][1:], strict=True)
+    ]
+    # prose: "in the recorded run one step is far above [2.1 to 2.2] and the next below it"
+    assert any(s > 3 and t < 2.1 for s, t in zip(steps[:-1], steps[1:], strict=True)), steps
+    assert data["slope_fft"] > 1.3 and data["slope_attention"] > 2  # "well above 1", "above 2"

@@ -156,6 +156,7 @@ def check_crossover_from_constants(fn: Callable[..., Any]) -> Check:
         "a fast attention kernel: 1e-9 and 1.5e-7": (1e-9, 1.5e-7),
         "equal constants": (1e-8, 1e-8),
         "a slow FFT: 1e-8 and 1e-5": (1e-8, 1e-5),
+        "a tie at L = 8: 3 and 8 (3 L^2 = 8 L log2 L exactly)": (3.0, 8.0),
     }
 
     def natural_log(a, f):
@@ -166,6 +167,12 @@ def check_crossover_from_constants(fn: Callable[..., Any]) -> Check:
 
     def no_log(a, f):
         return max(4, math.ceil(f / a))
+
+    def strict(a, f):
+        n = 4
+        while a * n * n <= f * n * math.log2(n):
+            n += 1
+        return n
 
     def power_of_two(a, f):
         n = crossover_from_constants(a, f)
@@ -178,6 +185,11 @@ def check_crossover_from_constants(fn: Callable[..., Any]) -> Check:
             "look 1.44 times cheaper.",
         ),
         Mistake(no_log, "the FFT's log2 L factor was dropped: its cost is fft * L * log2 L."),
+        Mistake(
+            strict,
+            "at a tie (attention * L^2 equal to fft * L * log2 L) the answer is that L: the "
+            "condition is >=, so the loop continues only while attention is strictly cheaper (<).",
+        ),
         Mistake(
             power_of_two,
             "that rounds up to a power of two (the lengths the benchmark "

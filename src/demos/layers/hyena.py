@@ -4,7 +4,9 @@ Hyena [poli2023hyena] projects each token into ``N + 1`` streams ``x^1 .. x^N, v
 with a short depthwise convolution, then alternates an element-wise gate with a long causal
 convolution whose filter is *implicit*: a small MLP (sine activations) of a positional encoding of
 the lag ``j``, times an exponential decay window over ``j``. Order 2, the setting StripedHyena's
-gated-convolution blocks use [together2023stripedhyena], is ``y = x^2 * (h * (x^1 * v) + D x^1 v)``.
+gated-convolution blocks use [together2023stripedhyena], is ``y = x^2 * (h * (x^1 * v) + D x^1 v)``
+in StripedHyena's names; :func:`hyena_recurrence` numbers the gates the other way, as safari does
+(its ``x^1`` gates the output, its ``x^N`` multiplies ``v`` first).
 
 Axes:
     b  batch
@@ -15,7 +17,10 @@ Axes:
     o  order N of the recurrence (N - 1 long filters)
 
 References:
-    poli2023hyena            Hyena Hierarchy: Eq. (1)-(3) (the recurrence), Section 3.3 (the filter).
+    poli2023hyena            Hyena Hierarchy: Definition 3.1, Eq. (4) (the recurrence; the paper has
+                             N long filters, one before each gate, where this code, safari's and
+                             StripedHyena's have N - 1 and gate v first), Section 3.3, Eq. (7) (the
+                             filter: a window times an FFN of a positional encoding).
     together2023stripedhyena StripedHyena-7B: order-2 gated convolutions striped with attention.
 
 Reference implementation (read, not run):

@@ -3,7 +3,8 @@
 An FFT without zero padding computes a *circular* convolution: the filter's tail wraps around and the
 last inputs leak into the first outputs (the future into the past). ``conv1d`` without flipping the
 filter computes a correlation: the filter runs backwards. And Hyena's decay window multiplies the
-filter along its *lags*; laid along the channels instead, it leaves every filter undamped.
+filter along its *lags*; laid along the channels instead (a square case broadcasts without an
+error), the first channel's filter is not damped at all and each later one by the wrong profile.
 Measured against the plainest forms: :func:`demos.layers.fft_conv.direct_causal_conv` (``conv1d``,
 left padding, flipped filter) and :func:`demos.layers.hyena.direct_hyena_filter`.
 """

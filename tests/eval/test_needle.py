@@ -162,4 +162,6 @@ def test_the_heat_map_draws_every_cell_and_the_trained_line():
     assert len(ax.texts) == 6 and ax.get_xlabel().startswith("needle depth")
     assert ax.get_ylabel() == "context length (tokens)" and ax.get_title()
     assert [line.get_ydata()[0] for line in ax.lines] == [1.5]
+    colors = {t.get_text(): t.get_color() for t in ax.texts}  # readable on the dark ends
+    assert colors["1.00"] == colors["0.00"] == "white" and colors["0.50"] == "black"
     matplotlib.pyplot.close("all")

@@ -79,7 +79,12 @@ KV_WRONG = {
     "float": (lambda c, t: float(kv(c, t)), ["Python int"]),
     "tensor": (lambda c, t: torch.tensor(kv(c, t)), ["Python int"]),
     "nan": (lambda c, t: math.nan, ["nan"]),
-    "off by a token": (lambda c, t: kv(c, t + 1), ["expected", "got"]),
+    "off by a token": (lambda c, t: kv(c, t + 1), ["one token too many"]),
+    "a token short": (lambda c, t: kv(c, t - 1), ["one token too few"]),
+    "bits, or 16 bytes a value": (lambda c, t: kv(c, t) * 8, ["16 bits"]),
+    "GiB as a float": (lambda c, t: kv(c, t) / 2**30, ["in GiB"]),
+    "whole GiB": (lambda c, t: kv(c, t) // 2**30, ["whole GiB"]),
+    "GB": (lambda c, t: kv(c, t) / 1e9, ["in GB"]),
 }
 
 
@@ -103,7 +108,15 @@ WAVE_WRONG = {
     "nan": (lambda b, d: math.nan, ["nan"]),
     "a tensor of the wrong shape": (lambda b, d: torch.ones(2), ["tensor"]),
     "one percent off": (lambda b, d: 1.01 * wavelength(b, d), ["expected", "got"]),
+    "second slowest pair": (lambda b, d: 2 * math.pi * b ** ((d - 4) / d), ["expected", "got"]),
 }
+
+
+def test_a_float32_answer_from_rope_inv_freq_passes():
+    """The page's figure computes wavelengths from rope_inv_freq (float32): a learner who does the
+    same is right, about 5e-8 off in relative terms, and must not be told otherwise."""
+    result = check_longest_wavelength(lambda b, d: 2 * math.pi / rope_inv_freq(d, b)[-1].item())
+    assert result.ok, result.message
 
 
 @pytest.mark.parametrize("answer, words", WAVE_WRONG.values(), ids=list(WAVE_WRONG))
@@ -132,6 +145,10 @@ MULTI_WRONG = {
     "per item": (lambda g, e: sum(x in e for x in _items(g)) / len(_items(g)), ["expected values"]),
     "a count, not a fraction": (lambda g, e: float(sum(v in _items(g) for v in e)), ["expected"]),
     "nan": (lambda g, e: math.nan, ["nan"]),
+    "words, not items": (
+        lambda g, e: sum(v in [w.strip(".,") for w in g.split()] for v in e) / len(e),
+        ["splits on spaces"],
+    ),
 }
 
 

@@ -91,3 +91,31 @@ def test_recorded_run_matches_the_current_defaults():
     yi, llama = (grid_of(recorded["runs"][k]) for k in ("5e+06", "10000"))
     assert yi.accuracy[-1].mean() < 1.0  # past 16 times the trained length, even 5e6 fails
     assert llama.accuracy[-2].mean() < yi.accuracy[-2].mean()  # 1e4 fails first
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}".replace("%", " %")
+
+
+def test_the_chapter_quotes_the_recorded_run():
+    """The numbers book/yi.ipynb writes about the heat maps are those of results/yi_needle_run.json:
+    a rerun that moves them fails here until the prose is updated."""
+    book = Path(__file__).resolve().parents[2] / "book" / "yi.ipynb"
+    prose = " ".join(
+        "".join(c["source"])
+        for c in json.loads(book.read_text())["cells"]
+        if c["cell_type"] == "markdown"
+    ).replace("\n", " ")
+    recorded = json.loads(RESULTS.read_text())["runs"]
+    yi, llama = (grid_of(recorded[k]) for k in ("5e+06", "10000"))
+
+    def row(grid, length):
+        return grid.accuracy[grid.lengths.index(length)]
+
+    assert all(row(g, n).min() == 1.0 for g in (yi, llama) for n in (16, 32, 64, 128))
+    assert row(yi, 512).min() == 1.0 and row(llama, 256).min() < 1.0
+    for grid, length in ((yi, 1024), (llama, 512), (llama, 1024)):
+        quoted = f"{_pct(row(grid, length).min())} to {_pct(row(grid, length).max())}"
+        assert quoted in prose, (length, quoted)
+    assert row(yi, 1024)[:2].max() == 0.75 and "75 % at depths 0 and 25 %" in prose
+    assert row(llama, 1024).argmax() == 4 and row(llama, 512).argmax() == 4  # depth 100 % best

@@ -200,7 +200,9 @@ def plot_needle_grid(
     ax.set_title(title)
     for i in range(len(grid.lengths)):
         for j in range(len(grid.depths)):
-            ax.text(j, i, f"{grid.accuracy[i, j]:.2f}", ha="center", va="center", fontsize=8)
+            value = grid.accuracy[i, j].item()
+            color = "white" if value < 0.2 or value > 0.8 else "black"  # dark ends of RdYlGn
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=9, color=color)
     if trained_length is not None:
         inside = [i for i, n in enumerate(grid.lengths) if n <= trained_length]
         if inside and inside[-1] < len(grid.lengths) - 1:

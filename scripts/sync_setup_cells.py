@@ -18,7 +18,7 @@ every notebook installs exactly that release.
 While `repository.url` is a placeholder (owner ``OWNER``), the cell cannot install `demos` from
 anywhere: where `demos` is missing it raises one error that says so and how to fix it, instead of
 a git error followed by ModuleNotFoundError in every later cell.
-Last cell: prints the page's measured CPU time and peak memory (``demos.book.report_budget``),
+Last cell: prints the page's measured CPU time and peak memory (``demos.display.report_budget``),
 hidden from the rendered page's input.
 """
 
@@ -42,7 +42,9 @@ DIST_NAMES = {
     "PIL": "pillow",
     "fastchat": "fschat",
 }
-NOT_PIP = {"demos", "IPython"}  # demos comes from the repository; IPython is the kernel itself
+NOT_PIP = {"demos", "IPython", "booktools", "parity_record"}
+# demos comes from the repository; IPython is the kernel itself; booktools and parity_record are
+# book/*.py next to the back-matter pages that import them (the book's tooling, not in demos)
 # modules of demos that build transformers models for the page (the catalogue's reference models):
 # a page importing them compares against transformers and needs its pinned version
 BUILDS_REFERENCES = {"demos.catalog": "transformers", "demos.testing": "transformers"}

@@ -213,7 +213,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     counts = {
         k: sum(v == k for v in RECORDER.outcomes.values()) for k in ("passed", "failed", "skipped")
     }
-    from demos.parity_record import run_provenance
+    from parity_record import run_provenance  # book/parity_record.py (pythonpath)
 
     result = {
         "run": run_provenance(ROOT),  # the commit and date the appendix shows as "run at"

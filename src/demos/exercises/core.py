@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from demos.exercises.compare import compare, describe, describe_args
+from demos.exercises.compare import compare
+from demos.exercises.describe import describe, describe_args
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from demos.exercises.compare import describe
 from demos.exercises.core import Check, Mistake, check_function, untouched_template
+from demos.exercises.describe import describe
 from demos.training.prompt_erasure import (
     GENERIC_SYSTEM,
     IM_END,

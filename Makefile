@@ -7,7 +7,8 @@
 #               the whole test suite; the book tests read that build in _build/
 #   make check  the fast lane, for a developer between edits: lint, the setup cells' sync and every
 #               test that neither builds the book, executes a notebook, nor drives the browser
-#               (pytest -m "not book and not notebooks"); no book build first. Times: README.md
+#               (pytest -n 2 -m "not book and not notebooks": both cores); no book build first.
+#               Its time is in README.md
 #   make student  write the student edition into _build/student/: every chapter without its
 #               solutions and outputs, and the solutions apart (scripts/student_edition.py)
 PYTHON ?= python3
@@ -36,7 +37,7 @@ check: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/sync_setup_cells.py --check
-	$(BIN)/python -m pytest -m "not book and not notebooks"
+	$(BIN)/python -m pytest -n 2 -m "not book and not notebooks"
 
 test: $(VENV)/.installed chromium book
 	$(BIN)/ruff check .

@@ -54,8 +54,9 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/testing.py``
     The tiny random transformers models built from the catalogue's tiny configs (``tiny_config``,
     ``tiny_model``), shared by the tests, the traps and the scripts.
-``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``
-    Shared argument checks (``ValueError`` at the boundary), weight copying, chapter helpers.
+``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``, ``demos/display.py``
+    Shared argument checks (``ValueError`` at the boundary), weight copying, parity comparison,
+    notebook display. The book's own tooling (table of contents, results page) is ``book/booktools.py``.
     Shared helpers are public and live in one module; nothing private is imported across modules.
 
 Axis letters, the same in every module: ``b`` batch, ``t`` query length (new tokens), ``s`` key

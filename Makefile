@@ -5,6 +5,10 @@
 #   make test   install everything (Python packages into .venv, Debian's chromium for the browser
 #               tests) if not yet there, bring the book up to date (make book), then lint and run
 #               the whole test suite; the book tests read that build in _build/
+#   make check  the fast lane, for a developer between edits: lint, the setup cells' sync and every
+#               test that neither builds the book, executes a notebook, nor drives the browser
+#               (pytest -n 2 -m "not book and not notebooks": both cores); no book build first.
+#               Its time is in README.md
 #   make student  write the student edition into _build/student/: every chapter without its
 #               solutions and outputs, and the solutions apart (scripts/student_edition.py)
 PYTHON ?= python3
@@ -12,7 +16,7 @@ JOBS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test student chromium clean
+.PHONY: book check test student chromium clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +32,12 @@ chromium:
 
 book: $(VENV)/.installed
 	$(BIN)/python scripts/build_book.py --jobs $(JOBS)
+
+check: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/sync_setup_cells.py --check
+	$(BIN)/python -m pytest -n 2 -m "not book and not notebooks"
 
 test: $(VENV)/.installed chromium book
 	$(BIN)/ruff check .

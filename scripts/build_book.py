@@ -36,17 +36,26 @@ from pathlib import Path
 
 import yaml
 
-from demos.book import toc_files
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book"))  # booktools: the book's tooling, outside the package
+from booktools import toc_files  # noqa: E402
+
 BUILD = ROOT / "_build"
 CACHE = BUILD / ".jupyter_cache"  # where myst-nb looks: the parent of the HTML output folder
 EXECUTION_STAMP = BUILD / ".execution_inputs.sha256"
 BOOK_STAMP = BUILD / ".book_inputs.sha256"
-EXECUTION_INPUTS = ["src/demos", "tests", "results", "requirements.txt", "pyproject.toml"]
+EXECUTION_INPUTS = [
+    "src/demos",
+    "book/booktools.py",  # the back-matter pages import it
+    "book/parity_record.py",
+    "tests",
+    "results",
+    "requirements.txt",
+    "pyproject.toml",
+]
 BOOK_INPUTS = ["book", "_toc.yml", "_config.yml", "references.bib", *EXECUTION_INPUTS]
 SKIP = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".hypothesis"}
-BUDGET_MIME = "application/vnd.field-guide.budget+json"  # demos.book.report_budget's output
+BUDGET_MIME = "application/vnd.field-guide.budget+json"  # demos.display.report_budget's output
 NOT_READ = {
     "results/build_times.txt"
 }  # written by scripts/build_times.py after a build, read by no page
@@ -79,7 +88,7 @@ def fingerprint(paths: list[str], root: Path = ROOT) -> str:
 def page_cost(nb) -> tuple[float, float] | None:
     """(CPU seconds, peak MiB) that an executed notebook's ``report_budget()`` cell recorded, or None.
 
-    The cell's output is build data, not shown on the page (see ``demos.book.report_budget``).
+    The cell's output is build data, not shown on the page (see ``demos.display.report_budget``).
     """
     for cell in reversed(nb.cells):
         for output in cell.get("outputs", []):

@@ -1,12 +1,16 @@
-"""Measure the book build and write ``results/build_times.txt``.
+"""Measure the book build and both test lanes, and write ``results/build_times.txt``.
 
     python scripts/build_times.py            # deletes _build first: a cold build, then a cached one
+    python scripts/build_times.py --no-tests # the build only
 
 1. Cold: ``_build`` removed, then ``scripts/build_book.py`` (notebooks executed two at a time, then
    Jupyter Book renders the pages). Each notebook's execution seconds are read from jupyter-cache's
    records, where the build stores them.
 2. Cached rebuild: the HTML and Sphinx's saved environment removed, the notebook cache kept; the same
    script must execute nothing and only render.
+3. The tests (unless ``--no-tests``): the fast lane, ``make check``'s pytest
+   (``-m "not book and not notebooks"``), then the full lane, ``make test``'s pytest, which reads the
+   build just made. Wall seconds and the CPU seconds of pytest and everything it started.
 
 Times depend on the machine and on what else runs on it, so the file records the load average and the
 core count next to them. Speed is tracked here, not asserted in the tests.
@@ -66,10 +70,40 @@ def notebook_seconds(build_book) -> dict[str, float]:
     return seconds
 
 
+LANES = {  # name -> pytest's arguments (Makefile: make check, make test)
+    "fast lane (make check's pytest)": ["-m", "not book and not notebooks"],
+    "full lane (make test's pytest)": [],
+}
+
+
+def timed_pytest(args: list[str]) -> tuple[float, float, str]:
+    """Run pytest with ``args``; return its wall seconds, its CPU seconds (with its children) and its
+    summary line (exit on failure)."""
+    before = os.times()
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    if proc.returncode != 0:
+        sys.exit(f"pytest {' '.join(args)} failed:\n{proc.stdout[-8000:]}")
+    return seconds, cpu, proc.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
-    jobs = parser.parse_args().jobs
+    parser.add_argument("--no-tests", action="store_true", help="time the build only")
+    options = parser.parse_args()
+    jobs = options.jobs
     build_book = _build_book_module()
 
     load_before = os.getloadavg()
@@ -86,6 +120,14 @@ def main() -> None:
         sys.exit(f"the cached rebuild executed a notebook:\n{cached_log[-8000:]}")
     load_cached = os.getloadavg()
 
+    tests = []
+    for name, args in ({} if options.no_tests else LANES).items():
+        wall, cpu, summary = timed_pytest(args)
+        tests.append(
+            f"{name + ':':<36} {wall:6.1f} s wall, {cpu:6.1f} s CPU; "
+            f"load after {_load(os.getloadavg())}; {summary}"
+        )
+
     executed = next((line for line in cold_log.splitlines() if "executed in" in line), "")
     lines = [
         f"# python scripts/build_times.py (--jobs {jobs}); {datetime.date.today().isoformat()}",
@@ -99,6 +141,7 @@ def main() -> None:
         f"  of which executing notebooks ({jobs} at a time): {executed.split(' in ')[-1]}",
         f"cached rebuild (cache kept, nothing executed): {cached_s:6.1f} s",
         "",
+        *([*tests, ""] if tests else []),
         f"notebook execution seconds (target {TARGET_S} s each):",
         *(
             f"  {name:<16} {s:6.1f}{'   over target' if s > TARGET_S else ''}"

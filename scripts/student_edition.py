@@ -30,9 +30,10 @@ from pathlib import Path
 
 import nbformat
 
-from demos.book import toc_files
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book"))  # booktools: the book's tooling, outside the package
+from booktools import toc_files  # noqa: E402
+
 NOTE = "*The worked solution to this exercise is in the instructor's copy.*"
 SOLUTIONS_NOTE = (
     "## Solutions\n\n*This is the student edition: the worked solutions are in the instructor's "

@@ -18,7 +18,7 @@ every notebook installs exactly that release.
 While `repository.url` is a placeholder (owner ``OWNER``), the cell cannot install `demos` from
 anywhere: where `demos` is missing it raises one error that says so and how to fix it, instead of
 a git error followed by ModuleNotFoundError in every later cell.
-Last cell: prints the page's measured CPU time and peak memory (``demos.book.report_budget``),
+Last cell: prints the page's measured CPU time and peak memory (``demos.display.report_budget``),
 hidden from the rendered page's input.
 """
 
@@ -42,10 +42,32 @@ DIST_NAMES = {
     "PIL": "pillow",
     "fastchat": "fschat",
 }
-NOT_PIP = {"demos", "IPython"}  # demos comes from the repository; IPython is the kernel itself
+NOT_PIP = {"demos", "IPython", "booktools", "parity_record"}
+# demos comes from the repository; IPython is the kernel itself; booktools and parity_record are
+# book/*.py next to the back-matter pages that import them (the book's tooling, not in demos)
 # modules of demos that build transformers models for the page (the catalogue's reference models):
 # a page importing them compares against transformers and needs its pinned version
 BUILDS_REFERENCES = {"demos.catalog": "transformers", "demos.testing": "transformers"}
+# what of demos drives a reference library of the `references` extra (pyproject.toml), which
+# `pip install demos` alone does not install: a page importing one of these (a module, or a name from
+# a module) declares that it compares against that library, and its cell installs demos[references]
+DRIVES_REFERENCES = {
+    "demos.eval.harness_reference": ("lm_eval",),
+    "demos.eval.gsm8k.harness_gsm8k": ("lm_eval",),
+    "demos.training.trl_reference": ("trl",),
+    "demos.eval.arena.bradley_terry_sklearn": ("sklearn",),
+    "demos.traps.arc": ("lm_eval",),
+    "demos.traps.hellaswag": ("lm_eval",),
+    "demos.traps.mmlu": ("lm_eval",),
+    "demos.traps.open_llm_leaderboard": ("lm_eval",),
+    "demos.traps.truthfulqa": ("lm_eval",),
+    "demos.traps.winogrande": ("lm_eval",),
+    "demos.traps.gsm8k": ("lm_eval",),
+    "demos.traps.chatbot_arena": ("sklearn",),
+    "demos.traps.chatgpt": ("trl",),
+    "demos.traps.all_traps": ("lm_eval", "sklearn", "trl"),  # measures every chapter's traps
+}
+REFERENCES_EXTRA = ("lm_eval", "sklearn", "trl")  # the modules of pyproject's `references` extra
 
 
 PLACEHOLDER_OWNER = "OWNER"  # _config.yml's repository.url before the repository is public
@@ -95,13 +117,17 @@ def third_party_imports(nb: nbformat.NotebookNode) -> list[str]:
                 modules.add(node.module.split(".")[0])
                 if node.module in BUILDS_REFERENCES:
                     modules.add(BUILDS_REFERENCES[node.module])
+                for name in [node.module, *(f"{node.module}.{a.name}" for a in node.names)]:
+                    modules.update(DRIVES_REFERENCES.get(name, ()))
     return sorted(m for m in modules if m not in sys.stdlib_module_names and m not in NOT_PIP)
 
 
 def setup_source(nb: nbformat.NotebookNode) -> str:
     pins = pinned()
-    needs = ['    "demos": f"llm-field-guide-demos @ git+{REPO}@{REF}",']
-    for module in third_party_imports(nb):
+    modules = third_party_imports(nb)
+    extra = "[references]" if set(modules) & set(REFERENCES_EXTRA) else ""
+    needs = [f'    "demos": f"llm-field-guide-demos{extra} @ git+{{REPO}}@{{REF}}",']
+    for module in modules:
         dist = DIST_NAMES.get(module, module.replace("_", "-"))
         requirement = pins.get(dist.lower())
         if requirement is None:

@@ -58,11 +58,10 @@ if torch.cuda.is_available():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
 
-# One CPU thread for the whole suite. The tensors here are tiny, so a second thread saves nothing on
-# a quiet machine (the suite: 33.7 s with the default 2 threads, 35.2 s with 1), and when the other
-# core is busy every multithreaded op waits for it: tests/toys/test_zephyr.py took 74 s with two
-# threads next to a 2-process CPU hog, 33 s with one. A test must not slow tenfold because the
-# machine is shared.
+# One CPU thread per test process. The tensors here are tiny, so a second thread saves nothing, and
+# when the other core is busy every multithreaded op waits for it (tests/toys/test_zephyr.py ran more
+# than twice as long with two threads next to a CPU hog). `make check` uses both cores through two
+# test processes instead (pytest -n 2); the lanes' measured times are in README.md.
 torch.set_num_threads(1)
 
 
@@ -240,7 +239,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     counts = {
         k: sum(v == k for v in RECORDER.outcomes.values()) for k in ("passed", "failed", "skipped")
     }
-    from demos.parity_record import run_provenance
+    from parity_record import run_provenance  # book/parity_record.py (pythonpath)
 
     result = {
         "run": run_provenance(ROOT),  # the commit and date the appendix shows as "run at"

@@ -134,7 +134,7 @@ def test_max_abs_diff_rejects_shape_mismatch():
 
 
 def test_parity_results_markdown_lists_each_parity_row():
-    from demos.book import parity_results_markdown
+    from booktools import parity_results_markdown
 
     results = {
         "environment": {
@@ -291,7 +291,7 @@ def test_setting_close_does_not_let_one_inf_widen_the_tolerance(fp32_setting):
 
 
 def test_toc_files_reads_the_table_of_contents(tmp_path):
-    from demos.book import toc_files
+    from booktools import toc_files
 
     (tmp_path / "_toc.yml").write_text(
         "format: jb-book\nroot: book/intro\nparts:\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from demos.book import toc_files
+from booktools import toc_files
 from demos.catalog import ROWS, T
 from demos.parity import compare_lm, parity_report
 

@@ -1,4 +1,4 @@
-"""The appendix never passes a stale GPU record off as a current one (demos.parity_record).
+"""The appendix never passes a stale GPU record off as a current one (book/parity_record.py).
 
 The checks here do not trust the page's own reading of the test suite: which tests exist is read
 from the test files with a plain text search, and which are parity tests from pytest's collection.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from demos.book import STALE_MARK, module_of_test, parity_results_markdown
-from demos.parity_record import collected_tests, gpu_record_markdown, run_provenance
+from booktools import STALE_MARK, module_of_test, parity_results_markdown
+from parity_record import collected_tests, gpu_record_markdown, run_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "results" / "gpu_parity.json"

@@ -24,6 +24,9 @@ the head).
 
 Reference implementation: transformers==5.23.0, models/llama/modeling_llama.py::LlamaDecoderLayer
 and the other families' decoder layers (their children are hooked by our blocks' names).
+
+Over ~300 lines on purpose: one routine, :func:`first_divergence`, with the hooks and the sub-step
+walk it needs; split, the walk's order and the hooks that feed it would sit apart.
 """
 
 from __future__ import annotations

@@ -134,3 +134,24 @@ class GenerationMixin:
     ) -> torch.Tensor:
         """:func:`demos.generation.generate` with this model; ``options`` are its keywords."""
         return generate(self, input_ids, max_new_tokens, **options)
+
+
+def same_greedy_tokens(
+    ours: torch.nn.Module,
+    reference: torch.nn.Module,
+    prompt: torch.Tensor,
+    max_new_tokens: int,
+    attention_mask: torch.Tensor | None = None,
+) -> bool:
+    """Whether our ``generate`` and transformers' greedy ``reference.generate`` return the same
+    tokens (prompt included) for a ``(b, t)`` prompt: the check a chapter's parity cell prints.
+
+    ``attention_mask`` marks the real tokens of a left-padded batch (all of them if None).
+    """
+    mask = torch.ones_like(prompt) if attention_mask is None else attention_mask
+    with torch.no_grad():
+        expected = reference.generate(
+            prompt, max_new_tokens=max_new_tokens, do_sample=False, attention_mask=mask
+        )
+    got = ours.generate(prompt, max_new_tokens, attention_mask=attention_mask)
+    return torch.equal(got, expected)

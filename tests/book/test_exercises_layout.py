@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from demos.book import toc_files
+from booktools import toc_files
 from demos.exercises.core import template_return
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from demos.book import toc_files
+import pytest
+
+from booktools import toc_files
 
 ROOT = Path(__file__).resolve().parents[2]
 JUPYTER = Path(sys.executable).with_name("jupyter")  # the venv's, as the README says
@@ -42,6 +44,7 @@ def toc_notebooks() -> set[str]:
     return {Path(f).name + ".ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()}
 
 
+@pytest.mark.notebooks
 def test_documented_jupyter_lab_route_serves_the_book(tmp_path):
     readme = (ROOT / "README.md").read_text() + (ROOT / "book" / "intro.md").read_text()
     assert ".venv/bin/jupyter lab" in readme and "--allow-root" in readme

@@ -21,7 +21,7 @@ import nbformat
 import pytest
 import yaml
 
-from demos.book import toc_files
+from booktools import toc_files
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "book").rglob("*.ipynb"))
@@ -167,7 +167,7 @@ def test_notebooks_within_ceilings(built_book):
     last cell recorded (demos.book.report_budget: kept in the executed notebook, not shown on the page)."""
     from jupyter_cache import get_cache
 
-    from demos.book import BUDGET_MIME
+    from demos.display import BUDGET_MIME
 
     build = _build_book_script()
     assert build.BUDGET_MIME == BUDGET_MIME

@@ -92,6 +92,7 @@ def test_solutions_open_with_a_prompt_and_define_or_name_what_they_use(edition):
             assert not unnamed, f"{path.name}: a solution uses {unnamed}, defined nowhere above"
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_student_notebook_runs_without_solutions(edition, path, monkeypatch):
     from nbclient import NotebookClient

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from demos.traps import Measured, all_traps
 
@@ -20,12 +21,17 @@ def test_traps_are_collected():
 
 @pytest.mark.parametrize("trap", TRAPS, ids=[f"{t.chapter}: {t.title}" for t in TRAPS])
 def test_trap_right_agrees_and_wrong_diverges(trap):
-    measured = trap.measure()
+    measured = trap.measure()  # under conftest's global seed 0
     assert isinstance(measured, Measured)
     assert math.isfinite(measured.right_error) and math.isfinite(measured.wrong_error)
     assert measured.tolerance > 0
     assert measured.right_error <= measured.tolerance, trap.title
     assert measured.wrong_error > measured.tolerance, f"{trap.title}: the wrong version agrees"
+    # seeded inside: the same numbers whatever the caller's global seed, so a page shows what the
+    # tests measured (this was test_trap_chapters.py's test_measure_is_seeded_inside, which measured
+    # every trap twice more)
+    torch.manual_seed(12345)
+    assert trap.measure() == measured, f"{trap.title}: measure() depends on the global seed"
 
 
 @pytest.mark.parametrize("trap", TRAPS, ids=[f"{t.chapter}: {t.title}" for t in TRAPS])

@@ -18,6 +18,9 @@ Reference implementation: scikit-learn==1.9.1, ``sklearn.linear_model.LogisticRe
 (``C=inf``, ``fit_intercept=False``) on the ±1 design matrix, as FastChat's ``compute_mle_elo``
 (lm-sys/FastChat ``fastchat/serve/monitor/rating_systems.py`` at 0e6d3e4b, ``compute_elo``,
 ``compute_bt``, ``scale_and_offset``).
+
+Over ~300 lines on purpose: one rating pipeline the chapter reads top to bottom (battles, simulator,
+online Elo, Bradley–Terry, bootstrap intervals) and the scikit-learn fit it is checked against.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ mistake on every case, its likely cause. Each call gets fresh copies of the inpu
 that modifies them in place is reported and cannot spoil the next call. A correct answer in
 another floating dtype is accepted: a wider one is rounded to the reference's dtype, a narrower
 one (float16, bfloat16) is compared with a tolerance suited to its precision.
+
+Over ~300 lines on purpose: the one routine every chapter's checker is built on, with the types it
+returns (:class:`Check`, :class:`Mistake`); comparing values and naming them live apart
+(:mod:`demos.exercises.compare`, :mod:`~demos.exercises.describe`, :mod:`~demos.exercises.hints`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from demos.exercises.compare import compare, describe, describe_args
+from demos.exercises.compare import compare
+from demos.exercises.describe import describe, describe_args
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """Checkers for the Llama 2 chapter's exercises: ``repeat_kv``, the KV cache's size, and grouped-query
-attention without copying the key/value heads (transfer)."""
+attention without copying the key/value heads (transfer).
+
+Over ~300 lines on purpose: one chapter's checkers, one module per chapter as the layout rule has it
+(``demos/exercises/<chapter>.py``).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """Checkers for the Orca 2 chapter's exercises: the student's ChatML text made from the teacher's
 stored text (the instruction erased), the labels of one example (the answer only), and, as a
 transfer, labels of examples packed into one fixed-length row as Orca 2 packs its training data
-[azureml2023orca2card]."""
+[azureml2023orca2card].
+
+Over ~300 lines on purpose: one chapter's checkers, one module per chapter as the layout rule has it
+(``demos/exercises/<chapter>.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from demos.exercises.compare import describe
 from demos.exercises.core import Check, Mistake, check_function, untouched_template
+from demos.exercises.describe import describe
 from demos.training.prompt_erasure import (
     GENERIC_SYSTEM,
     IM_END,

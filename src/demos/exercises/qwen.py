@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import torch
 
-from demos.exercises.compare import describe
 from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.describe import describe
 from demos.layers.long_context import logn_scale
 
 

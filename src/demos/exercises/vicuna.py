@@ -1,5 +1,9 @@
 """Checkers for the Vicuna chapter's exercises: one step of the online softmax, the labels of a two-turn
-conversation, and a logsumexp over a vocabulary taken in chunks (transfer: the same running max and sum)."""
+conversation, and a logsumexp over a vocabulary taken in chunks (transfer: the same running max and sum).
+
+Over ~300 lines on purpose: one chapter's checkers, one module per chapter as the layout rule has it
+(``demos/exercises/<chapter>.py``).
+"""
 
 from __future__ import annotations
 

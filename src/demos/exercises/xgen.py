@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from demos.exercises.compare import describe, describe_args
 from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.describe import describe, describe_args
 from demos.layers.flops import score_flops
 from demos.layers.kv_cache import kv_cache_bytes, kv_cache_bytes_per_token
 

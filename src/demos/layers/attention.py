@@ -24,6 +24,9 @@ References:
 Reference implementation:
     transformers==5.23.0, models/llama/modeling_llama.py::LlamaAttention, ::repeat_kv,
     ::eager_attention_forward; masking_utils.py::causal_mask_function, ::sliding_window_overlay
+
+Over ~300 lines on purpose: multi-head, grouped-query and multi-query attention are settings of this
+one module (with its window, cache and ``from_hf``), not three classes.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ Reference implementation:
     bitsandbytes==0.50.2, functional.py::create_normal_map, ::get_4bit_type, ::quantize_4bit,
     ::dequantize_4bit; backends/default/ops.py (the CPU quantiser: ``bitsandbytes::quantize_4bit``,
     the 4-bit unpacking in ``_dequantize_4bit_compute``); nn/modules.py::Linear4bit.
+
+Over ~300 lines on purpose: NF4 from its code book to the bytes a quantised model takes, one idea
+the chapter derives in that order.
 """
 
 from __future__ import annotations

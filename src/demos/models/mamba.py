@@ -22,6 +22,9 @@ References:
 Reference implementation:
     transformers==5.23.0, models/mamba/modeling_mamba.py::mamba_selective_scan, ::MambaMixer,
     ::MambaBlock, ::MambaModel, ::MambaForCausalLM
+
+Over ~300 lines on purpose: the Mamba block and the tiny LM around it, named as transformers names
+them so that weights copy; the scan itself is :mod:`demos.layers.selective_scan`.
 """
 
 from __future__ import annotations

@@ -70,3 +70,23 @@ def all_traps() -> list[Trap]:
         module = importlib.import_module(f"{__name__}.{info.name}")
         traps.extend(getattr(module, "TRAPS", []))
     return traps
+
+
+def show(traps: list[Trap], width: int = 76) -> None:
+    """Measure each trap now and print it as the chapters show it: the title, the right and the wrong
+    line, what was compared and where the mistake shows, then both errors and the tolerance.
+
+    Each ``measure`` is seeded inside, so the page prints the numbers the tests measure.
+    """
+    import textwrap
+
+    wrap = textwrap.TextWrapper(width - 2, initial_indent="  ", subsequent_indent="    ").fill
+    for i, trap in enumerate(traps):
+        m = trap.measure()
+        print(("\n" if i else "") + trap.title)
+        print(f"  right:\n    {trap.right}\n  wrong:\n    {trap.wrong}")
+        print(wrap(f"compared: {m.quantity}"))
+        print(wrap(f"where it shows: {trap.shows}"))
+        print(f"  max |right - reference| = {m.right_error:.2g}")
+        print(f"  max |wrong - reference| = {m.wrong_error:.2g}")
+        print(f"  tolerance                 {m.tolerance:.2g}")

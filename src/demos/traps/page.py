@@ -7,7 +7,6 @@ page calls :func:`measure_all` and prints :func:`summary_markdown` and :func:`tr
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from demos.traps import Measured, Trap
@@ -18,13 +17,13 @@ def measure_all(traps: list[Trap]) -> list[tuple[Trap, Measured]]:
     return [(trap, trap.measure()) for trap in traps]
 
 
-def in_book_order(traps: list[Trap], toc: Path | None = None) -> list[Trap]:
-    """``traps`` sorted by their chapter's place in ``_toc.yml`` (as given if it is not there)."""
-    path = Path("_toc.yml") if toc is None else toc
-    if not path.is_file():
-        return list(traps)
-    pages = re.findall(r"file:\s*book/(\S+)", path.read_text())
-    return sorted(traps, key=lambda t: pages.index(t.chapter) if t.chapter in pages else len(pages))
+def in_book_order(traps: list[Trap], chapters: list[str]) -> list[Trap]:
+    """``traps`` sorted by their chapter's place in ``chapters`` (the book's order, e.g.
+    ``booktools.chapter_order``: the build's one reading of ``_toc.yml``); a chapter not listed goes
+    last, and with no list the traps stay as given."""
+    return sorted(
+        traps, key=lambda t: chapters.index(t.chapter) if t.chapter in chapters else len(chapters)
+    )
 
 
 def holds(measured: Measured) -> bool:

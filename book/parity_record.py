@@ -17,7 +17,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from demos.book import STALE_MARK, module_of_test, parity_results_markdown
+from booktools import STALE_MARK, module_of_test, parity_results_markdown
 
 DEVICE_FIXTURES = ("setting", "fp32_device_setting")  # fixtures that add the cuda-* settings
 __all__ = ["STALE_MARK", "collected_tests", "gpu_record_markdown", "run_provenance"]

@@ -1,0 +1,93 @@
+"""How a chapter shows things: a function's source, a results file a script wrote, a page's budget.
+
+Every chapter shows code the same way, and the code itself lives in one place (the module it comes
+from) rather than being copied into the notebook. ``demos.book`` re-exports these names, which the
+chapters written before this module import from there.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BUDGET_MIME", "missing_file_note", "report_budget", "show_recorded", "show_source"]
+
+
+def show_source(obj: Callable[..., Any] | type, docstring: bool = False) -> Any:
+    """Display the source of a function, method or class from ``demos`` as a highlighted code block.
+
+    The docstring is left out unless ``docstring=True``: the chapter's prose explains what it says.
+    Returns an IPython ``Markdown`` object (rendered by Jupyter, Colab and Jupyter Book alike).
+    """
+    from IPython.display import Markdown
+
+    source = textwrap.dedent(inspect.getsource(obj))
+    if not docstring:
+        source = _strip_docstring(source)
+    return Markdown(f"```python\n{source.rstrip()}\n```")
+
+
+def _strip_docstring(source: str) -> str:
+    """Remove the docstring of the (single) function or class defined in ``source``."""
+    node = ast.parse(source).body[0]
+    first = node.body[0] if getattr(node, "body", None) else None
+    is_doc = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
+    if not (is_doc and isinstance(first.value.value, str)) or len(node.body) == 1:
+        return source
+    lines = source.splitlines()
+    del lines[first.lineno - 1 : first.end_lineno]
+    return "\n".join(lines)
+
+
+def show_recorded(path: str | Path, command: str) -> Any:
+    """Show a results file a script wrote (a benchmark, a long run) as a text block, with its command.
+
+    Chapters quote such results this way rather than retyping them, so the page always shows what the
+    committed file says; rerun ``command`` to refresh the file.
+    """
+    from IPython.display import Markdown
+
+    path = Path(path)
+    if not path.exists():  # e.g. in Colab: the notebook runs without a clone of the repository
+        return Markdown(missing_file_note(path, command))
+    text = path.read_text().rstrip()
+    return Markdown(f"Recorded with `{command}` (file `{path.name}`):\n\n```text\n{text}\n```")
+
+
+def missing_file_note(path: str | Path, command: str) -> str:
+    """What a chapter says instead of failing when a committed results file is not next to it (Colab)."""
+    return (
+        f"*The file `{Path(path).name}` is not here: this notebook is running outside a clone of the "
+        f"book's repository (in Colab, for example). The book's web page shows its contents; to measure "
+        f"them yourself, clone the repository and run `{command}`.*"
+    )
+
+
+BUDGET_MIME = "application/vnd.field-guide.budget+json"  # no renderer shows it: the build reads it
+
+
+def report_budget() -> None:
+    """Record this notebook's CPU time and peak memory so far, measured by its own kernel process.
+
+    Every notebook ends with this cell (scripts/sync_setup_cells.py writes it). The numbers are build
+    data, not reading: they are published under the MIME type ``BUDGET_MIME`` alone, which no page
+    renderer shows (Jupyter Book, JupyterLab and Colab display nothing), and stay in the executed
+    notebook, where ``scripts/build_book.py`` prints them in the build log and
+    ``tests/book/test_notebooks.py`` holds each notebook to its ceiling.
+
+    It is build tooling, yet it stays in the installed package: every page ends with this cell, and
+    the page must run in Colab, where only ``demos`` is installed. Taking it out means measuring
+    each kernel from the build instead (its process's CPU time and peak memory, read from outside).
+    """
+    import resource
+    import time
+
+    from IPython.display import display
+
+    cpu_s = time.process_time()  # user + system CPU seconds of this kernel, all threads
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    display({BUDGET_MIME: {"cpu_s": round(cpu_s, 2), "peak_mib": round(peak_mib, 1)}}, raw=True)

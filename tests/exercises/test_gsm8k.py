@@ -113,6 +113,17 @@ ANY_WRONG = {
         ),
         ["maj@k"],
     ),
+    # issue 28: every case was written "#### N", where flexible-extract reads what strict-match reads
+    "flexible-extract": (
+        lambda s, a, k: (
+            sum(
+                any(clean(number(x)) == clean(y) for x in item[:k])
+                for item, y in zip(s, a, strict=True)
+            )
+            / len(s)
+        ),
+        ["strict-match", "flexible-extract", "answers in words, k = 2"],
+    ),
 }
 
 

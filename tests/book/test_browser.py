@@ -662,7 +662,12 @@ PHONE_AIDS_JS = """async () => {
       if (next.some(r => r.left < start - 1)) lost.push(line.textContent.trim().slice(0, 50));
     }
   }
-  return {figures, uncued, lost, wrapped};
+  // the listings' text (what the copy button copies) is the code as the server sent it
+  const sent = new DOMParser().parseFromString(await (await fetch(location.href)).text(), 'text/html');
+  const original = [...sent.querySelectorAll('main div.highlight pre')].map(p => p.textContent);
+  const now = [...document.querySelectorAll('main div.highlight pre')].map(p => p.textContent);
+  const changed = now.filter((text, i) => text !== original[i]).map(t => t.slice(0, 50));
+  return {figures, uncued, lost, wrapped, changed};
 }"""
 
 
@@ -672,7 +677,8 @@ def test_a_phone_reader_can_enlarge_figures_see_what_scrolls_and_read_wrapped_co
 ):
     """At 390 px: every figure is a link to its full-size image; every table, equation or listing
     wider than the screen carries a visible cue that it scrolls; a wrapped line of code continues
-    under its own indentation, further in (Python's indentation is not lost)."""
+    under its own indentation, further in (Python's indentation is not lost), and the listing's
+    text, which the copy button copies, is the code unchanged."""
     base, _ = site
     page, _ = open_page(browser, f"{base}/{path}", *PHONE)
     try:
@@ -684,6 +690,7 @@ def test_a_phone_reader_can_enlarge_figures_see_what_scrolls_and_read_wrapped_co
         f"{path}: figures that do not link to their image: {found['figures']}"
     )
     assert not found["uncued"], f"{path}: boxes that scroll with no cue: {found['uncued']}"
+    assert not found["changed"], f"{path}: listings whose text changed: {found['changed']}"
     assert not found["lost"], (
         f"{path}: {len(found['lost'])} of {found['wrapped']} wrapped code lines continue left of "
         f"their indentation: {found['lost'][:5]}"

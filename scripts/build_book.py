@@ -149,6 +149,10 @@ def execute(
     # thread each; Mamba's parity cell ran 10x slower with two threads on the 2-core build machine).
     at_once = min(jobs, len(todo))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Nothing is downloaded: a cell that reaches for the Hugging Face Hub fails here, as it would for
+    # a learner offline, instead of passing on a machine that happens to be online (issue 28).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     print(
         f"executing {len(todo)} notebook(s), {at_once} at a time, "
         f"{os.environ['OMP_NUM_THREADS']} thread(s) each: {[Path(u).name for u in todo]}"

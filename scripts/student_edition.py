@@ -8,7 +8,7 @@ Into DIR it writes:
   "Back matter") with each solution cell (tagged ``solution``) replaced by a one-line note that
   the solution is in the instructor's copy (and the Solutions section's introduction by one
   saying so), and every output and execution count cleared. The
-  exercise stubs and their checkers stay, so "Run all" answers each with ❌ *Not attempted yet*.
+  exercise stubs and their checkers stay, so "Run all" answers each with ✏️ *Not attempted yet*.
 - ``results/``: a copy of the recorded results the chapters read (``../results/...``), so the
   notebooks run from DIR/book/ as they do from the repository's book/.
 - ``solutions/<chapter>.ipynb``: for each chapter, its exercises (heading and prompt) each followed

@@ -12,7 +12,9 @@ and its web fonts are copied into ``_static/mathjax``.
 
 3. The book's own style sheet, ``book/_static/field_guide.css`` (what it changes, and why, is written
    in it): code and math that fit the column at 1280 px, outputs and code that wrap on a phone; and
-   ``field_guide.js``, which makes the article's contents button open the page's table of contents.
+   ``field_guide.js``, which makes the article header's ☰ and contents buttons open the chapter list
+   and the page's table of contents, closes a drawer once a link is picked, links each figure to its
+   full-size image, marks what scrolls sideways and keeps a wrapped code line under its indentation.
 """
 
 from __future__ import annotations

@@ -127,6 +127,87 @@ def test_chapter_ends_with_exercises_and_checkers(path):
     # the full shape of exercises and solutions: tests/book/test_exercises_layout.py
 
 
+# ---- "Run All" as JupyterLab and Colab run it (issue 28) -----------------------------------------
+# They honour no cell tag: a cell tagged skip-execution runs, and the first error stops the notebook.
+# The build (scripts/build_book.py, nbclient) runs every cell in order, offline (HF_HUB_OFFLINE=1),
+# and fails on any error; with neither tag below in any notebook, a clean build is a clean Run All.
+RUN_ALL_BREAKERS = {"skip-execution", "raises-exception"}
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".npz", ".pt", ".safetensors")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_runs_as_run_all_runs_it(path):
+    """No cell is skipped or allowed to fail by the build: a real-data run sits behind a switch the
+    learner sets (off by default), so the build executes it as "Run All" does."""
+    nb = nbformat.read(path, as_version=4)
+    tagged = [
+        (i, sorted(RUN_ALL_BREAKERS & set(c.metadata.get("tags", []))))
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and RUN_ALL_BREAKERS & set(c.metadata.get("tags", []))
+    ]
+    assert not tagged, (
+        f"{path.name}: cells {tagged} run in JupyterLab and Colab (which honour no tag) but not in "
+        "the build; put a download behind a switch variable set to False instead"
+    )
+
+
+def _files_read_by_default(source: str) -> list[str]:
+    """Data files a cell opens by a literal relative name (``open("battles.json")``,
+    ``pd.read_csv("x.csv")``), except inside ``if SWITCH:`` where the cell sets ``SWITCH = False``
+    (a real-data run the learner turns on)."""
+    import ast
+
+    tree = ast.parse(source)
+    off = {
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.value, "value", None) is False
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    switched = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id in off:
+            switched |= {id(n) for child in node.body for n in ast.walk(child)}
+    readers = {"open", "Path", "load", "read_csv", "read_json", "read_parquet", "load_dataset"}
+    return [
+        call.args[0].value
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        and getattr(call.func, "id", getattr(call.func, "attr", None)) in readers
+        and call.args
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+        and call.args[0].value.endswith(DATA_SUFFIXES)
+        and id(call) not in switched
+    ]
+
+
+def test_files_read_by_default_fail_a_switch():
+    """The check above finds a file read outside a switch, and none inside an off switch."""
+    cell = 'RUN = False\nif RUN:\n    open("real.json")\njson.load(open("sample.json"))\n'
+    assert _files_read_by_default(cell) == ["sample.json"]
+    assert _files_read_by_default(cell.replace("RUN = False", "RUN = True")) == [
+        "real.json",
+        "sample.json",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_files_a_cell_reads_by_default_ship_with_the_book(path):
+    """A file a cell opens by name (the Arena chapter's ``battles.json`` was not shipped) is in the
+    repository, found from the notebook's folder, unless only an off switch reads it."""
+    nb = nbformat.read(path, as_version=4)
+    missing = [
+        (i, name)
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and not c.source.lstrip().startswith(("%", "!"))
+        for name in _files_read_by_default(c.source)
+        if not (path.parent / name).exists()
+    ]
+    assert not missing, f"{path.name}: cells read files the repository does not ship: {missing}"
+
+
 @pytest.mark.book
 def test_book_builds_and_every_page_is_clean(built_book):
     pages = list((built_book / "html" / "book").rglob("*.html"))

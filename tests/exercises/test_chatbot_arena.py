@@ -41,7 +41,7 @@ def test_the_stub_is_not_attempted_yet():
     ):
         result = checker(stub)
         assert not result.ok and not result.attempted, result
-        assert str(result).startswith("❌ Not attempted yet.") and "still the template" in str(
+        assert str(result).startswith("✏️ Not attempted yet.") and "still the template" in str(
             result
         )
 

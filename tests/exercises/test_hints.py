@@ -52,7 +52,7 @@ def test_the_untouched_template_is_recognised():
     assert untouched_template(my_pass) == "None"
     result = check_repeat_kv(my_repeat_kv)
     assert not result.ok and not result.attempted
-    assert str(result).startswith("❌ Not attempted yet.")
+    assert str(result).startswith("✏️ Not attempted yet.")
     for words in ("`my_repeat_kv` is still the template (`return x`)", "# your code here"):
         assert words in result.message, result.message
     assert "(x of shape (1, 2, 3, 4), n_rep = 2) it should return a float32 tensor of shape" in (

@@ -108,7 +108,7 @@ def test_wrong_answers_fail_with_a_reason(case, explain):
 def test_the_stub_is_not_attempted_yet():
     result = check_planted_mistake(stub)
     assert not result.ok and not result.attempted, result
-    assert str(result).startswith("❌ Not attempted yet."), result
+    assert str(result).startswith("✏️ Not attempted yet."), result
     returns_nothing = lambda o, r, i: None  # noqa: E731  (an attempt, not the template)
     assert check_planted_mistake(returns_nothing).attempted
 

@@ -31,6 +31,10 @@ import torch
 from demos.exercises.compare import compare
 from demos.exercises.describe import describe, describe_args
 
+# What an exercise's cell prints before the learner has answered: on the web page (where nobody can
+# answer) and in a fresh notebook this is instructions, not a failure, so it carries no red mark.
+NOT_ATTEMPTED = "✏️ Not attempted yet."
+
 
 @dataclass(frozen=True)
 class Check:
@@ -44,7 +48,9 @@ class Check:
     def __str__(self) -> str:
         if self.ok:
             return "✅ Correct. " + self.message
-        return ("❌ Not yet. " if self.attempted else "❌ Not attempted yet. ") + self.message
+        if not self.attempted:  # the exercise as the page shows it: say how to answer, no red mark
+            return f"{NOT_ATTEMPTED} " + self.message
+        return "❌ Not yet. " + self.message
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -148,8 +154,9 @@ def _not_attempted(fn: Any, placeholder: str, context: str, expected: Any, names
     name = getattr(fn, "__name__", "the function")
     return Check(
         False,
-        f"`{name}` is still the template (`{placeholder}`). Replace `# {TEMPLATE_MARK}` and "
-        f"the placeholder with your code, then run the cell again. {context} it should return "
+        f"`{name}` is still the template (`{placeholder}`): write your answer in this cell in "
+        f"place of `# {TEMPLATE_MARK}` and the placeholder, then run the cell again; the checker "
+        f"will tell you whether it matches the reference. {context} it should return "
         f"{_what(expected, names)}.",
         attempted=False,
     )

@@ -94,6 +94,14 @@ def _last_k(samples, answers, k):
     return any_of_k([s[-k:] for s in samples], answers, k)
 
 
+def _flexible(samples, answers, k):
+    hits = [
+        any(exact_match(extract_flexible(s), a) for s in item_samples[:k])
+        for item_samples, a in zip(samples, answers, strict=True)
+    ]
+    return sum(hits) / len(hits)
+
+
 def _majority(samples, answers, k):
     from demos.eval.gsm8k import maj_at_k
 
@@ -108,6 +116,16 @@ SAMPLES = [
     ["#### 3", "#### 4", "#### 5", "#### 30"],
 ]
 SAMPLE_ANSWERS = ["#### 42", "#### 9", "#### 1,200", "#### 30"]
+# Samples where strict-match and flexible-extract disagree: the right number written in words
+# ("The answer is 42.") counts only for flexible-extract, and so does nothing after "#### N".
+# Strict-match solves 1 of 3 items here, flexible-extract all 3: reading each sample with
+# flexible-extract cannot pass (every sample above is written "#### N", where the two agree).
+WORDED_SAMPLES = [
+    ["The answer is 42.", "#### 41"],
+    ["So she pays $12.", "#### 10"],
+    ["#### 7", "#### 7"],
+]
+WORDED_ANSWERS = ["#### 42", "#### 12", "#### 7"]
 
 
 def check_any_of_k(fn: Callable[[list[list[str]], list[str], int], float]) -> Check:
@@ -118,11 +136,17 @@ def check_any_of_k(fn: Callable[[list[list[str]], list[str], int], float]) -> Ch
         "k = 2": (SAMPLES, SAMPLE_ANSWERS, 2),
         "k = 3": (SAMPLES, SAMPLE_ANSWERS, 3),
         "k = 4": (SAMPLES, SAMPLE_ANSWERS, 4),
+        "answers in words, k = 2": (WORDED_SAMPLES, WORDED_ANSWERS, 2),
     }
     mistakes = [
         Mistake(_all_samples, "every sample was used; only the first k count."),
         Mistake(_last_k, "the last k samples were used; take the first k, as take_first_k does."),
         Mistake(_majority, "that is maj@k (the most frequent answer); any right answer counts."),
+        Mistake(
+            _flexible,
+            "each sample was read with flexible-extract (the last number anywhere in it); this "
+            "exercise reads strict-match: only the number after '#### ' counts.",
+        ),
     ]
     return check_function(
         fn, any_of_k, cases, ("samples", "answers", "k"), mistakes=mistakes, atol=1e-12

@@ -184,7 +184,7 @@ def check_planted_mistake(answer) -> Check:
             False,
             f"`{name}` is still the template (`{placeholder}`). Replace `# {TEMPLATE_MARK}` and "
             "the placeholder: run first_divergence(ours, reference, input_ids) and return the "
-            "layer and sub-step it reports, as a pair (layer, substep).",
+            "layer and sub-step it reports, as a pair (layer, substep); then run the cell again.",
             attempted=False,
         )
     layers = (1, 0) if callable(answer) else (1,)

@@ -48,6 +48,7 @@ EXECUTION_INPUTS = [
     "src/demos",
     "book/booktools.py",  # the back-matter pages import it
     "book/parity_record.py",
+    "book/mutation_report.py",
     "tests",
     "results",
     "requirements.txt",

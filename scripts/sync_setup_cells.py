@@ -42,7 +42,7 @@ DIST_NAMES = {
     "PIL": "pillow",
     "fastchat": "fschat",
 }
-NOT_PIP = {"demos", "IPython", "booktools", "parity_record"}
+NOT_PIP = {"demos", "IPython", "booktools", "mutation_report", "parity_record"}
 # demos comes from the repository; IPython is the kernel itself; booktools and parity_record are
 # book/*.py next to the back-matter pages that import them (the book's tooling, not in demos)
 # modules of demos that build transformers models for the page (the catalogue's reference models):

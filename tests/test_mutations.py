@@ -13,7 +13,7 @@ fails the test). A row on which no check fails is a surviving mutant: the test f
 The knob coverage per family is written from the run into ``results/mutation_coverage.json``
 (``MUTATION_COVERAGE_WRITE=1 pytest tests/test_mutations.py`` rewrites it; otherwise the last test
 fails while the file differs from this run) and the parity appendix renders it
-(:func:`demos.mutation_report.coverage_markdown`).
+(:func:`mutation_report.coverage_markdown`).
 """
 
 from __future__ import annotations
@@ -869,8 +869,8 @@ def test_coverage_file_is_current():
 
 
 def test_coverage_page_renders_the_record():
-    """The appendix's table (demos.mutation_report) counts what the record holds, survivors too."""
-    from demos.mutation_report import coverage_markdown, coverage_summary
+    """The appendix's table (mutation_report) counts what the record holds, survivors too."""
+    from mutation_report import coverage_markdown, coverage_summary  # book/mutation_report.py
 
     record = json.loads(COVERAGE_FILE.read_text())
     summary = coverage_summary(record)

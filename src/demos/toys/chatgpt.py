@@ -168,13 +168,19 @@ def ppo_run(
 
 
 def run(config: RLHFToyConfig | None = None) -> dict:
-    """The whole toy: the reward model, then one PPO run per ``beta``. Seconds on a CPU."""
+    """The whole toy: the reward model, then one PPO run per ``beta``. Seconds on a CPU, on one
+    torch thread (the caller's thread count is restored)."""
     config = config or RLHFToyConfig()
     start = time.perf_counter()
-    gen = torch.Generator().manual_seed(config.seed)
-    ref_logits = torch.randn(config.length, config.vocab + 1, config.vocab, generator=gen) * 0.5
-    w, accuracy = train_reward_model(config, ref_logits, gen)
-    runs = {str(beta): ppo_run(config, beta, ref_logits, w) for beta in config.betas}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the toy's tensors are tiny: one thread is fastest
+    try:
+        gen = torch.Generator().manual_seed(config.seed)
+        ref_logits = torch.randn(config.length, config.vocab + 1, config.vocab, generator=gen) * 0.5
+        w, accuracy = train_reward_model(config, ref_logits, gen)
+        runs = {str(beta): ppo_run(config, beta, ref_logits, w) for beta in config.betas}
+    finally:
+        torch.set_num_threads(threads)
     return {
         "reward_model": {"weights": w.tolist(), "held_out_accuracy": accuracy},
         "runs": runs,

@@ -30,7 +30,7 @@ def coverage_summary(record: dict[str, Any]) -> dict[str, int]:
 
 
 def coverage_markdown(record: dict[str, Any]) -> str:
-    """Markdown: a summary line, then per family its rows and one line per knob its rows turn on
+    """Markdown: a summary line, then (folded in a dropdown) per family its rows and one line per knob its rows turn on
     (the wrong versions planted, the rows that turn the knob on, the check that caught each),
     the knobs no row of it turns on, and the traps that change no model's forward.
 
@@ -42,6 +42,11 @@ def coverage_markdown(record: dict[str, Any]) -> str:
         f"{s['survivors']} survived.** Each run is the conformance check named below, on the row "
         "unmutated (it passes) and mutated (it fails with a parity mismatch); checks are tried "
         f"cheapest first: {', '.join(record['checks'])}.",
+        "",
+    ]
+    lines += [
+        f":::{{dropdown}} The knobs of each of the {len(record['families'])} families: the wrong "
+        "versions planted, the rows that turn each knob on, the check that caught each",
         "",
     ]
     by_knob: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -66,6 +71,7 @@ def coverage_markdown(record: dict[str, Any]) -> str:
             lines += [f"No row of {family} turns on: {'; '.join(off)}.", ""]
         for knob, why in entry["not_forward_knobs"].items():
             lines += [f"Not read by the forward: {knob}: {why}.", ""]
+    lines += [":::", ""]
     traps = record["traps_not_in_a_model"]
     lines.append(
         f"Traps that change no model's forward ({len(traps)}), so not mutants here: "

@@ -36,7 +36,7 @@ def test_summary_gives_the_verdict_first():
     results = [fake("A", 0.0, 0.5), fake("B", 1e-7, 50.0)]
     text = summary_markdown(results, BOOK)
     assert text.startswith("**2 traps from 1 chapters")
-    assert "5,000× to 500,000×" in text and "| B | 500,000× |" in text
+    assert "5,000× to 500,000×" in text and "| B | 500,000× the tolerance |" in text
 
 
 def test_summary_says_when_a_trap_does_not_hold():
@@ -67,3 +67,41 @@ def test_book_order_follows_the_table_of_contents():
     assert [t.chapter for t in ordered] == ["llama2", "mamba", "zephyr"]
     assert chapter_order(BOOK) == []  # no _toc.yml there: the traps stay as given
     assert in_book_order([zephyr, b], chapter_order(BOOK)) == [zephyr, b]
+
+
+def test_an_exact_match_shows_the_raw_error_not_a_ratio():
+    """A tolerance of 1e-12 (or a count compared with 0.5) asks for an exact match: "10¹¹× the
+    tolerance" would mean nothing, so the page says the raw error and that it must match."""
+    tiny = Measured(0.0, 0.129235901455, 1e-12, "accuracy")
+    counts = Measured(0.0, 3.0, 0.5, "token counts", exact=True)
+    ratio = Measured(0.0, 0.5, 1e-4, "logits")
+    results = [
+        (Trap("mmlu", "Tiny", "w", "r", "s", lambda: tiny), tiny),
+        (Trap("xgen", "Counts", "w", "r", "s", lambda: counts), counts),
+        (Trap("llama2", "Ratio", "w", "r", "s", lambda: ratio), ratio),
+    ]
+    text = summary_markdown(results, BOOK)
+    assert "| Tiny | differs by 0.13 (exact match required) |" in text
+    assert "| Counts | differs by 3 (exact match required) |" in text
+    assert "| Ratio | 5,000× the tolerance |" in text
+    assert "5,000× to 5,000×" in text and "the 2 that must match exactly differ" in text
+    assert "129,235,901,455" not in text and "6×" not in text
+    assert "exact match" in trap_markdown(results[0][0], tiny, BOOK)
+    assert "exact match" not in trap_markdown(results[2][0], ratio, BOOK)
+
+
+def test_the_appendix_names_the_debugging_exercise_by_a_title_that_exists():
+    """The appendix once said "Exercise 3 of Llama 2" after the exercises were renumbered: it names
+    the exercise by its title, and that title must be an exercise heading of the chapter."""
+    import json
+    import re
+
+    def markdown(name):
+        cells = json.loads((BOOK / f"{name}.ipynb").read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+    appendix = markdown("nearly_right")
+    assert not re.search(r"Exercise \d+ of", appendix)
+    named = re.search(r"the exercise \*([^*]+)\*", appendix)
+    assert named, "the appendix should name the debugging exercise by its title"
+    assert re.search(rf"^### Exercise \d+: {re.escape(named[1])}$", markdown("llama2"), re.M)

@@ -24,9 +24,20 @@ class Measured:
     wrong_error: float  # max |wrong - reference|: the divergence the mistake causes
     tolerance: float  # the bound the right version meets (and the wrong one must exceed)
     quantity: str  # what was compared, e.g. "logits of a 2-layer GemmaForCausalLM, fp32"
+    # True where the comparison is an exact match (integer counts, verdicts): the tolerance only
+    # absorbs float storage there, so "N times the tolerance" would say nothing (see exact_match)
+    exact: bool = False
+
+    @property
+    def exact_match(self) -> bool:
+        """An exact-match comparison: flagged ``exact``, or a tolerance under 1e-6, far below any
+        fp32 rounding (accuracies and scores the right version must reproduce to the last bit)."""
+        return self.exact or self.tolerance < 1e-6
 
     @classmethod
-    def of(cls, right, wrong, reference, tolerance: float, quantity: str) -> Measured:
+    def of(
+        cls, right, wrong, reference, tolerance: float, quantity: str, exact: bool = False
+    ) -> Measured:
         """``max |right - reference|`` and ``max |wrong - reference|``, each a tensor or a
         sequence of floats of one shape, computed in float64 by :func:`demos.book.max_abs_diff`
         (NaN or inf on either side gives a non-finite error, never a pass)."""
@@ -39,7 +50,8 @@ class Measured:
 
         reference = tensor(reference)
         right_error = max_abs_diff(tensor(right), reference)
-        return cls(right_error, max_abs_diff(tensor(wrong), reference), tolerance, quantity)
+        wrong_error = max_abs_diff(tensor(wrong), reference)
+        return cls(right_error, wrong_error, tolerance, quantity, exact)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ TRAPS = [
         chapter="falcon",
         title="Fused QKV split in the wrong layout",
         wrong="q, k, v = fused.split([h * d, g * d, g * d], dim=-1)",
-        right="qkv = fused.view(b, t, g, h // g + 2, d)  # per group: q.., k, v",
+        # the right line names the function, not its body: writing the split is an exercise
+        right="q, k, v = split_fused_qkv(fused, h, g, d)  # per group: r q, then k, v",
         shows="every logit of a grouped model (40B, 180B); with one key/value head (7B) the two "
         "layouts are the same, so a test on the 7B layout alone passes",
         measure=measure,

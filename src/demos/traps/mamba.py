@@ -65,8 +65,10 @@ TRAPS = [
     Trap(
         chapter="mamba",
         title="Zero-order hold for B-bar instead of Euler",
-        wrong="B_bar = (exp(delta * A) - 1) / A * B  # Eq. (4)",
-        right="B_bar = delta * B  # the released code",
+        # the wrong line names Eq. (4) and does not write it out: its closed form for a diagonal A
+        # is the answer to the chapter's zero-order-hold exercise (tests/traps/test_no_answers.py)
+        wrong="B_bar = zero_order_hold(delta, A, B)  # Eq. (4), followed to the letter",
+        right="B_bar = delta * B  # Euler's rule, as the released code",
         shows="every output; the two agree to first order in delta * A, so the gap grows with "
         "the step size delta",
         measure=measure,

@@ -52,6 +52,15 @@ def _times(ratio: float) -> str:
     return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2g}×"
 
 
+def _past(measured: Measured) -> str:
+    """How far the wrong version misses: a multiple of the tolerance, or, for an exact-match
+    comparison (where a ratio to a rounding-sized bound would read like "10¹¹×" and mean nothing),
+    the raw error."""
+    if measured.exact_match:
+        return f"differs by {_number(measured.wrong_error)} (exact match required)"
+    return f"{_times(measured.wrong_error / measured.tolerance)} the tolerance"
+
+
 def summary_markdown(results: list[tuple[Trap, Measured]], book: Path | None = None) -> str:
     """A verdict line, then one row per trap: chapter, trap, and how far past the tolerance it goes."""
     if not results:
@@ -61,16 +70,24 @@ def summary_markdown(results: list[tuple[Trap, Measured]], book: Path | None = N
     if broken:
         verdict = "**Not every trap holds on this build:** " + "; ".join(broken) + "."
     else:
-        ratios = [m.wrong_error / m.tolerance for _, m in results]
+        ratios = [m.wrong_error / m.tolerance for _, m in results if not m.exact_match]
+        exact = len(results) - len(ratios)
+        parts = []
+        if ratios:
+            parts.append(
+                f"every wrong one with a tolerance misses it by {_times(min(ratios))} to "
+                f"{_times(max(ratios))} the tolerance"
+            )
+        if exact:
+            parts.append(f"the {exact} that must match exactly differ")
         verdict = (
             f"**{len(results)} traps from {len(chapters)} chapters, measured as this page ran.** "
-            "Every right version is within its tolerance of the reference; every wrong one misses "
-            f"it by {_times(min(ratios))} to {_times(max(ratios))} the tolerance."
+            "Every right version agrees with the reference; " + "; ".join(parts) + "."
         )
-    rows = ["| Chapter | Trap | wrong error / tolerance |", "|---|---|---|"]
+    rows = ["| Chapter | Trap | wrong version |", "|---|---|---|"]
     for trap, m in results:
         link = f"[{chapter_title(trap.chapter, book)}]({trap.chapter}.ipynb)"
-        rows.append(f"| {link} | {trap.title} | {_times(m.wrong_error / m.tolerance)} |")
+        rows.append(f"| {link} | {trap.title} | {_past(m)} |")
     return verdict + "\n\n" + "\n".join(rows)
 
 
@@ -84,7 +101,11 @@ def trap_markdown(trap: Trap, measured: Measured, book: Path | None = None) -> s
             "|---|---|",
             f"| right version | {_number(measured.right_error)} |",
             f"| **wrong version** | **{_number(measured.wrong_error)}** |",
-            f"| tolerance | {_number(measured.tolerance)} |",
+            (
+                f"| tolerance | {_number(measured.tolerance)} (exact match, up to float storage) |"
+                if measured.exact_match
+                else f"| tolerance | {_number(measured.tolerance)} |"
+            ),
         ]
     )
     return (

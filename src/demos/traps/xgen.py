@@ -37,7 +37,7 @@ def measure_flops_linear_in_length() -> Measured:
         right.append(float(forward_flops_of(model.config, length).total))
         wrong.append(float(2 * weights * length))  # the wrong line: no L^2 term
     quantity = "forward matmul FLOPs of XGen-7B-8K at 2K, 4K and 8K tokens (FlopCounterMode, meta)"
-    return Measured.of(right, wrong, counted, tolerance=0.5, quantity=quantity)
+    return Measured.of(right, wrong, counted, tolerance=0.5, quantity=quantity, exact=True)
 
 
 def measure_kv_with_query_heads() -> Measured:
@@ -59,7 +59,7 @@ def measure_kv_with_query_heads() -> Measured:
     quantity = (
         "bytes of transformers' DynamicCache, tiny Llama with h = 16, g = 2, 2 x 12 tokens, fp32"
     )
-    return Measured.of([float(right)], [float(wrong)], [float(held)], 0.5, quantity)
+    return Measured.of([float(right)], [float(wrong)], [float(held)], 0.5, quantity, exact=True)
 
 
 TRAPS = [

@@ -54,7 +54,7 @@ def measure_substring_score() -> Measured:
     wrong = [float(EXPECTED in text) for text, _ in ANSWERS]
     truth = [verdict for _, verdict in ANSWERS]
     quantity = f"verdicts on {len(ANSWERS)} needle answers written for the book (1 right, 0 wrong)"
-    return Measured.of(right, wrong, truth, tolerance=0.5, quantity=quantity)
+    return Measured.of(right, wrong, truth, tolerance=0.5, quantity=quantity, exact=True)
 
 
 def rope_error_by_position(

@@ -18,7 +18,9 @@ What is re-executed:
 
 A cell error (outside cells tagged ``raises-exception``) fails the build before Sphinx starts; a failed
 Sphinx build drops its saved environment so that the next build reads every page again (otherwise an
-unchanged page with a warning would pass the second time). After a successful build the fingerprint
+unchanged page with a warning would pass the second time). After Sphinx, the learners' download
+``_build/html/_downloads/field-guide-notebooks.zip`` (every notebook with the package as a wheel beside
+it, scripts/notebook_download.py: about 2 s) is written. After a successful build the fingerprint
 of every input is written to ``_build/.book_inputs.sha256``; a later call whose inputs match does
 nothing (the tests' ``built_book`` fixture relies on this to reuse ``make book``'s build).
 """
@@ -40,10 +42,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))  # booktools: the book's tooling, outside the package
 from booktools import toc_files  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from notebook_download import DOWNLOAD_NAME, write_download  # noqa: E402
+
 BUILD = ROOT / "_build"
 CACHE = BUILD / ".jupyter_cache"  # where myst-nb looks: the parent of the HTML output folder
 EXECUTION_STAMP = BUILD / ".execution_inputs.sha256"
 BOOK_STAMP = BUILD / ".book_inputs.sha256"
+DOWNLOADS = (
+    BUILD / "html" / "_downloads"
+)  # the learners' zip of notebooks and wheel (intro links it)
 EXECUTION_INPUTS = [
     "src/demos",
     "book/booktools.py",  # the back-matter pages import it
@@ -187,6 +195,7 @@ def build(jobs: int = 2) -> int:
         (BUILD / "html" / "index.html").exists()
         and BOOK_STAMP.exists()
         and BOOK_STAMP.read_text().strip() == book_inputs
+        and (DOWNLOADS / DOWNLOAD_NAME).exists()
     ):
         print("_build/html is up to date with the sources: nothing to do")
         return 0
@@ -230,6 +239,10 @@ def build(jobs: int = 2) -> int:
         # a page with a warning is not read again by an incremental build: forget the environment
         (BUILD / ".doctrees" / "environment.pickle").unlink(missing_ok=True)
         return proc.returncode
+    # after Sphinx, which would not copy a file it did not know; about 2 s (the wheel, then the zip)
+    start = time.perf_counter()
+    download = write_download(DOWNLOADS)
+    print(f"wrote {download.relative_to(ROOT)} in {time.perf_counter() - start:.1f} s")
     BOOK_STAMP.write_text(book_inputs + "\n")
     return 0
 

@@ -15,9 +15,16 @@ rewrite every notebook and `--check` could never pass on the commit it describes
 changes only when a release is cut; then tag the commit ``v<version>``, rerun this script, and
 every notebook installs exactly that release.
 
-While `repository.url` is a placeholder (owner ``OWNER``), the cell cannot install `demos` from
-anywhere: where `demos` is missing it raises one error that says so and how to fix it, instead of
-a git error followed by ModuleNotFoundError in every later cell.
+Which `demos`, first: a wheel beside the notebook (``llm_field_guide_demos-*.whl``, which the book's
+download ``field-guide-notebooks.zip`` puts next to every notebook, see scripts/notebook_download.py),
+so that a learner with no clone and no public repository can still install it. Without a wheel,
+while `repository.url` is a placeholder (owner ``OWNER``), there is nothing to install from: the
+cell raises one error that tells the learner, step by step, how to get the package (the download,
+or a copy of the book), instead of a git error followed by ModuleNotFoundError in every later cell.
+After any install the cell stops and asks for a kernel restart (Colab: Runtime → Restart session;
+Jupyter: Kernel → Restart Kernel): a package installed into a running kernel is not reliably
+importable (an editable install's path, a torch already loaded) until the kernel starts again.
+The messages are written for a learner; nothing in them speaks of this script or _config.yml.
 Last cell: prints the page's measured CPU time and peak memory (``demos.display.report_budget``),
 hidden from the rendered page's input.
 """
@@ -68,6 +75,41 @@ DRIVES_REFERENCES = {
     "demos.traps.all_traps": ("lm_eval", "sklearn", "trl"),  # measures every chapter's traps
 }
 REFERENCES_EXTRA = ("lm_eval", "sklearn", "trl")  # the modules of pyproject's `references` extra
+
+
+# The file the book's download (scripts/notebook_download.py) puts beside the notebooks, and the
+# setup cell installs when it finds one there: pip's wheel name for pyproject's project name
+WHEEL_PATTERN = "llm_field_guide_demos-*.whl"
+DOWNLOAD_NAME = "field-guide-notebooks.zip"
+RESTART = "Colab: Runtime → Restart session; Jupyter: Kernel → Restart Kernel"
+# The setup cell's messages, written for a learner: what to do, in order, and the restart that a
+# package installed into a running kernel needs before `import demos` finds it. One tuple item is
+# one line of the cell (Python joins adjacent string literals).
+LEARNER_NO_PACKAGE = (
+    "This notebook needs the book's Python package `demos`, which is not installed. ",
+    "To get it: (1) on the first page of the HTML book, download ",
+    f"{DOWNLOAD_NAME} and unzip it. (2) Open this notebook from the unzipped ",
+    "book/ folder: the package is there beside it, as a file named ",
+    f"{WHEEL_PATTERN}. In Colab, upload that .whl file into the Files panel ",
+    "(the folder icon on the left) instead. (3) Run this cell again: it installs the ",
+    "wheel. (If you have a copy of the book's source folder instead, run ",
+    "`%pip install -e <that folder>` in a cell.) ",
+    "(4) Restart the kernel ",
+    f"({RESTART})",
+    " and run the notebook again.",
+)
+LEARNER_RESTART = (
+    "Installed what this notebook needs. Now restart the kernel ",
+    f"({RESTART})",
+    " and run the notebook again: Python finds a package ",
+    "installed while it runs only after a restart. This cell will then find ",
+    "everything installed and do nothing.",
+)
+
+
+def literal(line: str) -> str:
+    """``line`` as a double-quoted Python string literal, as ruff format writes it."""
+    return '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 PLACEHOLDER_OWNER = "OWNER"  # _config.yml's repository.url before the repository is public
@@ -134,21 +176,20 @@ def setup_source(nb: nbformat.NotebookNode) -> str:
             raise SystemExit(f"{module} is imported but {dist} is not pinned in requirements.txt")
         needs.append(f'    "{module}": "{requirement}",')
     url = repository_url()
-    placeholder = [
-        'if "OWNER" in REPO and importlib.util.find_spec("demos") is None:',
-        "    raise RuntimeError(",
-        '        "This notebook needs the book\'s package `demos`, which is installed from the "',
-        "        \"book's repository, but _config.yml's repository.url is still the placeholder \"",
-        '        f"{REPO}. Install demos yourself (in a clone of the book: pip install -e .), "',
-        '        "or set repository.url in _config.yml to the real repository and run "',
-        '        "python scripts/sync_setup_cells.py, which rewrites this cell; then run it again."',
-        "    )",
+    # where the repository URL is a placeholder there is nothing to send a learner to: the cell
+    # names the two routes that work without it (the book's download, or a copy of the book)
+    no_wheel_no_repo = [
+        '    elif "OWNER" in REPO:',
+        "        raise RuntimeError(",
+        *(f"            {literal(line)}" for line in LEARNER_NO_PACKAGE),
+        "        )",
     ]
     return "\n".join(
         [
             f"{SETUP_MARK}: installs what this page imports, only if it is missing.",
             "# Written by scripts/sync_setup_cells.py from _config.yml (repository.url),",
             "# pyproject.toml (the release tag of demos) and requirements.txt.",
+            "import glob",
             "import importlib.util",
             "import subprocess",
             "import sys",
@@ -158,10 +199,18 @@ def setup_source(nb: nbformat.NotebookNode) -> str:
             "NEEDS = {  # importable module -> what pip installs when it is missing",
             *needs,
             "}",
-            *(placeholder if is_placeholder(url) else []),
+            "# the book's download puts the package beside the notebooks as a wheel: install that one",
+            f'WHEELS = sorted(glob.glob("{WHEEL_PATTERN}"))',
+            'if importlib.util.find_spec("demos") is None:',
+            "    if WHEELS:",
+            f'        NEEDS["demos"] = f"./{{WHEELS[-1]}}{extra}"',
+            *(no_wheel_no_repo if is_placeholder(url) else []),
             "missing = [req for module, req in NEEDS.items() if importlib.util.find_spec(module) is None]",
             "if missing:",
             '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)',
+            "    raise RuntimeError(",
+            *(f"        {literal(line)}" for line in LEARNER_RESTART),
+            "    )",
         ]
     )
 

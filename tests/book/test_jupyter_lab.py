@@ -2,7 +2,8 @@
 
 The venv's own `jupyter lab` is started on a free loopback port with a token, asked for
 /api/status (a bounded wait), asked to list book/ through the contents API, which must hold every
-chapter in _toc.yml, and for the JupyterLab page itself; then it is stopped. Nothing leaves the
+chapter in _toc.yml, and for the JupyterLab page itself, which must load jupyterlab-myst (pinned in
+requirements.txt) so that the notebooks' MyST renders; then it is stopped. Nothing leaves the
 machine: --no-browser, 127.0.0.1, and runtime files in a temporary folder."""
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def test_documented_jupyter_lab_route_serves_the_book(tmp_path):
         assert toc_notebooks() <= names, f"missing from book/: {toc_notebooks() - names}"
         code, page = get(f"{base}/lab", token)
         assert code == 200 and b"JupyterLab" in page  # the lab interface, not only a server
+        # MyST ({cite}, admonitions) renders in the lab: the pinned extension is served with the page
+        assert b'"name": "jupyterlab-myst"' in page, (
+            "jupyterlab-myst is not among the lab's extensions: reinstall requirements.txt"
+        )
     finally:
         server.terminate()
         try:

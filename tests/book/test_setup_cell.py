@@ -1,10 +1,12 @@
 """The Colab setup cell that scripts/sync_setup_cells.py writes into every notebook: it installs
-`demos` at the release tag (pyproject's version), says plainly what to do while _config.yml's
-repository URL is a placeholder, stays off the page, and `--check` is stable (the cell does not
-change from commit to commit, and ruff format leaves it as written)."""
+`demos` from a wheel beside the notebook (the book's download) or at the release tag (pyproject's
+version), tells a learner step by step what to do while _config.yml's repository URL is a
+placeholder, asks for a kernel restart after every install, stays off the page, and `--check` is
+stable (the cell does not change from commit to commit, and ruff format leaves it as written)."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import re
 import subprocess
@@ -36,8 +38,11 @@ def notebook(*sources: str) -> nbformat.NotebookNode:
     return nb
 
 
-def run_setup(source: str, present: set[str]) -> tuple[BaseException | None, list[list[str]]]:
-    """Execute a setup cell with only ``present`` importable; return (its error, pip calls)."""
+def run_setup(
+    source: str, present: set[str], files: tuple[str, ...] = ()
+) -> tuple[BaseException | None, list[list[str]]]:
+    """Execute a setup cell with only ``present`` importable and ``files`` in its folder; return
+    (its error, pip calls)."""
     calls: list[list[str]] = []
 
     class FakeUtil:
@@ -50,8 +55,19 @@ def run_setup(source: str, present: set[str]) -> tuple[BaseException | None, lis
         def run(args, check):
             calls.append(list(args))
 
-    code = source.replace("import importlib.util\n", "").replace("import subprocess\n", "")
-    namespace = {"importlib": type("I", (), {"util": FakeUtil}), "subprocess": FakeSubprocess}
+    class FakeGlob:
+        @staticmethod
+        def glob(pattern):
+            return [f for f in files if fnmatch.fnmatch(f, pattern)]
+
+    code = source
+    for module in ("importlib.util", "subprocess", "glob"):
+        code = code.replace(f"import {module}\n", "")
+    namespace = {
+        "importlib": type("I", (), {"util": FakeUtil}),
+        "subprocess": FakeSubprocess,
+        "glob": FakeGlob,
+    }
     try:
         exec(compile(code, "<setup cell>", "exec"), namespace)
     except Exception as error:
@@ -64,25 +80,59 @@ def test_release_tag_is_pyprojects_version(sync):
     assert sync.release_tag() == f"v{version.group(1)}"
 
 
-def test_placeholder_url_says_what_is_missing_and_how_to_fix_it(sync, monkeypatch):
+RESTART_WORDS = ("estart the kernel", "Runtime → Restart session", "Kernel → Restart Kernel")
+
+
+def test_placeholder_url_tells_a_learner_how_to_get_the_package(sync, monkeypatch):
     monkeypatch.setattr(sync, "repository_url", lambda: "https://github.com/OWNER/llm-field-guide")
     source = sync.setup_source(notebook("import torch"))
     error, calls = run_setup(source, present={"torch"})
     assert isinstance(error, RuntimeError), error
-    for words in ("repository.url", "_config.yml", "placeholder", "pip install -e .", "sync_setup"):
-        assert words in str(error), str(error)
+    message = str(error)
+    steps = [message.index(f"({n})") for n in (1, 2, 3, 4)]
+    assert steps == sorted(steps), message  # the steps, in order
+    for words in (
+        sync.DOWNLOAD_NAME,
+        sync.WHEEL_PATTERN,
+        "Colab",
+        "pip install -e",
+        *RESTART_WORDS,
+    ):
+        assert words in message, (words, message)
+    # words for the book's maintainers, not for a learner, and no link to the placeholder
+    for words in ("_config.yml", "repository.url", "sync_setup", "OWNER", "placeholder"):
+        assert words not in message, (words, message)
     assert calls == []  # nothing half-installed, no git error
     # where demos is installed (a local clone, the book's build) the cell does nothing
     error, calls = run_setup(source, present={"torch", "demos"})
     assert error is None and calls == []
 
 
+@pytest.mark.parametrize("url", ["https://github.com/OWNER/llm-field-guide", "https://x.org/a/b"])
+def test_a_wheel_beside_the_notebook_is_installed_then_a_restart_asked(sync, monkeypatch, url):
+    monkeypatch.setattr(sync, "repository_url", lambda: url)
+    source = sync.setup_source(notebook("import torch\nfrom demos.traps.gsm8k import x"))
+    wheel = "llm_field_guide_demos-0.1.0-py3-none-any.whl"
+    error, calls = run_setup(source, present={"torch", "lm_eval"}, files=(wheel, "gsm8k.ipynb"))
+    [call] = calls
+    assert call[-1] == f"./{wheel}[references]", call  # the chapter's extra, from the wheel
+    assert "git+" not in " ".join(call)
+    assert isinstance(error, RuntimeError)
+    for words in RESTART_WORDS:
+        assert words in str(error), str(error)
+    # the same pattern the book's download names its wheel with
+    assert f'glob.glob("{sync.WHEEL_PATTERN}")' in source
+    assert fnmatch.fnmatch(wheel, sync.WHEEL_PATTERN)
+
+
 def test_real_url_installs_demos_at_the_release_tag(sync, monkeypatch):
     monkeypatch.setattr(sync, "repository_url", lambda: "https://github.com/someone/guide")
     source = sync.setup_source(notebook("import torch\nimport demos"))
-    assert "raise" not in source
+    assert '"OWNER" in REPO' not in source
     error, calls = run_setup(source, present=set())
-    assert error is None
+    assert isinstance(error, RuntimeError)  # installed: now restart
+    for words in RESTART_WORDS:
+        assert words in str(error), str(error)
     [call] = calls
     tag = sync.release_tag()
     assert f"llm-field-guide-demos @ git+https://github.com/someone/guide@{tag}" in call

@@ -9,7 +9,7 @@ repository to install from) downloads ``field-guide-notebooks.zip`` from the boo
         README.txt                                   what to do, in order
         book/<every notebook of _toc.yml>.ipynb      as committed: no outputs
         book/llm_field_guide_demos-<version>-py3-none-any.whl
-        book/booktools.py, parity_record.py, matplotlibrc   what the notebooks import or read
+        book/booktools.py, parity_record.py, mutation_report.py, matplotlibrc   what the notebooks import or read
         results/<the files a notebook reads as ../results/...>
 
 Each notebook's setup cell (scripts/sync_setup_cells.py) finds the wheel beside it
@@ -38,7 +38,12 @@ from sync_setup_cells import DOWNLOAD_NAME, RESTART, WHEEL_PATTERN  # noqa: E402
 from booktools import toc_files  # noqa: E402
 
 TOP = "field-guide-notebooks"  # the folder the zip unpacks into
-BESIDE = ("book/booktools.py", "book/parity_record.py", "book/matplotlibrc")
+BESIDE = (
+    "book/booktools.py",
+    "book/parity_record.py",
+    "book/mutation_report.py",
+    "book/matplotlibrc",
+)
 READS = re.compile(r"\.\./(results/[A-Za-z0-9_./-]+)")  # a notebook's path to a shipped file
 
 README = f"""The LLM field guide: the chapter notebooks, to run without a copy of the book's source.

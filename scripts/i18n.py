@@ -6,6 +6,8 @@
     python scripts/i18n.py sheet PAGE        # write _build/i18n/PAGE.todo.txt: the messages left to
                                              # translate, numbered, in English
     python scripts/i18n.py fill PAGE FILE    # read translations numbered as in the sheet into PAGE.po
+    python scripts/i18n.py sheet PAGE --all  # every message (PAGE.all.txt), with its translation, to
+    python scripts/i18n.py fill PAGE FILE --all  # correct translations by those numbers
 
 ``update`` writes each page's template (``_build/gettext/<page>.pot``, from book/i18n.py's
 ``template``) and merges it into the page's catalog with sphinx-intl, which creates a missing catalog
@@ -57,29 +59,30 @@ def check(pages: list[str]) -> int:
     return 1 if found else 0
 
 
-def todo(page: str) -> list:
-    """The entries of PAGE.po that are untranslated or fuzzy, in the page's order."""
+def todo(page: str, every: bool = False) -> list:
+    """The entries of PAGE.po that are untranslated or fuzzy (``every``: all), in the page's order."""
     po = i18n.catalog(page)
     if po is None:
         raise SystemExit(f"no catalog for {page}: run `python scripts/i18n.py update` first")
-    return [e for e in po if not e.obsolete and (not e.msgstr or "fuzzy" in e.flags)]
+    return [e for e in po if not e.obsolete and (every or not e.msgstr or "fuzzy" in e.flags)]
 
 
-def sheet(page: str) -> int:
+def sheet(page: str, every: bool = False) -> int:
     SHEETS.mkdir(parents=True, exist_ok=True)
-    entries = todo(page)
+    entries = todo(page, every)
     parts = []
     for n, e in enumerate(entries, 1):
-        suggestion = f"\n--- fuzzy suggestion ---\n{e.msgstr}" if e.msgstr else ""
+        label = "current translation" if every else "fuzzy suggestion"
+        suggestion = f"\n--- {label} ---\n{e.msgstr}" if e.msgstr else ""
         parts.append(f"=== {n} ===\n{e.msgid}{suggestion}\n")
-    path = SHEETS / f"{page}.todo.txt"
+    path = SHEETS / f"{page}.{'all' if every else 'todo'}.txt"
     path.write_text("\n".join(parts), encoding="utf-8")
     print(f"{path.relative_to(ROOT)}: {len(entries)} message(s) to translate")
     return 0
 
 
-def fill(page: str, file: Path) -> int:
-    entries = todo(page)
+def fill(page: str, file: Path, every: bool = False) -> int:
+    entries = todo(page, every)
     text = file.read_text(encoding="utf-8")
     marks = list(NUMBER.finditer(text))
     filled = 0
@@ -110,19 +113,22 @@ def main() -> int:
     sub.add_parser("update")
     p = sub.add_parser("check")
     p.add_argument("pages", nargs="*")
-    p = sub.add_parser("sheet")
-    p.add_argument("page")
-    p = sub.add_parser("fill")
-    p.add_argument("page")
-    p.add_argument("file", type=Path)
+    for name in ("sheet", "fill"):
+        p = sub.add_parser(name)
+        p.add_argument("page")
+        if name == "fill":
+            p.add_argument("file", type=Path)
+        p.add_argument(
+            "--all", action="store_true", help="every message, numbered, not just the todo"
+        )
     args = parser.parse_args()
     if args.command == "update":
         return update()
     if args.command == "check":
         return check(args.pages)
     if args.command == "sheet":
-        return sheet(args.page)
-    return fill(args.page, args.file)
+        return sheet(args.page, args.all)
+    return fill(args.page, args.file, args.all)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
     python scripts/i18n.py sheet PAGE --all  # every message (PAGE.all.txt), with its translation, to
     python scripts/i18n.py fill PAGE FILE --all  # correct translations by those numbers
 
-``update`` writes each page's template (``_build/gettext/<page>.pot``, from book/i18n.py's
+``update`` writes each page's template (``_build/gettext/<page>.pot``, from book/translations.py's
 ``template``) and merges it into the page's catalog with sphinx-intl, which creates a missing catalog
 and, for a changed English block, keeps the old translation as a fuzzy suggestion (babel's merge). A
 translator then edits the ``.po`` file with any gettext tool (Poedit, Lokalize, an editor), or uses
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))
-import i18n  # noqa: E402
+import translations  # noqa: E402
 
 POT_DIR = ROOT / "_build" / "gettext"
 SHEETS = ROOT / "_build" / "i18n"
@@ -35,7 +35,7 @@ NUMBER = re.compile(r"^=== (\d+) ===$", re.M)
 
 
 def all_catalogs() -> list[str]:
-    return [*i18n.pages(), i18n.BOOK_CATALOG]
+    return [*translations.pages(), translations.BOOK_CATALOG]
 
 
 def update() -> int:
@@ -45,23 +45,25 @@ def update() -> int:
     for old in POT_DIR.glob("*.pot"):
         old.unlink()
     for page in all_catalogs():
-        i18n.template(page).save(str(POT_DIR / f"{page}.pot"))
-    intl_update(str(i18n.LOCALES), str(POT_DIR), (i18n.LANGUAGE,), line_width=-1, jobs=1)
-    stale = [c.stem for c in i18n.CATALOGS.glob("*.po") if c.stem not in all_catalogs()]
+        translations.template(page).save(str(POT_DIR / f"{page}.pot"))
+    intl_update(
+        str(translations.LOCALES), str(POT_DIR), (translations.LANGUAGE,), line_width=-1, jobs=1
+    )
+    stale = [c.stem for c in translations.CATALOGS.glob("*.po") if c.stem not in all_catalogs()]
     for name in stale:
         print(f"{name}.po: no such page in _toc.yml any more (delete it if the page is gone)")
     return 0
 
 
 def check(pages: list[str]) -> int:
-    found = [line for page in pages or all_catalogs() for line in i18n.problems(page)]
+    found = [line for page in pages or all_catalogs() for line in translations.problems(page)]
     print("\n".join(found) if found else "every catalog is current")
     return 1 if found else 0
 
 
 def todo(page: str, every: bool = False) -> list:
     """The entries of PAGE.po that are untranslated or fuzzy (``every``: all), in the page's order."""
-    po = i18n.catalog(page)
+    po = translations.catalog(page)
     if po is None:
         raise SystemExit(f"no catalog for {page}: run `python scripts/i18n.py update` first")
     return [e for e in po if not e.obsolete and (every or not e.msgstr or "fuzzy" in e.flags)]
@@ -97,12 +99,12 @@ def fill(page: str, file: Path, every: bool = False) -> int:
             if "fuzzy" in entries[n - 1].flags:
                 entries[n - 1].flags.remove("fuzzy")
             filled += 1
-    po = i18n.catalog(page)
+    po = translations.catalog(page)
     by_id = {e.msgid: e for e in entries}
     for e in po:
         if e.msgid in by_id and not e.obsolete:
             e.msgstr, e.flags = by_id[e.msgid].msgstr, by_id[e.msgid].flags
-    po.save(str(i18n.catalog_path(page)))
+    po.save(str(translations.catalog_path(page)))
     print(f"{page}.po: {filled} translation(s) filled")
     return check([page])
 

@@ -15,6 +15,12 @@ and its web fonts are copied into ``_static/mathjax``.
    ``field_guide.js``, which makes the article header's ☰ and contents buttons open the chapter list
    and the page's table of contents, closes a drawer once a link is picked, links each figure to its
    full-size image, marks what scrolls sideways and keeps a wrapped code line under its indentation.
+
+4. The two editions link each other: every page carries ``<link rel="alternate" hreflang=...>`` to the
+   same page in the other language (English at the root, Chinese under ``zh/``, scripts/build_zh.py),
+   which ``field_guide.js`` shows as a 中文 / English link in the article header. In the Chinese
+   edition, the facts cards' labels, which a code cell prints in English, are translated from the
+   catalog ``locales/zh_CN/LC_MESSAGES/_book.po`` (book/translations.py).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
 
 COMPONENT = "tex-chtml.js"  # TeX input, CommonHTML output, with the AMS extensions the book uses
@@ -72,7 +79,44 @@ def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict
     scripts[:] = unique
 
 
+def _is_chinese(app: Sphinx) -> bool:
+    return str(app.config.language or "").startswith("zh")
+
+
+def _alternate(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """The same page in the other edition, as a relative link in the page's head."""
+    up = "../" * pagename.count("/")
+    if _is_chinese(app):
+        href, lang = f"{up}../{pagename}.html", "en"
+    else:
+        href, lang = f"{up}zh/{pagename}.html", "zh-CN"
+    tag = f'<link rel="alternate" hreflang="{lang}" href="{href}" />\n'
+    context["metatags"] = context.get("metatags", "") + tag
+
+
+def _card_labels(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Chinese edition: translate the facts cards' labels inside cell outputs (catalog ``_book``)."""
+    if not _is_chinese(app):
+        return
+    import sys
+
+    book = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(book))
+    import translations
+
+    table = translations.translations(translations.BOOK_CATALOG)
+    for output in doctree.findall(nodes.Element):
+        if "cell_output" not in output.get("classes", []):
+            continue
+        for text in list(output.findall(nodes.Text)):
+            zh = table.get(text.astext().strip())
+            if zh and text.parent is not None:
+                text.parent.replace(text, nodes.Text(zh))
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("html-page-context", _alternate)
+    app.connect("doctree-resolved", _card_labels)
     app.connect(
         "html-page-context", _dedupe_scripts, priority=900
     )  # after the handlers that add scripts

@@ -122,7 +122,24 @@ function fgMarkScrollers() {
   }
 }
 
+// The same page in the other language (book/_ext/book_html.py writes the <link rel="alternate">):
+// a 中文 / English link first among the article header's buttons, on every page and width.
+function fgLanguageLink() {
+  const alt = document.querySelector('link[rel="alternate"][hreflang]');
+  const buttons = document.querySelector(".article-header-buttons");
+  if (!alt || !buttons || document.querySelector("a.fg-language")) return;
+  const link = document.createElement("a");
+  link.className = "btn btn-sm fg-language";
+  link.href = alt.getAttribute("href");
+  link.hreflang = alt.hreflang;
+  link.lang = alt.hreflang;
+  link.textContent = alt.hreflang.startsWith("zh") ? "中文" : "English";
+  link.title = alt.hreflang.startsWith("zh") ? "本页的中文版" : "This page in English";
+  buttons.prepend(link);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  fgLanguageLink();
   fgLinkFigures();
   for (const pre of document.querySelectorAll("main div.highlight pre")) fgSplitLines(pre);
   fgMarkScrollers();

@@ -16,13 +16,15 @@ What is re-executed:
   is kept in ``_build/.execution_inputs.sha256``; the re-executed notebooks' mtimes are bumped so that
   Sphinx reads them again.
 
-A cell error (outside cells tagged ``raises-exception``) fails the build before Sphinx starts; a failed
-Sphinx build drops its saved environment so that the next build reads every page again (otherwise an
-unchanged page with a warning would pass the second time). After Sphinx, the learners' download
-``_build/html/_downloads/field-guide-notebooks.zip`` (every notebook with the package as a wheel beside
-it, scripts/notebook_download.py: about 2 s) is written. After a successful build the fingerprint
-of every input is written to ``_build/.book_inputs.sha256``; a later call whose inputs match does
-nothing (the tests' ``built_book`` fixture relies on this to reuse ``make book``'s build).
+A cell error (outside cells tagged ``raises-exception``) fails the build before Sphinx starts; a
+failed Sphinx build drops its saved environment so that the next build reads every page again
+(otherwise an unchanged page with a warning would pass the second time). After Sphinx, the learners'
+download ``_build/html/_downloads/field-guide-notebooks.zip`` (every notebook with the package as a
+wheel beside it, scripts/notebook_download.py: about 2 s) is written, and then the Chinese edition
+is built into ``_build/html/zh/`` from the same cache (scripts/build_zh.py; no notebook runs again).
+After a successful build the fingerprint of every input is written to
+``_build/.book_inputs.sha256``; a later call whose inputs match does nothing (the tests'
+``built_book`` fixture relies on this to reuse ``make book``'s build).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ sys.path.insert(0, str(ROOT / "book"))  # booktools: the book's tooling, outside
 from booktools import toc_files  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
+import build_zh  # noqa: E402
 from notebook_download import DOWNLOAD_NAME, write_download  # noqa: E402
 
 BUILD = ROOT / "_build"
@@ -62,7 +65,7 @@ EXECUTION_INPUTS = [
     "requirements.txt",
     "pyproject.toml",
 ]
-BOOK_INPUTS = ["book", "_toc.yml", "_config.yml", "references.bib", *EXECUTION_INPUTS]
+BOOK_INPUTS = ["book", "_toc.yml", "_config.yml", "references.bib", "locales", *EXECUTION_INPUTS]
 SKIP = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".hypothesis"}
 BUDGET_MIME = "application/vnd.field-guide.budget+json"  # demos.display.report_budget's output
 NOT_READ = {
@@ -243,6 +246,10 @@ def build(jobs: int = 2) -> int:
     start = time.perf_counter()
     download = write_download(DOWNLOADS)
     print(f"wrote {download.relative_to(ROOT)} in {time.perf_counter() - start:.1f} s")
+    # the Chinese edition, from the same executions (scripts/build_zh.py): nothing runs twice
+    status = build_zh.build()
+    if status != 0:
+        return status
     BOOK_STAMP.write_text(book_inputs + "\n")
     return 0
 

@@ -10,7 +10,11 @@
 #               (pytest -n 2 -m "not book and not notebooks": both cores); no book build first.
 #               Its time is in README.md
 #   make student  write the student edition into _build/student/: every chapter without its
-#               solutions and outputs, and the solutions apart (scripts/student_edition.py)
+#               solutions and outputs, and the solutions apart; the Chinese edition's under
+#               _build/student/zh/ (scripts/student_edition.py)
+#   make book also builds the Chinese edition (中文版) into _build/html/zh/ from locales/ (scripts/build_zh.py);
+#   after editing English prose, `.venv/bin/python scripts/i18n.py update` and translate what
+#   `scripts/i18n.py check` lists (README)
 PYTHON ?= python3
 JOBS ?= 2
 VENV := .venv
@@ -26,9 +30,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-# The browser tests drive Debian's chromium (Playwright's own browser download does not work offline).
+# The browser tests drive Debian's chromium (Playwright's own browser download does not work offline);
+# fonts-noto-cjk draws the Chinese edition's pages in its screenshots (without it: empty boxes).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@fc-list | grep -qi "noto.*cjk" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null)
 
 book: $(VENV)/.installed
 	$(BIN)/python scripts/build_book.py --jobs $(JOBS)

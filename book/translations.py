@@ -5,8 +5,8 @@ messages, one per block of Markdown (a heading, a paragraph, a list, a table, an
 with its alt text); code, display math, label lines and code fences are not messages and are copied as
 they are. The translations live in one gettext catalog per page,
 ``locales/zh_CN/LC_MESSAGES/<page>.po``, which translators' tools read; ``_book.po`` beside them holds
-the book's own strings that are not in a page (its title, the parts' captions of ``_toc.yml`` and the
-labels of the facts cards, which a code cell prints).
+the book's own strings that are not in a page (its title, the parts' captions of ``_toc.yml``, the
+labels of the facts cards, which a code cell prints, and the student edition's notes).
 
 * :func:`extract` gives a page's messages in order; ``scripts/i18n.py update`` writes them as ``.pot``
   templates and merges them into the catalogs with sphinx-intl (babel's merge: a changed English block
@@ -197,7 +197,8 @@ def extract(page: str, root: Path = ROOT) -> list[tuple[str, str]]:
 
 
 def book_messages(root: Path = ROOT) -> list[tuple[str, str]]:
-    """The book's own strings (catalog ``_book``): title, part captions, facts-card labels."""
+    """The book's own strings (catalog ``_book``): title, part captions, facts-card labels and the
+    student edition's notes."""
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text())
@@ -205,7 +206,24 @@ def book_messages(root: Path = ROOT) -> list[tuple[str, str]]:
     found = [(config["title"], "_config.yml:title")]
     found += [(part["caption"], "_toc.yml:parts") for part in toc.get("parts", [])]
     found += [(label, "demos/registry/render.py:facts_card") for label in card_labels()]
+    found += [(note, "scripts/student_edition.py:STUDENT_NOTES") for note in student_notes(root)]
     return list(dict.fromkeys(found))
+
+
+def student_notes(root: Path = ROOT) -> tuple[str, ...]:
+    """The notes the student edition writes in place of solutions (scripts/student_edition.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "student_edition", root / "scripts" / "student_edition.py"
+    )
+    if spec is None or not (root / "scripts" / "student_edition.py").exists():
+        spec = importlib.util.spec_from_file_location(
+            "student_edition", ROOT / "scripts" / "student_edition.py"
+        )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.STUDENT_NOTES
 
 
 def card_labels() -> list[str]:
@@ -258,28 +276,40 @@ def _sorted(pattern: str, text: str, flags: int = 0) -> list[str]:
     return sorted(re.findall(pattern, text, flags))
 
 
+def _norm(items: list[str]) -> list[str]:
+    """Each item with its whitespace runs made one space (a line break inside math is a space)."""
+    return sorted(" ".join(x.split()) for x in items)
+
+
 def structure(text: str) -> dict[str, list[str]]:
     """What a translation must keep from its message, each as a sorted list.
 
-    Inline code, fenced code bodies, math, roles with their targets (``{cite}`key```), link targets,
-    directive names and the heading level.
+    Fenced code bodies, roles with their targets (``{cite}`key```), inline code, math (code and math
+    may break across lines, compared with whitespace made one space), link targets, directive names
+    and options, and the heading level.
     """
     fenced = re.findall(r"^ {0,3}(`{3,}|~{3,})([^\n]*)\n(.*?)^ {0,3}\1\s*$", text, re.S | re.M)
     code_bodies = sorted(body for _, info, body in fenced if not _is_prose_fence(info))
     bare = text
     for _, _, body in fenced:
         bare = bare.replace(body, "")
+    role = re.compile(r"\{[\w:-]+\}`[^`]*`")
+    roles = role.findall(bare)
+    bare = role.sub(" ", bare)
+    code = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+    inline = [m.group(0) for m in code.finditer(bare) if not m.group(1).startswith("```")]
+    bare = code.sub(" ", bare).replace("\\$", " ")  # an escaped dollar is a price, not math
     return {
-        "inline code": _sorted(r"(?<![`{])`[^`\n]+`(?!`)", re.sub(r"\{[\w:-]+\}`[^`]*`", "", bare)),
         "code block": code_bodies,
-        "math": _sorted(r"\$\$.+?\$\$|(?<!\$)\$[^$\n]+\$(?!\$)", bare, re.S),
-        "role": _sorted(r"\{[\w:-]+\}`[^`]*`", bare),
-        "link target": _sorted(r"\]\(([^)\s]+)", bare),
-        "directive": _sorted(r"^\s*(?:`{3,}|:{3,})\{([\w-]+)\}", bare, re.M),
-        "directive option": _sorted(
-            r"^:(?:class|name|label|width|align|open|icon):.*$", bare, re.M
+        "role": _norm(roles),
+        "inline code": _norm(inline),
+        "math": _norm(re.findall(r"\$\$.+?\$\$|(?<!\$)\$[^$]+?\$(?!\$)", bare, re.S)),
+        "link target": sorted(re.findall(r"\]\(([^)\s]+)", bare)),
+        "directive": sorted(re.findall(r"^\s*(?:`{3,}|:{3,})\{([\w-]+)\}", text, re.M)),
+        "directive option": sorted(
+            re.findall(r"^:(?:class|name|label|width|align|open|icon):.*$", text, re.M)
         ),
-        "heading": [m.group(1) for m in [HEADING.match(bare)] if m],
+        "heading": [m.group(1) for m in [HEADING.match(text)] if m],
     }
 
 

@@ -11,6 +11,8 @@ Into DIR it writes:
   exercise stubs and their checkers stay, so "Run all" answers each with ✏️ *Not attempted yet*.
 - ``results/``: a copy of the recorded results the chapters read (``../results/...``), so the
   notebooks run from DIR/book/ as they do from the repository's book/.
+- ``zh/``: the same for the Chinese edition (its chapters from scripts/build_zh.py's source tree,
+  the notes above translated in the catalog ``_book``).
 - ``solutions/<chapter>.ipynb``: for each chapter, its exercises (heading and prompt) each followed
   by the worked solution, unfolded, without outputs.
 
@@ -39,11 +41,17 @@ SOLUTIONS_NOTE = (
     "## Solutions\n\n*This is the student edition: the worked solutions are in the instructor's "
     "copy (the edition's solutions/{chapter}.ipynb).*"
 )
+SOLUTIONS_INTRO = (
+    "# {title}: solutions\n\nThe worked solutions of the chapter's exercises, for the instructor. "
+    "Each runs in this notebook after the ones before it, unless a note above it names cells of "
+    "the chapter's notebook (`{chapter}.ipynb`) to run first."
+)
+STUDENT_NOTES = (NOTE, SOLUTIONS_NOTE, SOLUTIONS_INTRO)  # translated in the catalog ``_book``
 
 
-def chapters() -> list[Path]:
-    """The chapter notebooks listed in _toc.yml, in its order."""
-    notebooks = (ROOT / f"{f}.ipynb" for f in toc_files(ROOT, chapters_only=True))
+def chapters(root: Path = ROOT) -> list[Path]:
+    """The chapter notebooks listed in _toc.yml, in its order (``root``: the English or Chinese tree)."""
+    notebooks = (root / f"{f}.ipynb" for f in toc_files(root, chapters_only=True))
     return [path for path in notebooks if path.exists()]
 
 
@@ -59,20 +67,34 @@ def cleared(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cell
 
 
-def student_notebook(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
-    """The chapter with each solution cell replaced by a note and all outputs cleared."""
+def student_notebook(
+    nb: nbformat.NotebookNode, chapter: str, table: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
+    """The chapter with each solution cell replaced by a note and all outputs cleared.
+
+    ``table``: translations of the notes (the Chinese edition's catalog ``_book``).
+    """
+    table = table or {}
     out = copy.deepcopy(nb)
     out.cells = []
     for cell in nb.cells:
         if is_solution(cell):
-            cell = nbformat.v4.new_markdown_cell(NOTE)
-        elif cell.cell_type == "markdown" and cell.source.startswith("## Solutions"):
-            cell = nbformat.v4.new_markdown_cell(SOLUTIONS_NOTE.format(chapter=chapter))
+            cell = nbformat.v4.new_markdown_cell(table.get(NOTE, NOTE))
+        elif cell.cell_type == "markdown" and _is_solutions_heading(cell.source, table):
+            note = table.get(SOLUTIONS_NOTE, SOLUTIONS_NOTE)
+            cell = nbformat.v4.new_markdown_cell(note.format(chapter=chapter))
         out.cells.append(cleared(cell))
     for cell in out.cells:
         cell.pop("id", None)
     out.nbformat_minor = 4
     return out
+
+
+def _is_solutions_heading(source: str, table: dict[str, str]) -> bool:
+    """The Solutions section's first cell, in English or as translated (``table``)."""
+    return any(
+        source.startswith(h) for h in {"## Solutions", table.get("## Solutions", "## Solutions")}
+    )
 
 
 def _heading(cell: nbformat.NotebookNode, pattern: str) -> re.Match | None:
@@ -81,33 +103,49 @@ def _heading(cell: nbformat.NotebookNode, pattern: str) -> re.Match | None:
     return re.search(pattern, cell.source, re.MULTILINE)
 
 
-def solutions_notebook(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode | None:
-    """Each exercise's prompt followed by its worked solution, unfolded; None without solutions."""
-    prompts: dict[str, nbformat.NotebookNode] = {}
+def _from_heading(source: str, english: str, pattern: str) -> str:
+    """``source`` from the heading that ``pattern`` finds in ``english``, its English original: the
+    same count of ``###`` headings precede it in both (a translation keeps the headings)."""
+    start = re.search(pattern, english, re.MULTILINE).start()
+    k = len(re.findall(r"^### ", english[:start], re.MULTILINE))
+    headings = [m.start() for m in re.finditer(r"^### ", source, re.MULTILINE)]
+    return source[headings[k] :] if k < len(headings) else source
+
+
+def solutions_notebook(
+    nb: nbformat.NotebookNode,
+    chapter: str,
+    english: nbformat.NotebookNode | None = None,
+    table: dict[str, str] | None = None,
+) -> nbformat.NotebookNode | None:
+    """Each exercise's prompt followed by its worked solution, unfolded; None without solutions.
+
+    ``english``: for a translated ``nb``, the English notebook, whose headings find the exercises
+    (the two have the same cells, one for one); ``table`` translates the notebook's introduction.
+    """
+    english = english or nb
+    table = table or {}
+    prompts: dict[str, tuple[nbformat.NotebookNode, str]] = {}
     solutions: dict[str, nbformat.NotebookNode] = {}
     pending = None
-    for cell in nb.cells:
-        if found := _heading(cell, r"^### Exercise (\d+): "):
-            prompts[found.group(1)] = cell
-        if found := _heading(cell, r"^### Solution to exercise (\d+)$"):
+    for cell, original in zip(nb.cells, english.cells, strict=True):
+        if found := _heading(original, r"^### Exercise (\d+): "):
+            prompts[found.group(1)] = cell, original.source
+        if found := _heading(original, r"^### Solution to exercise (\d+)$"):
             pending = found.group(1)
         elif is_solution(cell) and pending is not None:
             solutions[pending], pending = cell, None
     if not solutions:
         return None
     title = nb.cells[0].source.splitlines()[0].removeprefix("# ").strip()
-    cells = [
-        nbformat.v4.new_markdown_cell(
-            f"# {title}: solutions\n\nThe worked solutions of the chapter's exercises, for the "
-            "instructor. Each runs in this notebook after the ones before it, unless a note above "
-            f"it names cells of the chapter's notebook (`{chapter}.ipynb`) to run first."
-        )
-    ]
+    intro = table.get(SOLUTIONS_INTRO, SOLUTIONS_INTRO)
+    cells = [nbformat.v4.new_markdown_cell(intro.format(title=title, chapter=chapter))]
     bound: set[str] = set()
     for number, solution in solutions.items():
         if number in prompts:
-            prompt = cleared(prompts[number])  # from its heading: not the section's text above it
-            prompt.source = prompt.source[_heading(prompt, rf"^### Exercise {number}: ").start() :]
+            cell, original = prompts[number]
+            prompt = cleared(cell)  # from its heading: not the section's text above it
+            prompt.source = _from_heading(prompt.source, original, rf"^### Exercise {number}: ")
             cells.append(prompt)
         else:
             cells.append(nbformat.v4.new_markdown_cell(f"### Exercise {number}"))
@@ -184,17 +222,19 @@ def _chapter_note(
     )
 
 
-def write_edition(out: Path) -> list[Path]:
-    """Write the edition into ``out``; return the student notebooks written."""
+def write_edition(out: Path, root: Path = ROOT, table: dict[str, str] | None = None) -> list[Path]:
+    """Write the edition of the book at ``root`` into ``out``; return the student notebooks written."""
     written = []
     (out / "book").mkdir(parents=True, exist_ok=True)
     (out / "solutions").mkdir(parents=True, exist_ok=True)
-    for path in chapters():
+    for path in chapters(root):
         nb = nbformat.read(path, as_version=4)
         student = out / "book" / path.name
-        nbformat.write(student_notebook(nb, path.stem), student)
+        nbformat.write(student_notebook(nb, path.stem, table), student)
         written.append(student)
-        answers = solutions_notebook(nb, path.stem)
+        original = path if root == ROOT else ROOT / "book" / path.name
+        english = nb if root == ROOT else nbformat.read(original, as_version=4)
+        answers = solutions_notebook(nb, path.stem, english, table)
         if answers is not None:
             nbformat.write(answers, out / "solutions" / path.name)
     if (ROOT / "results").is_dir():
@@ -211,6 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         f"student edition: {len(written)} chapters in {args.out / 'book'}, "
         f"their solutions in {args.out / 'solutions'}"
     )
+    # the Chinese edition's (scripts/build_zh.py writes its source tree; nothing is rendered)
+    import build_zh
+
+    missing = build_zh.write_sources()
+    zh = write_edition(args.out / "zh", build_zh.ZH_ROOT, build_zh.book_table())
+    print(f"学生版 (Chinese): {len(zh)} chapters in {args.out / 'zh' / 'book'}")
+    if missing:
+        print(f"  (untranslated messages stay English on: {sorted(missing)})")
     return 0
 
 

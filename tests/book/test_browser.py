@@ -38,8 +38,12 @@ pytestmark = pytest.mark.book
 FILE_NAME_ALT = re.compile(r"\.(png|jpe?g|svg|gif)\b|_images/", re.IGNORECASE)
 
 
+EDITIONS = ("", "zh/")  # English at the root, the Chinese edition under zh/ (scripts/build_zh.py)
+
+
 def toc_pages() -> list[str]:
-    return [f"{f}.html" for f in toc_files(ROOT, with_root=True)]
+    """Every page of _toc.yml, in both editions."""
+    return [f"{e}{f}.html" for e in EDITIONS for f in toc_files(ROOT, with_root=True)]
 
 
 @pytest.fixture(scope="module")
@@ -198,11 +202,16 @@ def test_screenshots_at_desktop_and_phone_widths(site, browser):
     out = ROOT / "_build" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     chapter = next(p for p in toc_pages() if re.search(r"book/(?!intro)", p))
-    for name, width, height in (("desktop", 1280, 900), ("phone", 390, 844)):
-        page, problems = open_page(browser, f"{base}/{chapter}", width, height)
+    shots = [
+        (edition, name, width, height)
+        for edition in EDITIONS
+        for name, width, height in (("desktop", 1280, 900), ("phone", 390, 844))
+    ]
+    for edition, name, width, height in shots:
+        page, problems = open_page(browser, f"{base}/{edition}{chapter}", width, height)
         try:
             assert not problems, problems
-            shot = out / f"{Path(chapter).stem}-{name}.png"
+            shot = out / f"{edition.strip('/') or 'en'}-{Path(chapter).stem}-{name}.png"
             page.screenshot(path=str(shot), full_page=False)
             assert shot.stat().st_size > 10_000, f"{shot} looks empty"
             # nothing overflows the phone's width but scrollable code and tables
@@ -213,8 +222,8 @@ def test_screenshots_at_desktop_and_phone_widths(site, browser):
 
 
 def _chapter_pages() -> list[str]:
-    """The pages of _toc.yml's chapters (every part but "Overview" and "Back matter")."""
-    return [f"{f}.html" for f in toc_files(ROOT, chapters_only=True)]
+    """The pages of _toc.yml's chapters (every part but "Overview" and "Back matter"), both editions."""
+    return [f"{e}{f}.html" for e in EDITIONS for f in toc_files(ROOT, chapters_only=True)]
 
 
 @pytest.mark.parametrize("path", _chapter_pages())
@@ -695,3 +704,40 @@ def test_a_phone_reader_can_enlarge_figures_see_what_scrolls_and_read_wrapped_co
         f"{path}: {len(found['lost'])} of {found['wrapped']} wrapped code lines continue left of "
         f"their indentation: {found['lost'][:5]}"
     )
+
+
+def test_search_finds_chinese_words_in_the_chinese_edition(site, browser):
+    """Sphinx indexes the Chinese edition with jieba (requirements.txt): a word finds its pages."""
+    base, _ = site
+    page, problems = open_page(browser, f"{base}/zh/search.html?q=滑动窗口")
+    try:
+        page.locator("#search-results ul.search li").first.wait_for(timeout=15000)
+        links = [
+            a.get_attribute("href") for a in page.locator("#search-results ul.search li a").all()
+        ]
+        assert any("mistral" in (href or "") for href in links), (
+            f"search for 滑动窗口 found {links}"
+        )
+        assert not problems, problems
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize(("edition", "label"), [("", "中文"), ("zh/", "English")])
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280px", "390px"])
+def test_the_language_link_opens_the_same_page_in_the_other_language(
+    site, browser, edition, label, size
+):
+    base, _ = site
+    page, problems = open_page(browser, f"{base}/{edition}book/mistral.html", *size)
+    try:
+        link = page.locator("a.fg-language")
+        assert link.is_visible() and link.inner_text().strip() == label
+        link.click()
+        page.wait_for_load_state("networkidle")
+        other = "zh/" if edition == "" else ""
+        assert page.url == f"{base}/{other}book/mistral.html", page.url
+        assert page.locator("html").get_attribute("lang") == ("zh-CN" if other else "en")
+        assert not problems, problems
+    finally:
+        page.close()

@@ -49,9 +49,9 @@ SOLUTIONS_INTRO = (
 STUDENT_NOTES = (NOTE, SOLUTIONS_NOTE, SOLUTIONS_INTRO)  # translated in the catalog ``_book``
 
 
-def chapters(root: Path = ROOT) -> list[Path]:
-    """The chapter notebooks listed in _toc.yml, in its order (``root``: the English or Chinese tree)."""
-    notebooks = (root / f"{f}.ipynb" for f in toc_files(root, chapters_only=True))
+def chapters() -> list[Path]:
+    """The chapter notebooks listed in _toc.yml, in its order."""
+    notebooks = (ROOT / f"{f}.ipynb" for f in toc_files(ROOT, chapters_only=True))
     return [path for path in notebooks if path.exists()]
 
 
@@ -68,19 +68,25 @@ def cleared(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def student_notebook(
-    nb: nbformat.NotebookNode, chapter: str, table: dict[str, str] | None = None
+    nb: nbformat.NotebookNode,
+    chapter: str,
+    table: dict[str, str] | None = None,
+    english: nbformat.NotebookNode | None = None,
 ) -> nbformat.NotebookNode:
     """The chapter with each solution cell replaced by a note and all outputs cleared.
 
-    ``table``: translations of the notes (the Chinese edition's catalog ``_book``).
+    For a translated ``nb``: ``table`` translates the notes (the Chinese edition's catalog
+    ``_book``) and ``english``, the English notebook (the same cells, one for one), finds the
+    Solutions section.
     """
     table = table or {}
+    english = english or nb
     out = copy.deepcopy(nb)
     out.cells = []
-    for cell in nb.cells:
+    for cell, original in zip(nb.cells, english.cells, strict=True):
         if is_solution(cell):
             cell = nbformat.v4.new_markdown_cell(table.get(NOTE, NOTE))
-        elif cell.cell_type == "markdown" and _is_solutions_heading(cell.source, table):
+        elif original.cell_type == "markdown" and original.source.startswith("## Solutions"):
             note = table.get(SOLUTIONS_NOTE, SOLUTIONS_NOTE)
             cell = nbformat.v4.new_markdown_cell(note.format(chapter=chapter))
         out.cells.append(cleared(cell))
@@ -88,13 +94,6 @@ def student_notebook(
         cell.pop("id", None)
     out.nbformat_minor = 4
     return out
-
-
-def _is_solutions_heading(source: str, table: dict[str, str]) -> bool:
-    """The Solutions section's first cell, in English or as translated (``table``)."""
-    return any(
-        source.startswith(h) for h in {"## Solutions", table.get("## Solutions", "## Solutions")}
-    )
 
 
 def _heading(cell: nbformat.NotebookNode, pattern: str) -> re.Match | None:
@@ -227,13 +226,13 @@ def write_edition(out: Path, root: Path = ROOT, table: dict[str, str] | None = N
     written = []
     (out / "book").mkdir(parents=True, exist_ok=True)
     (out / "solutions").mkdir(parents=True, exist_ok=True)
-    for path in chapters(root):
+    for original in chapters():  # the English _toc.yml's parts (the Chinese one's are translated)
+        path = root / original.relative_to(ROOT)
         nb = nbformat.read(path, as_version=4)
-        student = out / "book" / path.name
-        nbformat.write(student_notebook(nb, path.stem, table), student)
-        written.append(student)
-        original = path if root == ROOT else ROOT / "book" / path.name
         english = nb if root == ROOT else nbformat.read(original, as_version=4)
+        student = out / "book" / path.name
+        nbformat.write(student_notebook(nb, path.stem, table, english), student)
+        written.append(student)
         answers = solutions_notebook(nb, path.stem, english, table)
         if answers is not None:
             nbformat.write(answers, out / "solutions" / path.name)
@@ -251,11 +250,15 @@ def main(argv: list[str] | None = None) -> int:
         f"student edition: {len(written)} chapters in {args.out / 'book'}, "
         f"their solutions in {args.out / 'solutions'}"
     )
-    # the Chinese edition's (scripts/build_zh.py writes its source tree; nothing is rendered)
+    # the Chinese edition's, from its source tree (scripts/build_zh.py), written apart; nothing rendered
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "scripts"))
     import build_zh
 
-    missing = build_zh.write_sources()
-    zh = write_edition(args.out / "zh", build_zh.ZH_ROOT, build_zh.book_table())
+    with tempfile.TemporaryDirectory() as tmp:
+        missing = build_zh.write_sources(Path(tmp))
+        zh = write_edition(args.out / "zh", Path(tmp), build_zh.book_table())
     print(f"学生版 (Chinese): {len(zh)} chapters in {args.out / 'zh' / 'book'}")
     if missing:
         print(f"  (untranslated messages stay English on: {sorted(missing)})")

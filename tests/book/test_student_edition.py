@@ -132,3 +132,19 @@ def test_student_notebook_runs_without_solutions(edition, path, monkeypatch):
     assert "❌" not in shown  # an untouched exercise is instructions, not a failure (issue 28)
     assert "✅" not in shown
     print(json.dumps({path.stem: f"{len(exercises)} exercises, not attempted"}), file=sys.stderr)
+
+
+def test_the_chinese_student_edition_has_the_same_cells_in_chinese(edition):
+    """`make student` writes the Chinese edition beside the English one: the same code cells (so
+    the same checkers and stubs, no solution), its prose and the notes in Chinese."""
+    cjk = re.compile(r"[\u3400-\u9fff]")
+    for path in CHAPTERS:
+        english = nbformat.read(edition / "book" / path.name, as_version=4)
+        chinese = nbformat.read(edition / "zh" / "book" / path.name, as_version=4)
+        assert [c.source for c in chinese.cells if c.cell_type == "code"] == [
+            c.source for c in english.cells if c.cell_type == "code"
+        ], path.name
+        prose = [c.source for c in chinese.cells if c.cell_type == "markdown"]
+        assert all(cjk.search(p) for p in prose), f"{path.name}: a markdown cell without Chinese"
+        answers = nbformat.read(edition / "zh" / "solutions" / path.name, as_version=4)
+        assert cjk.search(answers.cells[0].source) and cjk.search(answers.cells[1].source)

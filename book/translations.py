@@ -6,7 +6,8 @@ with its alt text); code, display math, label lines and code fences are not mess
 they are. The translations live in one gettext catalog per page,
 ``locales/zh_CN/LC_MESSAGES/<page>.po``, which translators' tools read; ``_book.po`` beside them holds
 the book's own strings that are not in a page (its title, the parts' captions of ``_toc.yml``, the
-labels of the facts cards, which a code cell prints, and the student edition's notes).
+labels of the facts cards, which a code cell prints, the student edition's notes and the label of a
+folded cell's toggle).
 
 * :func:`extract` gives a page's messages in order; ``scripts/i18n.py update`` writes them as ``.pot``
   templates and merges them into the catalogs with sphinx-intl (babel's merge: a changed English block
@@ -38,6 +39,11 @@ LOCALES = ROOT / "locales"
 CATALOGS = LOCALES / LANGUAGE / "LC_MESSAGES"
 BOOK_CATALOG = "_book"  # the book's own strings: title, part captions, facts-card labels
 GLOSSARY_PAGE = "glossary"
+# myst-nb's labels of a folded cell's toggle (its defaults), set in the Chinese build's configuration
+CODE_PROMPTS = {
+    "nb_code_prompt_show": "Show code cell {type}",
+    "nb_code_prompt_hide": "Hide code cell {type}",
+}
 
 # directives whose body is prose (translated); any other fenced block is code and stays as it is
 PROSE_DIRECTIVES = {
@@ -207,6 +213,7 @@ def book_messages(root: Path = ROOT) -> list[tuple[str, str]]:
     found += [(part["caption"], "_toc.yml:parts") for part in toc.get("parts", [])]
     found += [(label, "demos/registry/render.py:facts_card") for label in card_labels()]
     found += [(note, "scripts/student_edition.py:STUDENT_NOTES") for note in student_notes(root)]
+    found += [(prompt, "myst-nb:nb_code_prompt") for prompt in CODE_PROMPTS.values()]
     return list(dict.fromkeys(found))
 
 

@@ -77,6 +77,8 @@ def write_sources(out: Path = ZH_ROOT, root: Path = ROOT) -> dict[str, list[str]
     config.setdefault("execute", {})["cache"] = str(CACHE)  # the English build's executions
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx_config["language"] = translations.LANGUAGE
+    for key, english in translations.CODE_PROMPTS.items():  # a folded cell's toggle
+        sphinx_config[key] = table.get(english, english)
     config.setdefault("launch_buttons", {})["colab_url"] = ""  # Colab would open the English page
     (out / "_config.yml").write_text(
         "# Written by scripts/build_zh.py from the English _config.yml: do not edit\n"

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = toc_files(ROOT, with_root=True)  # "book/intro", ...
 CJK = re.compile(r"[\u3400-\u9fff]")
 ENGLISH_WORD = re.compile(r"\b[a-z]{3,}\b")
+QUOTED = re.compile(r"「[^」]*」")
 # what stays English on a Chinese page by design: code, outputs, math, the bibliography's entries
 NOT_PROSE = (
     "div.cell_output, div.output, pre, div.highlight, code, span.math, div.math, "
@@ -59,7 +60,10 @@ def _untranslated(path: Path) -> list[str]:
     for block in article.select("p, li, h1, h2, h3, h4, th, td, dt, dd, figcaption, caption"):
         if block.find(["p", "li", "ul", "ol", "table"]):
             continue  # its own blocks are looked at one by one
-        text = " ".join(block.get_text(" ").split())
+        # a cell is read with its row: the glossary's English column sits beside its 中文 one
+        row = block if block.name == "tr" else block.find_parent("tr")
+        text = " ".join((row or block).get_text(" ").split())
+        text = QUOTED.sub("", text)  # the seed list's own words, quoted as it writes them
         if len(ENGLISH_WORD.findall(text)) >= 3 and not CJK.search(text):
             found.append(text[:100])
     return found
@@ -119,6 +123,31 @@ def test_the_chinese_download_holds_the_chinese_notebooks_and_the_wheel(built_bo
 
 
 def test_the_chinese_search_index_holds_chinese_words(built_book):
-    index = (built_book / "html" / "zh" / "searchindex.js").read_text(encoding="utf-8")
-    for word in ("注意力", "词元", "量化"):
-        assert word in index, word
+    """jieba (requirements.txt) cuts the Chinese text into words for Sphinx's index; without it,
+    no Chinese word is indexed."""
+    text = (built_book / "html" / "zh" / "searchindex.js").read_text(encoding="utf-8")
+    terms = json.loads(text[text.index("(") + 1 : text.rindex(")")])["terms"]
+    for word in ("注意力", "词元", "量化", "窗口"):
+        assert word in terms, word
+
+
+@pytest.mark.notebooks
+def test_a_chinese_notebook_runs_top_to_bottom_as_a_learner_runs_it(built_book):
+    """ "Run All" on a Chinese notebook, from the Chinese tree the build wrote (``_build/zh/book``,
+    beside its links to ``results/``): every cell runs, the setup cell first, as in the English one."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = built_book / "zh" / "book" / "phi.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert CJK.search(nb.cells[0].source)
+    NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(path.parent)}}).execute()
+    expected = "raises-exception"  # a cell that shows an error on purpose
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code" and expected not in c.metadata.get("tags", [])
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
+    assert not errors, errors

@@ -133,6 +133,18 @@ def test_a_notebook_cell_is_named_as_the_cell():
     ), message
 
 
+def test_a_function_typed_at_an_ipython_prompt_is_named_by_its_cell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("def doubled(x):\n    y = x * 2\n    return y[10]\n")
+    result = check_function(shell.user_ns["doubled"], abs, {"c": (torch.ones(2),)}, ("x",))
+    assert result.message == (
+        "In case 'c' (x of shape (2,)) it raised IndexError: index 10 is out of bounds for "
+        "dimension 0 with size 2, at line 3 of the cell, in `doubled`: `return y[10]`"
+    ), result.message
+
+
 def test_an_error_without_a_learners_frame_or_text_is_named_plainly():
     assert describe_error(StopIteration()) == "raised StopIteration"
     # called with an argument it does not take: the error is raised at the checker's call

@@ -4,6 +4,7 @@ A checker names a known :class:`~demos.exercises.core.Mistake` as the likely cau
 answer. Handed in as the learner's answer, each mistake must get ❌ with its own hint, shown on the
 case that isolates it; and each must differ from the reference on at least one case (on the case
 it names, when it names one), or no answer could ever be told apart from the reference by it.
+An answer that raises gets the line of the learner's code that raised, whichever checker runs it.
 
 The checkers are the ``check_*`` functions of every module of :mod:`demos.exercises`; their
 reference, cases and mistakes are read from the call they make to
@@ -141,3 +142,21 @@ def test_a_known_mistake_handed_in_gets_a_red_mark_and_its_hint(name, declared, 
     differs = declared.differs
     isolating = isolating_case(mistake, declared.mistakes, declared.cases, differs)
     assert f"In case '{isolating}'" in result.message, result.message
+
+
+def raises_on_its_second_line(*args):
+    first = len(args)
+    return first / 0  # the line every checker must name
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_every_checker_names_the_line_of_the_learners_code_that_raised(name):
+    lines = inspect.getsourcelines(raises_on_its_second_line)
+    line = lines[1] + 2
+    assert "return first / 0" in lines[0][2]
+    result = CHECKERS[name][1](raises_on_its_second_line)
+    assert str(result).startswith("❌ Not yet."), str(result)
+    assert (
+        f"raised ZeroDivisionError: division by zero, at line {line} of test_every_checker.py, in "
+        "`raises_on_its_second_line`: `return first / 0"
+    ) in result.message, result.message

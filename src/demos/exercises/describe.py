@@ -118,9 +118,16 @@ _NOT_THE_LEARNERS = tuple(
 _CELL = re.compile(r"(ipykernel_\d+[/\\]\d+\.py|<ipython-input-[\w-]+>)$")
 
 
+def _cell(filename: str) -> bool:
+    """Whether code comes from a notebook cell or an IPython prompt (whose lines linecache holds)."""
+    return bool(_CELL.search(filename)) or (
+        filename.startswith("<") and bool(linecache.getlines(filename))
+    )
+
+
 def _learners(filename: str) -> bool:
-    if filename.startswith("<") and not _CELL.search(filename):
-        return False  # <frozen ...>, <string>: no source a learner wrote and can open
+    if filename.startswith("<"):
+        return _cell(filename)  # not <frozen ...> or <string>: no source the learner can open
     try:
         path = str(Path(filename).resolve())
     except (OSError, ValueError):
@@ -149,7 +156,7 @@ def describe_error(error: BaseException) -> str:
     if entry is None:
         return text
     filename, line = entry.tb_frame.f_code.co_filename, entry.tb_lineno
-    where = "the cell" if _CELL.search(filename) else Path(filename).name
+    where = "the cell" if _cell(filename) else Path(filename).name
     function = entry.tb_frame.f_code.co_name
     text += f", at line {line} of {where}"
     if not function.startswith("<"):  # not <module> or <lambda>

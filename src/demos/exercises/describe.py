@@ -3,8 +3,9 @@
 :func:`describe` names one value, :func:`describe_args` the arguments a check passed and
 :func:`in_case` the case they make; :func:`counted` writes a count with its noun (``1 case``,
 ``3 cases``), :func:`short_number` a number as the messages show it, and :func:`describe_error`
-an exception the learner's code raised, with the line of the learner's code that raised it. The messages of
-:mod:`demos.exercises.compare`, :mod:`demos.exercises.hints` and the chapters' own checks use them.
+an exception the learner's code raised, with the line of that code that raised it. The messages
+of :mod:`demos.exercises.compare`, :mod:`demos.exercises.hints` and the chapters' own checks use
+them.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def in_case(case: str, names: Sequence[str], args: tuple) -> str:
 
 # Where code that is not the learner's lives: this package and the libraries it runs on.
 _NOT_THE_LEARNERS = tuple(
-    str(Path(p).resolve())
+    Path(p).resolve()
     for p in {
         str(Path(__file__).resolve().parents[1]),  # demos/
         str(Path(torch.__file__).resolve().parent),
@@ -129,10 +130,10 @@ def _learners(filename: str) -> bool:
     if filename.startswith("<"):
         return _cell(filename)  # not <frozen ...> or <string>: no source the learner can open
     try:
-        path = str(Path(filename).resolve())
+        path = Path(filename).resolve()
     except (OSError, ValueError):
         return True
-    return not any(path == root or path.startswith(root + "/") for root in _NOT_THE_LEARNERS)
+    return not any(path.is_relative_to(root) for root in _NOT_THE_LEARNERS)
 
 
 def _learner_frame(tb: TracebackType | None) -> TracebackType | None:

@@ -153,7 +153,7 @@ FUSE_WRONG = {
     "the stub": (my_fuse_qkv_weight, ["still the template", "q_weight of shape (8, 3)"]),
     "Phi-3 blocks": (
         lambda q, k, v, h, g: torch.cat([q, k, v]),
-        ["Phi-3's layout", "row 8 (group 0, the key head, channel 0)"],
+        ["Phi-3's layout", "row 2 (group 0, the key head, channel 0)"],
     ),
     "key and value first": (
         lambda q, k, v, h, g: (

@@ -9,7 +9,6 @@ import torch
 
 from demos.exercises.stripedhyena import (
     HAND_H,
-    HAND_MISTAKES,
     HAND_U,
     check_conv_by_hand,
     check_crossover_from_constants,
@@ -88,7 +87,6 @@ def my_conv_by_hand():  # the stub, untouched
 
 
 HAND_WRONG = {
-    **{name: (lambda w=wrong: w, [why[:30]]) for name, (wrong, why) in HAND_MISTAKES.items()},
     "stub": (my_conv_by_hand, ["still the template"]),
     "nan": (lambda: (math.nan,) * 5, ["nan"]),
     "short": (lambda: (1.0, 2.0), ["expected"]),

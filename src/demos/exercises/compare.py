@@ -17,6 +17,7 @@ import torch
 
 from demos.exercises.describe import (
     KINDS,
+    counted,
     describe,
     describe_args,
     dtype_kind,
@@ -179,7 +180,8 @@ def _compare_tensor(
         if nan.any():
             index = tuple(int(i) for i in nan.nonzero()[0])
             return (
-                f"{name} has {int(nan.sum())} NaN of {nan.numel()} elements (the first at "
+                f"{name} has {int(nan.sum()):,} NaN of {counted(nan.numel(), 'element')} (the "
+                f"first at "
                 f"{_at(index, where)}, where {_value(expected[index])} was expected). NaN comes "
                 "from 0/0, inf - inf or the log of a negative number."
             )
@@ -209,8 +211,10 @@ def _compare_tensor(
     index = tuple(int(i) for i in bad.nonzero()[0])
     want, have = expected[index].item(), got[index].item()
     shown_want, shown_have = _numbers(want, have)
+    differing = int(bad.sum())
     message = (
-        f"{name}: {int(bad.sum())} of {bad.numel()} elements differ; the first at "
+        f"{name}: {differing:,} of {counted(bad.numel(), 'element')} "
+        f"{'differs' if differing == 1 else 'differ'}; the first at "
         f"{_at(index, where)}: expected {shown_want}, got {shown_have}"
     )
     if not got.dtype.is_floating_point:

@@ -6,7 +6,9 @@ declaration on top of it: the cases, the reference, the known mistakes and the t
 
 A checker never raises on a learner's answer; it returns a :class:`Check` whose message says what
 was expected, what came back, where they first differ and, when the answer behaves like a known
-mistake on every case, its likely cause. Each call gets fresh copies of the inputs, so an answer
+mistake on every case, its likely cause, shown on the case that isolates that mistake (see
+:func:`isolating_case`). When the answer raises, the message names the exception and the line of
+the learner's code that raised it. Each call gets fresh copies of the inputs, so an answer
 that modifies them in place is reported and cannot spoil the next call. A correct answer in
 another floating dtype is accepted: a wider one is rounded to the reference's dtype, a narrower
 one (float16, bfloat16) is compared with a tolerance suited to its precision.
@@ -29,7 +31,7 @@ from typing import Any, NamedTuple
 import torch
 
 from demos.exercises.compare import compare
-from demos.exercises.describe import describe, describe_args
+from demos.exercises.describe import counted, describe, describe_error, in_case
 
 # What an exercise's cell prints before the learner has answered: on the web page (where nobody can
 # answer) and in a fresh notebook this is instructions, not a failure, so it carries no red mark.
@@ -60,10 +62,12 @@ class Check:
 
 
 class Mistake(NamedTuple):
-    """A known wrong implementation (same arguments as the reference) and the cause to name."""
+    """A known wrong implementation (same arguments as the reference) and the cause to name;
+    ``case``, when given, names the case written to isolate this mistake (the message shows it)."""
 
     implementation: Callable[..., Any]
     why: str
+    case: str | None = None
 
 
 class Convention(NamedTuple):
@@ -188,6 +192,12 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def _both_nan(a: Any, b: Any) -> bool:
+    """Two NaN numbers: an answer that gives NaN where a known mistake does (0/0 in both). Tensors
+    need no such test: their comparison counts NaN against NaN as equal."""
+    return isinstance(a, float) and isinstance(b, float) and a != a and b != b
+
+
 @dataclass
 class _Run:
     value: Any = None
@@ -239,28 +249,80 @@ class _Spec:
                 got, want = convert(run.value), target(*_fresh(args))
             except Exception:
                 return False
-            if got is None or self.compare(got, want, args) is not None:
+            if got is None or not (_both_nan(got, want) or self.compare(got, want, args) is None):
                 return False
         return True
 
+    def differs(self, implementation: Callable, args: tuple) -> bool:
+        """Whether ``implementation`` gives another result than the reference on ``args`` (an
+        exception counts as another result)."""
+        try:
+            got = implementation(*_fresh(args))
+        except Exception:
+            return True
+        return self.compare(got, self.reference(*_fresh(args)), args) is not None
+
+
+def isolating_case(
+    mistake: Mistake,
+    mistakes: Sequence[Mistake],
+    cases: Mapping[str, tuple],
+    differs: Callable[[Callable, tuple], bool],
+) -> str | None:
+    """The case that isolates ``mistake``: the one its ``case`` names, when the mistake's result
+    differs from the reference's there; else, of the cases where it differs, the one where the
+    fewest other known mistakes differ too (the first of those). None when it differs nowhere.
+
+    ``differs(implementation, args)`` says whether an implementation's result differs from the
+    reference's on one case's arguments. A case where several mistakes differ at once shows a
+    learner a mix of causes; the isolating case shows the one named.
+    """
+    if mistake.case in cases and differs(mistake.implementation, cases[mistake.case]):
+        return mistake.case
+    best: tuple[int, str] | None = None
+    for case, args in cases.items():
+        if not differs(mistake.implementation, args):
+            continue
+        others = sum(
+            differs(other.implementation, args) for other in mistakes if other is not mistake
+        )
+        if best is None or others < best[0]:
+            best = (others, case)
+    return best[1] if best else None
+
 
 def _likely_cause(
-    fn: Callable, spec: _Spec, mistakes: Sequence[Mistake], conventions: Sequence[Convention]
-) -> str | None:
-    runs = {case: _call(fn, args, spec.arg_names) for case, args in spec.cases.items()}
-    for wrong, why in mistakes:
-        if spec.behaves_like(runs, wrong):
-            return why
+    runs: dict[str, _Run],
+    spec: _Spec,
+    mistakes: Sequence[Mistake],
+    conventions: Sequence[Convention],
+) -> tuple[str | None, Mistake | None]:
+    """(the likely cause, the known mistake the answer behaves like when it is one, else None)."""
+    for mistake in mistakes:
+        if spec.behaves_like(runs, mistake.implementation):
+            return mistake.why, mistake
     for convention in conventions:
         if not all(_written_in(convention, run) for run in runs.values()):
             continue
         if spec.behaves_like(runs, spec.reference, convention.convert):
-            return f"{convention.why} Read that way, the answer is otherwise right."
-        for wrong, why in mistakes:
+            return f"{convention.why} Read that way, the answer is otherwise right.", None
+        for wrong, why, _ in mistakes:
             if spec.behaves_like(runs, wrong, convention.convert):
-                return f"{convention.why} Read that way, it still differs: {why}"
-        return f"{convention.why} Read that way, it still differs from the reference."
-    return None
+                return f"{convention.why} Read that way, it still differs: {why}", None
+        return f"{convention.why} Read that way, it still differs from the reference.", None
+    return None, None
+
+
+def _mismatch(case: str, args: tuple, run: _Run, problem: str | None, spec: _Spec) -> str:
+    """What went wrong on one case: how the result differs, and any input modified in place."""
+    message = f"{in_case(case, spec.arg_names, args)}: {problem or 'the result is right.'}"
+    if run.modified:
+        message += (
+            f" It modified its input {', '.join(run.modified)} in place (the checker "
+            "passed fresh copies; a caller's tensors would change): use out-of-place "
+            "operations (x * 2, not x.mul_(2) or x[...] = ...)."
+        )
+    return message
 
 
 def _written_in(convention: Convention, run: _Run) -> bool:
@@ -292,7 +354,8 @@ def check_function(
         cases: ``{case name: argument tuple}``; each call gets fresh copies of the arguments.
         arg_names: the arguments' names, for the messages.
         mistakes: known wrong implementations; an answer that equals one on every case gets its
-            ``why`` as the likely cause.
+            ``why`` as the likely cause, shown on the case that isolates it
+            (:func:`isolating_case`).
         conventions: other ways of writing the answer (an inverted or additive mask), named
             when the answer, converted back, matches the reference or a known mistake.
         atol, rtol: the tolerance for floating-point results (0, 0: exact); numbers and
@@ -329,28 +392,31 @@ def check_function(
         for case, args in spec.cases.items():
             expected = reference(*_fresh(args))
             run = _call(fn, args, arg_names)
-            context = f"In case '{case}' ({describe_args(arg_names, args)})"
+            context = in_case(case, arg_names, args)
             if template is not None and (
                 run.error is not None or spec.compare(run.value, expected, args) is not None
             ):
                 return _not_attempted(fn, template, context, expected, names)
             if run.error is not None:
-                error = run.error
-                return Check(False, f"{context} it raised {type(error).__name__}: {error}")
+                return Check(False, f"{context} it {describe_error(run.error)}")
             problem = spec.compare(run.value, expected, args)
             if problem is None and not run.modified:
                 continue
-            message = f"{context}: {problem or 'the result is right.'}"
-            if run.modified:
-                message += (
-                    f" It modified its input {', '.join(run.modified)} in place (the checker "
-                    "passed fresh copies; a caller's tensors would change): use out-of-place "
-                    "operations (x * 2, not x.mul_(2) or x[...] = ...)."
-                )
-            cause = _likely_cause(fn, spec, mistakes, conventions) if problem else None
+            if not problem:
+                return Check(False, _mismatch(case, args, run, problem, spec))
+            runs = {name: _call(fn, a, arg_names) for name, a in spec.cases.items()}
+            cause, mistake = _likely_cause(runs, spec, mistakes, conventions)
+            isolating = mistake and isolating_case(mistake, mistakes, spec.cases, spec.differs)
+            if isolating and isolating != case:  # show the mistake where nothing else differs
+                other = spec.cases[isolating]
+                there = spec.compare(runs[isolating].value, reference(*_fresh(other)), other)
+                if there is not None:
+                    case, args, run, problem = isolating, other, runs[isolating], there
+            message = _mismatch(case, args, run, problem, spec)
             return Check(False, message + (f" Likely cause: {cause}" if cause else ""))
     except Exception as error:  # a checker never raises on a learner's answer
         return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")
     return Check(
-        True, f"Matches the reference on {len(spec.cases)} cases: {'; '.join(spec.cases)}."
+        True,
+        f"Matches the reference on {counted(len(spec.cases), 'case')}: {'; '.join(spec.cases)}.",
     )

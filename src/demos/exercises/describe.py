@@ -1,18 +1,42 @@
 """Naming a value in a message: ``a float32 tensor of shape (2, 3)``, ``None``, ``a str '12'``.
 
-:func:`describe` names one value, :func:`describe_args` the arguments a check passed;
-:func:`short_number` writes a number as the messages show it. The messages of
-:mod:`demos.exercises.compare`, :mod:`demos.exercises.hints` and the chapters' own checks use them.
+:func:`describe` names one value, :func:`describe_args` the arguments a check passed and
+:func:`in_case` the case they make; :func:`counted` writes a count with its noun (``1 case``,
+``3 cases``), :func:`short_number` a number as the messages show it, and :func:`describe_error`
+an exception the learner's code raised, with the line of that code that raised it. The messages
+of :mod:`demos.exercises.compare`, :mod:`demos.exercises.hints` and the chapters' own checks use
+them.
 """
 
 from __future__ import annotations
 
+import linecache
+import re
+import sysconfig
 from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
 
-__all__ = ["KINDS", "describe", "describe_args", "dtype_kind", "is_numpy", "short_number"]
+__all__ = [
+    "KINDS",
+    "counted",
+    "describe",
+    "describe_args",
+    "describe_error",
+    "dtype_kind",
+    "in_case",
+    "is_numpy",
+    "short_number",
+]
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and its noun, singular or plural as ``n`` asks: ``1 case``, ``3 cases``, ``0 cases``,
+    ``1,024 elements``; ``plural`` where adding an s is wrong (``counted(2, "axis", "axes")``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def is_numpy(value: Any) -> bool:
@@ -74,6 +98,72 @@ def describe_args(names: Sequence[str], args: tuple) -> str:
         else:
             parts.append(f"{name} = {describe(a)}")
     return ", ".join(parts)
+
+
+def in_case(case: str, names: Sequence[str], args: tuple) -> str:
+    """The opening of a message about one case: ``In case 'prompt' (t = 6, s = 6)``, or only
+    ``In case 'by hand'`` for a function that takes no arguments (no empty brackets)."""
+    inputs = describe_args(names, args)
+    return f"In case '{case}'" + (f" ({inputs})" if inputs else "")
+
+
+# Where code that is not the learner's lives: this package and the libraries it runs on.
+_NOT_THE_LEARNERS = tuple(
+    Path(p).resolve()
+    for p in {
+        str(Path(__file__).resolve().parents[1]),  # demos/
+        str(Path(torch.__file__).resolve().parent),
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+    }
+)
+_CELL = re.compile(r"(ipykernel_\d+[/\\]\d+\.py|<ipython-input-[\w-]+>)$")
+
+
+def _cell(filename: str) -> bool:
+    """Whether code comes from a notebook cell or an IPython prompt (whose lines linecache holds)."""
+    return bool(_CELL.search(filename)) or (
+        filename.startswith("<") and bool(linecache.getlines(filename))
+    )
+
+
+def _learners(filename: str) -> bool:
+    if filename.startswith("<"):
+        return _cell(filename)  # not <frozen ...> or <string>: no source the learner can open
+    try:
+        path = Path(filename).resolve()
+    except (OSError, ValueError):
+        return True
+    return not any(path.is_relative_to(root) for root in _NOT_THE_LEARNERS)
+
+
+def _learner_frame(tb: TracebackType | None) -> TracebackType | None:
+    """The innermost traceback entry in the learner's code (not in demos, torch or the standard
+    library): the line the learner wrote that raised, or that called the library that raised."""
+    found = None
+    while tb is not None:
+        if _learners(tb.tb_frame.f_code.co_filename):
+            found = tb
+        tb = tb.tb_next
+    return found
+
+
+def describe_error(error: BaseException) -> str:
+    """``raised ZeroDivisionError: division by zero, at line 3 of the cell, in `scores`:
+    `return q / 0```: the exception, then where the learner's code raised it (the innermost line of
+    the traceback that is not in demos, torch or the standard library; a notebook cell is named
+    as the cell, a file by its name), with that line's text."""
+    text = f"raised {type(error).__name__}" + (f": {error}" if str(error) else "")
+    entry = _learner_frame(error.__traceback__)
+    if entry is None:
+        return text
+    filename, line = entry.tb_frame.f_code.co_filename, entry.tb_lineno
+    where = "the cell" if _cell(filename) else Path(filename).name
+    function = entry.tb_frame.f_code.co_name
+    text += f", at line {line} of {where}"
+    if not function.startswith("<"):  # not <module> or <lambda>
+        text += f", in `{function}`"
+    source = linecache.getline(filename, line, entry.tb_frame.f_globals).strip()
+    return text + (f": `{source}`" if source else "")
 
 
 def _plain(value: Any) -> bool:

@@ -73,6 +73,7 @@ def check_mutual_info(fn: Callable[[Sequence[float], Sequence[float]], int]) -> 
     cases = {
         "a common ending loses": ([-5.0, -6.0, -9.0], [-3.0, -10.0, -12.0]),
         "context helps the second": ([-8.0, -7.0], [-8.5, -9.0]),
+        "the second is likely anyway": ([-5.0, -6.0], [-9.0, -2.0]),
         "four endings": ([-11.0, -10.0, -12.0, -13.0], [-10.0, -9.5, -10.0, -13.5]),
     }
     return check_function(

@@ -15,6 +15,7 @@ from torch.overrides import TorchFunctionMode
 
 from demos.catalog import ARCHITECTURES
 from demos.exercises.core import TEMPLATE_MARK, Check, Mistake, check_function, untouched_template
+from demos.exercises.describe import describe_error
 from demos.layers.attention import attention, repeat_kv
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 from demos.models.llama import LlamaLM, LlamaLMBlock
@@ -195,7 +196,7 @@ def check_planted_mistake(answer) -> Check:
             try:
                 value = answer(*planted_mistake_models(layer))
             except Exception as error:  # the learner's code: report it, do not crash
-                return Check(False, f"On {case}: raised {type(error).__name__}: {error}")
+                return Check(False, f"On {case}: it {describe_error(error)}")
         read = _read_answer(value)
         if isinstance(read, str):
             return Check(False, f"On {case}: the answer {read}.")
@@ -304,7 +305,7 @@ def check_gqa_attention(fn: Callable[..., torch.Tensor]) -> Check:
         with calls:
             fn(*(a.clone() for a in next(iter(cases.values()))))
     except Exception as error:  # it passed a moment ago; never raise on the learner's code
-        return Check(False, f"A second call raised {type(error).__name__}: {error}")
+        return Check(False, f"A second call {describe_error(error)}")
     copied = sorted(calls.names & _COPYING)
     if copied:
         return Check(

@@ -57,6 +57,7 @@ def check_acc_norm(fn: Callable[..., float]) -> Check:
         "a tie goes to the first choice": ([-4.0, -8.0, -2.0], ["ab", "abcd", "a"], 0),
         "four choices": ([-7.0, -6.5, -9.0, -8.0], ["seven", "six", "nine!!!!", "eight"], 2),
         "gold is wrong even unnormalised": ([-1.0, -20.0], ["yes", "a long no"], 1),
+        "the long choice is likelier outright": ([-5.0, -6.0], ["a long reply", "no"], 0),
     }
     return check_function(fn, acc_norm_reference, cases, ACC_NORM_ARGS, mistakes=ACC_NORM_MISTAKES)
 

@@ -13,8 +13,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from demos.exercises.core import Check, Mistake, check_function, untouched_template
-from demos.exercises.describe import describe
+from demos.exercises.core import (
+    Check,
+    Mistake,
+    check_function,
+    isolating_case,
+    untouched_template,
+)
+from demos.exercises.describe import counted, describe, describe_error
 from demos.training.prompt_erasure import (
     GENERIC_SYSTEM,
     IM_END,
@@ -86,16 +92,31 @@ TEXT_CASES = {
     ),
 }
 TEXT_MISTAKES = [
-    (_kept, "the teacher's detailed instruction is still the system message: erase it."),
-    (_no_system, "the system turn is gone; Orca 2 keeps one, with the generic message in it."),
-    (_system_unclosed, "the system turn is no longer closed by <|im_end|>."),
-    (_both, "the instruction was added to the generic message instead of replaced by it."),
-    (
+    Mistake(_kept, "the teacher's detailed instruction is still the system message: erase it."),
+    Mistake(
+        _no_system, "the system turn is gone; Orca 2 keeps one, with the generic message in it."
+    ),
+    Mistake(_system_unclosed, "the system turn is no longer closed by <|im_end|>."),
+    Mistake(_both, "the instruction was added to the generic message instead of replaced by it."),
+    Mistake(
         _everywhere,
         "the instruction's words were replaced in the user's turn too; erasure changes the "
         "system turn only, the task and the answer stay as the teacher's data has them.",
     ),
 ]
+
+
+def _text_case(case: str) -> str:
+    return f"In case '{case}' (teacher_text = {TEXT_CASES[case][0][:60]!r}...)"
+
+
+def _text_mismatch(fn: Callable[[str], str], case: str) -> str:
+    """How the answer's str differs from the student's text on ``case``."""
+    got, expected = fn(*TEXT_CASES[case]), student_text(*TEXT_CASES[case])
+    return (
+        f"{_text_case(case)}: got {describe(got)}, not the student's text; "
+        f"{_first_difference(got, expected)}."
+    )
 
 
 def _first_difference(got: str, expected: str) -> str:
@@ -115,6 +136,13 @@ def _same_as(fn: Callable[[str], str], mistake: Callable[[str], str]) -> bool:
         return False
 
 
+def _text_differs(fn: Callable[[str], str], args: tuple) -> bool:
+    try:
+        return fn(*args) != student_text(*args)
+    except Exception:
+        return True
+
+
 def check_student_text(fn: Callable[[str], str]) -> Check:
     """Check ``fn(teacher_text)``: the student's ChatML text from the teacher's, the system turn's
     instruction replaced by ``GENERIC_SYSTEM`` (``demos.training.prompt_erasure``), the rest as is."""
@@ -129,27 +157,26 @@ def check_student_text(fn: Callable[[str], str]) -> Check:
             except Exception as error:  # the learner's error is reported, never raised
                 if template is not None:
                     break
-                return Check(False, f"In case '{case}' it raised {type(error).__name__}: {error}")
+                return Check(False, f"In case '{case}' it {describe_error(error)}")
             if isinstance(got, str) and got == expected:
                 continue
             if template is not None:
                 break
-            context = f"In case '{case}' (teacher_text = {args[0][:60]!r}...)"
             if not isinstance(got, str):
                 return Check(
-                    False, f"{context}: expected a str of ChatML text, got {describe(got)}."
+                    False,
+                    f"{_text_case(case)}: expected a str of ChatML text, got {describe(got)}.",
                 )
-            message = (
-                f"{context}: got {describe(got)}, not the student's text; "
-                f"{_first_difference(got, expected)}."
-            )
-            for mistake, why in TEXT_MISTAKES:
-                if _same_as(fn, mistake):
-                    return Check(False, f"{message} Likely cause: {why}")
-            return Check(False, message)
+            for mistake in TEXT_MISTAKES:
+                if _same_as(fn, mistake.implementation):  # shown where only this mistake shows
+                    case = isolating_case(mistake, TEXT_MISTAKES, TEXT_CASES, _text_differs) or case
+                    return Check(False, f"{_text_mismatch(fn, case)} Likely cause: {mistake.why}")
+            return Check(False, _text_mismatch(fn, case))
         else:
             return Check(
-                True, f"Matches the reference on {len(TEXT_CASES)} cases: {'; '.join(TEXT_CASES)}."
+                True,
+                f"Matches the reference on {counted(len(TEXT_CASES), 'case')}: "
+                f"{'; '.join(TEXT_CASES)}.",
             )
     except Exception as error:  # a checker never raises on a learner's answer
         return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")

@@ -11,8 +11,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from demos.exercises.compare import describe, describe_args
 from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.describe import describe, describe_error, in_case
 
 
 def _int_only(fn: Any, verdict: Check, cases: Mapping[str, tuple], names: Sequence[str]) -> Check:
@@ -20,12 +20,15 @@ def _int_only(fn: Any, verdict: Check, cases: Mapping[str, tuple], names: Sequen
     if not verdict.ok:
         return verdict
     for case, args in cases.items():
-        value = fn(*args)
+        try:
+            value = fn(*args)
+        except Exception as error:  # it passed a moment ago; report rather than raise
+            return Check(False, f"{in_case(case, names, args)} it {describe_error(error)}")
         if not isinstance(value, int) or isinstance(value, bool):
             return Check(
                 False,
-                f"In case '{case}' ({describe_args(names, args)}) it returned {describe(value)}: the "
-                "value is right but a length is a whole number; return a Python int.",
+                f"{in_case(case, names, args)} it returned {describe(value)}: the value is right "
+                "but a length is a whole number; return a Python int.",
             )
     return verdict
 

@@ -14,6 +14,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.describe import describe_error
 from demos.layers.tiled_attention import online_softmax_update
 from demos.training.sft import IGNORE_INDEX
 
@@ -300,7 +301,7 @@ def check_vicuna_labels(fn: Callable[..., torch.Tensor]) -> Check:
             *(a.clone() if isinstance(a, torch.Tensor) else a for a in cases[next(iter(cases))])
         ).dtype
     except Exception as error:  # it passed a moment ago; never raise on the learner's code
-        return Check(False, f"A second call raised {type(error).__name__}: {error}")
+        return Check(False, f"A second call {describe_error(error)}")
     if dtype != torch.int64:
         return Check(
             False,
@@ -448,4 +449,4 @@ def check_chunked_logsumexp(fn: Callable[..., torch.Tensor]) -> Check:
     try:
         return _not_in_chunks(fn, cases) or result
     except Exception as error:  # it passed a moment ago; never raise on the learner's code
-        return Check(False, f"A second call raised {type(error).__name__}: {error}")
+        return Check(False, f"A second call {describe_error(error)}")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.exercises.describe import describe, describe_args
+from demos.exercises.describe import describe, describe_error, in_case
 from demos.layers.flops import score_flops
 from demos.layers.kv_cache import kv_cache_bytes, kv_cache_bytes_per_token
 
@@ -28,12 +28,12 @@ def _int_only(
         try:
             value = fn(*args)
         except Exception as error:  # it passed a moment ago; report rather than raise
-            return Check(False, f"In case '{case}' it raised {type(error).__name__}: {error}")
+            return Check(False, f"{in_case(case, arg_names, args)} it {describe_error(error)}")
         if isinstance(value, int) and not isinstance(value, bool):
             continue
         return Check(
             False,
-            f"In case '{case}' ({describe_args(arg_names, args)}) it returned {describe(value)}, "
+            f"{in_case(case, arg_names, args)} it returned {describe(value)}, "
             f"equal to the expected value, but the exercise asks for a Python int: {what} are "
             "whole numbers, a float is exact only up to 2**53 (about 9.0e15) and a tensor is not "
             "a count. Keep the arithmetic in Python ints (// rather than /, no torch or math "

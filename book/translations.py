@@ -212,6 +212,7 @@ def book_messages(root: Path = ROOT) -> list[tuple[str, str]]:
     found = [(config["title"], "_config.yml:title")]
     found += [(part["caption"], "_toc.yml:parts") for part in toc.get("parts", [])]
     found += [(label, "demos/registry/render.py:facts_card") for label in card_labels()]
+    found += chapter_fact_labels(root)
     found += [(note, "scripts/student_edition.py:STUDENT_NOTES") for note in student_notes(root)]
     found += [(prompt, "myst-nb:nb_code_prompt") for prompt in CODE_PROMPTS.values()]
     return list(dict.fromkeys(found))
@@ -231,6 +232,32 @@ def student_notes(root: Path = ROOT) -> tuple[str, ...]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.STUDENT_NOTES
+
+
+def chapter_fact_labels(root: Path = ROOT) -> list[tuple[str, str]]:
+    """The row labels of the chapters' own facts tables: the first string of each row of the
+    ``ROWS`` list a code cell passes to ``demos.registry.facts_table`` (read from the code's AST)."""
+    import ast
+
+    found = []
+    for page in pages(root):
+        path = page_source(page, root)
+        if path.suffix != ".ipynb":
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code" or "facts_table" not in source:
+                continue
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.Assign) and any(
+                    getattr(t, "id", None) == "ROWS" for t in node.targets
+                ):
+                    for row in getattr(node.value, "elts", []):
+                        first = row.elts[0] if isinstance(row, ast.Tuple) and row.elts else None
+                        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                            found.append((first.value, f"{path.name}:facts_table"))
+    return found
 
 
 def card_labels() -> list[str]:
@@ -378,12 +405,25 @@ def glossary(root: Path = ROOT) -> list[Term]:
 
 
 def glossary_problems(msgid: str, msgstr: str, terms: list[Term]) -> list[str]:
-    """The glossary terms ``msgid`` uses (outside code, math, roles, links) whose 中文 term ``msgstr`` lacks."""
+    """The glossary terms ``msgid`` uses (outside code, math, roles, links) whose 中文 term ``msgstr`` lacks.
+
+    A term counts only where it is not part of a longer term's match: "rotary position embedding"
+    asks for 旋转位置编码, not also for the 嵌入 of "embedding".
+    """
     prose = _prose(msgid)
+    spans = {t.term: [m.span() for m in t.pattern.finditer(prose)] for t in terms}
+
+    def inside_longer(span: tuple[int, int], term: str) -> bool:
+        return any(
+            a <= span[0] and span[1] <= b and (b - a) > (span[1] - span[0])
+            for other, found in spans.items()
+            if other != term
+            for a, b in found
+        )
+
+    used = [t for t in terms if any(not inside_longer(sp, t.term) for sp in spans[t.term])]
     return [
-        f"uses {t.term!r} but not its glossary term {t.zh!r}"
-        for t in terms
-        if t.pattern.search(prose) and t.zh not in msgstr
+        f"uses {t.term!r} but not its glossary term {t.zh!r}" for t in used if t.zh not in msgstr
     ]
 
 

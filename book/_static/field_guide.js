@@ -44,6 +44,11 @@ document.addEventListener("DOMContentLoaded", () => {
 // and zoom; a table, equation or listing wider than the screen says that it scrolls sideways; and a
 // wrapped line of code keeps its indentation (book/_static/field_guide.css, item 6).
 const FG_WIDE = ".pst-scrollable-table-container, mjx-container[display='true'], main pre";
+// the few words this script writes, in the page's language (the Chinese edition: <html lang="zh-CN">)
+const FG_ZH = document.documentElement.lang.startsWith("zh");
+const FG_WORDS = FG_ZH
+  ? { fullSize: "打开原尺寸图片", scroll: "左右滑动查看 ⇢" }
+  : { fullSize: "Open the full-size image", scroll: "scroll sideways ⇢" };
 
 function fgLinkFigures() {
   for (const img of document.querySelectorAll("main img")) {
@@ -51,7 +56,7 @@ function fgLinkFigures() {
     const link = document.createElement("a");
     link.href = img.getAttribute("src");
     link.className = "fg-full-size";
-    link.title = "Open the full-size image";
+    link.title = FG_WORDS.fullSize;
     img.replaceWith(link);
     link.append(img);
   }
@@ -115,7 +120,7 @@ function fgMarkScrollers() {
       cue = document.createElement("div");
       cue.className = "fg-scroll-cue";
       cue.setAttribute("aria-hidden", "true");
-      cue.textContent = "scroll sideways ⇢";
+      cue.textContent = FG_WORDS.scroll;
       block.before(cue);
     }
     cue.hidden = !scrolls;

@@ -320,10 +320,15 @@ def fill(template: str, size: ModelSize | str | None = None) -> str:
 
 def facts_table(header: tuple[str, ...], rows: list[tuple[str, ...]], size: ModelSize | str) -> str:
     """A chapter's facts table as Markdown: ``header`` (its first cell is usually empty) and
-    ``rows`` of the same length, each cell passed through :func:`fill` for ``size``."""
+    ``rows`` of the same length, each cell passed through :func:`fill` for ``size``. A ``|`` in a
+    cell (``<|im_start|>``) is escaped, so that it does not end the cell."""
     for row in rows:
         if len(row) != len(header):
             raise ValueError(f"row {row[0]!r} has {len(row)} cells; the header has {len(header)}")
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    lines = [line(header), "|---" * len(header) + "|"]
+    lines += [line(row) for row in rows]
     return fill("\n".join(lines), size)

@@ -57,10 +57,12 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/parity.py``
     Parity with a reference, written once: the tolerance policy (``tolerance_for``, the margin
     ``MARGIN``), ``compare_lm`` and ``parity_report`` (re-exported by ``demos/book.py``).
-``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``, ``demos/display.py``
+``demos/validation.py``, ``demos/weights.py``, ``demos/book.py``, ``demos/display.py``,
+``demos/listing.py``
     Shared argument checks (``ValueError`` at the boundary), weight copying, notebook display
-    (``demos/book.py`` re-exports the parity and display helpers). The book's own tooling (table of
-    contents, results page) is ``book/booktools.py``.
+    (``demos/book.py`` re-exports the parity and display helpers), what a listing on a page folds
+    (the argument checks). The book's own tooling (table of contents, results page) is
+    ``book/booktools.py``.
     Shared helpers are public and live in one module; nothing private is imported across modules.
 
 Axis letters, the same in every module: ``b`` batch, ``t`` query length (new tokens), ``s`` key

@@ -7,40 +7,90 @@ chapters written before this module import from there.
 
 from __future__ import annotations
 
-import ast
 import inspect
 import textwrap
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUDGET_MIME", "missing_file_note", "report_budget", "show_recorded", "show_source"]
+from demos.listing import FoldedListing, first_paragraph_docstring, fold_checks, strip_docstring
+
+__all__ = [
+    "BUDGET_MIME",
+    "missing_file_note",
+    "report_budget",
+    "repository_path",
+    "show_recorded",
+    "show_source",
+]
 
 
-def show_source(obj: Callable[..., Any] | type, docstring: bool = False) -> Any:
+def show_source(obj: Callable[..., Any] | type, docstring: bool = False, full: bool = False) -> Any:
     """Display the source of a function, method or class from ``demos`` as a highlighted code block.
 
-    The docstring is left out unless ``docstring=True``: the chapter's prose explains what it says.
-    Returns an IPython ``Markdown`` object (rendered by Jupyter, Colab and Jupyter Book alike).
+    The listing shows the idea: the input checks a function starts with are folded into one comment
+    naming what they check (the rule: :func:`demos.listing.fold_checks`), and one line under the listing gives the
+    file and line range of the full source and of what was folded. The docstring is left out unless
+    ``docstring=True`` (the chapter's prose explains what it says), and then cut to its first
+    paragraph. ``full=True`` shows every line. Returns an IPython ``Markdown`` object (rendered by
+    Jupyter, Colab and Jupyter Book alike).
     """
     from IPython.display import Markdown
 
-    source = textwrap.dedent(inspect.getsource(obj))
-    if not docstring:
-        source = _strip_docstring(source)
-    return Markdown(f"```python\n{source.rstrip()}\n```")
+    lines, first_line = inspect.getsourcelines(obj)
+    source = textwrap.dedent("".join(lines))
+    if full:
+        return Markdown(f"```python\n{source.rstrip()}\n```")
+    listing = fold_checks(source, first_line)
+    source, shortened = listing.source, False
+    if docstring:
+        source, shortened = first_paragraph_docstring(source)
+    else:
+        source = strip_docstring(source)
+    text = f"```python\n{source.rstrip()}\n```"
+    if listing.checks or shortened:
+        last_line = first_line + len(lines) - 1
+        text += "\n\n" + _full_source_note(obj, (first_line, last_line), listing, shortened)
+    return Markdown(text)
 
 
-def _strip_docstring(source: str) -> str:
-    """Remove the docstring of the (single) function or class defined in ``source``."""
-    node = ast.parse(source).body[0]
-    first = node.body[0] if getattr(node, "body", None) else None
-    is_doc = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
-    if not (is_doc and isinstance(first.value.value, str)) or len(node.body) == 1:
-        return source
-    lines = source.splitlines()
-    del lines[first.lineno - 1 : first.end_lineno]
-    return "\n".join(lines)
+def _full_source_note(
+    obj: Callable[..., Any] | type,
+    whole: tuple[int, int],
+    listing: FoldedListing,
+    shortened: bool,
+) -> str:
+    """The one line under a folded listing: where the full source is, and what the listing left out.
+
+    For example: Full source: ``src/demos/layers/rope.py``, lines 115–160; folded above: the checks on
+    lines 132–137 and 140–154 (``check_floating``, ``check_same_device``, 4 × ``if … raise``).
+    """
+    note = f"Full source: `{repository_path(obj)}`, lines {whole[0]}–{whole[1]}"
+    if listing.checks:
+        spans = [f"{a}–{b}" if b > a else f"{a}" for a, b in listing.lines]
+        spans = ", ".join(spans[:-1]) + " and " + spans[-1] if len(spans) > 1 else spans[0]
+        counts = Counter(listing.checks)
+        what = [f"{n} × `{label}`" if n > 1 else f"`{label}`" for label, n in counts.items()]
+        note += f"; folded above: the checks on lines {spans} ({', '.join(what)})"
+    if shortened:
+        note += "; the docstring is cut to its first paragraph"
+    return note + "."
+
+
+def repository_path(obj: Callable[..., Any] | type) -> str:
+    """Where ``obj``'s source lives in the book's repository: ``src/demos/layers/rope.py``.
+
+    Read from the installed package, so it is the same in a clone, an installed wheel and Colab; a file
+    outside ``demos`` is named relative to the working directory when it is under it.
+    """
+    path = Path(inspect.getsourcefile(obj) or "").resolve()
+    package = Path(__file__).resolve().parent  # demos/
+    if path.is_relative_to(package):
+        return f"src/demos/{path.relative_to(package).as_posix()}"
+    if path.is_relative_to(Path.cwd()):
+        return path.relative_to(Path.cwd()).as_posix()
+    return path.name
 
 
 def show_recorded(path: str | Path, command: str) -> Any:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -224,24 +223,11 @@ def build(jobs: int = 2) -> int:
     EXECUTION_STAMP.write_text(execution_inputs + "\n")
     print(f"notebooks executed in {time.perf_counter() - start:.1f} s")
 
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    # --all: write every page, even when Sphinx finds no source changed. Otherwise an edit to the
-    # style sheet (book/_static) alone ends in "no targets are out of date", and Sphinx copies no
-    # static file. Pages are still read again only when they changed.
-    command = [str(jupyter_book), "build", str(ROOT), "-W", "--keep-going", "--all"]
-    executed_inside = False
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        for line in proc.stdout:
-            print(line, end="", flush=True)
-            executed_inside |= "Executing notebook using" in line
+    returncode, executed_inside = build_zh.render(ROOT)  # jupyter-book build . -W --all
     if executed_inside:
         print("note: the Sphinx build executed a notebook the cache did not hold", file=sys.stderr)
-    if proc.returncode != 0:
-        # a page with a warning is not read again by an incremental build: forget the environment
-        (BUILD / ".doctrees" / "environment.pickle").unlink(missing_ok=True)
-        return proc.returncode
+    if returncode != 0:
+        return returncode
     # after Sphinx, which would not copy a file it did not know; about 2 s (the wheel, then the zip)
     start = time.perf_counter()
     download = write_download(DOWNLOADS)

@@ -96,16 +96,17 @@ def write_sources(out: Path = ZH_ROOT, root: Path = ROOT) -> dict[str, list[str]
     return {page: m for page, m in missing.items() if m}
 
 
-def build(out: Path = ZH_ROOT) -> int:
-    """Write the sources, render them, copy the HTML to ``_build/html/zh``; returns an exit status."""
-    start = time.perf_counter()
-    missing = write_sources(out)
-    if missing:
-        count = sum(map(len, missing.values()))
-        print(f"中文版: {count} message(s) on {len(missing)} page(s) have no current translation "
-              f"and stay English: {sorted(missing)} (scripts/i18n.py check lists them)")  # fmt: skip
+def render(root: Path) -> tuple[int, bool]:
+    """``jupyter-book build root -W --keep-going --all``, its log printed as it comes; returns its exit
+    status and whether it executed a notebook (which a build from a full cache never does).
+
+    --all writes every page, even when Sphinx finds no source changed (else an edit to the style sheet
+    alone ends in "no targets are out of date", and Sphinx copies no static file); pages are still
+    read again only when they changed. A failed build forgets its saved environment: a page with a
+    warning is not read again by an incremental build, so the next build would pass it silently.
+    """
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book), "build", str(out), "-W", "--keep-going", "--all"]
+    command = [str(jupyter_book), "build", str(root), "-W", "--keep-going", "--all"]
     executed_inside = False
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -114,8 +115,21 @@ def build(out: Path = ZH_ROOT) -> int:
             print(line, end="", flush=True)
             executed_inside |= "Executing notebook using" in line
     if proc.returncode != 0:
-        (out / "_build" / ".doctrees" / "environment.pickle").unlink(missing_ok=True)
-        return proc.returncode
+        (root / "_build" / ".doctrees" / "environment.pickle").unlink(missing_ok=True)
+    return proc.returncode, executed_inside
+
+
+def build(out: Path = ZH_ROOT) -> int:
+    """Write the sources, render them, copy the HTML to ``_build/html/zh``; returns an exit status."""
+    start = time.perf_counter()
+    missing = write_sources(out)
+    if missing:
+        count = sum(map(len, missing.values()))
+        print(f"中文版: {count} message(s) on {len(missing)} page(s) have no current translation "
+              f"and stay English: {sorted(missing)} (scripts/i18n.py check lists them)")  # fmt: skip
+    returncode, executed_inside = render(out)
+    if returncode != 0:
+        return returncode
     if executed_inside:
         print(
             "中文版: the Sphinx build executed a notebook: its code cells differ from the English "

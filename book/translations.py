@@ -215,7 +215,10 @@ def book_messages(root: Path = ROOT) -> list[tuple[str, str]]:
     found += chapter_fact_labels(root)
     found += [(note, "scripts/student_edition.py:STUDENT_NOTES") for note in student_notes(root)]
     found += [(prompt, "myst-nb:nb_code_prompt") for prompt in CODE_PROMPTS.values()]
-    return list(dict.fromkeys(found))
+    first: dict[str, str] = {}
+    for msgid, where in found:  # each message once, where it is first used
+        first.setdefault(msgid, where)
+    return list(first.items())
 
 
 def student_notes(root: Path = ROOT) -> tuple[str, ...]:

@@ -211,7 +211,12 @@ def test_the_glossary_covers_the_terms_the_issue_names():
 def test_a_term_inside_a_longer_term_asks_only_for_the_longer_one():
     terms = tr.glossary()
     msgid = "Llama uses rotary position embeddings; its embedding matrix is tied."
-    assert tr.glossary_problems(msgid, "Llama 使用旋转位置编码；它的嵌入矩阵是共享的。", terms) == []
-    assert tr.glossary_problems("Llama uses rotary position embeddings.", "旋转位置编码。", terms) == []
+    assert (
+        tr.glossary_problems(msgid, "Llama 使用旋转位置编码；它的嵌入矩阵是共享的。", terms) == []
+    )
+    assert (
+        tr.glossary_problems("Llama uses rotary position embeddings.", "旋转位置编码。", terms)
+        == []
+    )
     found = tr.glossary_problems(msgid, "Llama 使用旋转位置编码；它的矩阵是共享的。", terms)
     assert found == ["uses 'embedding' but not its glossary term '嵌入'"]

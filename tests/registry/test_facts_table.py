@@ -24,7 +24,9 @@ def _cells(markdown: str) -> list[list[str]]:
 
 def test_a_pipe_inside_a_cell_stays_in_its_cell():
     """Orca 2's vocabulary row names ``<|im_start|>``: unescaped, its pipes split the row."""
-    table = facts_table(("", "Orca 2"), [("Vocabulary", "plus `<|im_start|>`, 32,003")], "Orca-2-7B")
+    table = facts_table(
+        ("", "Orca 2"), [("Vocabulary", "plus `<|im_start|>`, 32,003")], "Orca-2-7B"
+    )
     rows = _cells(table)
     assert rows == [["", "Orca 2"], ["Vocabulary", "plus `<|im_start|>`, 32,003"]]
     html = MarkdownIt("commonmark").enable("table").render(table)

@@ -1,4 +1,5 @@
-"""Checkers for the ARC chapter: the gold index from ARC's own labels, and the accuracy of guessing."""
+"""References and known mistakes for the ARC chapter: the gold index from ARC's own labels, and the
+accuracy of guessing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkers for the Chatbot Arena chapter's exercises: one Elo update, and the Bradley–Terry gap
+"""References and known mistakes for the Chatbot Arena chapter's exercises: one Elo update, and the Bradley–Terry gap
 between two models in closed form."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Checkers for the ChatGPT chapter's exercises: InstructGPT's loss over K ranked answers, the "k3"
+"""References and known mistakes for the ChatGPT chapter's exercises: InstructGPT's loss over K ranked answers, the "k3"
 estimate of the KL divergence (the one GRPO adds to its loss, proven equal to TRL's in the tests),
 and advantages as returns minus a value baseline, written as a sum rather than GAE's recursion."""
 

@@ -1,5 +1,6 @@
-"""Checkers for the Falcon chapter's exercises: splitting the fused ``query_key_value`` output, how many
-sequences a KV-cache budget holds, and fusing separate q/k/v weights into Falcon's layout (transfer)."""
+"""References and known mistakes for the Falcon chapter's exercises: splitting the fused
+``query_key_value`` output, how many sequences a KV-cache budget holds, and fusing separate q/k/v
+weights into Falcon's layout (transfer)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkers for the Gemma chapter's exercises: the ``(1 + w)`` RMSNorm, and turning a Gemma norm
+"""References and known mistakes for the Gemma chapter's exercises: the ``(1 + w)`` RMSNorm, and turning a Gemma norm
 weight into the weight a Llama-style ``RMSNorm`` needs for the same output (porting a checkpoint)."""
 
 from __future__ import annotations

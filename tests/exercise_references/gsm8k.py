@@ -1,4 +1,4 @@
-"""Checkers for the GSM8K chapter's exercises: flexible-extract accuracy as the harness scores it,
+"""References and known mistakes for the GSM8K chapter's exercises: flexible-extract accuracy as the harness scores it,
 and "any of the first k samples is right" (coverage), the cousin of maj@k."""
 
 from __future__ import annotations

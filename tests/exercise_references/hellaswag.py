@@ -1,4 +1,4 @@
-"""Checkers for the HellaSwag chapter: the acc_norm prediction, and mutual-information scoring."""
+"""References and known mistakes for the HellaSwag chapter: the acc_norm prediction, and mutual-information scoring."""
 
 from __future__ import annotations
 

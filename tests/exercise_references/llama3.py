@@ -1,4 +1,4 @@
-"""Checkers for the Llama 3 chapter's exercises: Llama 3.1's scaled RoPE frequencies, and the
+"""References and known mistakes for the Llama 3 chapter's exercises: Llama 3.1's scaled RoPE frequencies, and the
 parameters a vocabulary costs (embedding + output head, tied or not)."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Checkers for the Mamba chapter's exercises: one step of the selective SSM, and the zero-order-hold
-discretisation of ``A`` and ``B`` (transfer: the paper's Eq. 4, which Mamba's code keeps for ``A`` only).
+"""References and known mistakes for the Mamba chapter's exercises: one step of the selective SSM,
+and the zero-order-hold discretisation of ``A`` and ``B`` (transfer: the paper's Eq. 4, which
+Mamba's code keeps for ``A`` only).
 
 Each checker recognises the other discretisation of ``B`` and says so: Euler's ``delta B`` where the
 zero-order hold was asked for, and the zero-order hold where the step uses Euler, as Mamba's code does."""

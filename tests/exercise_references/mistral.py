@@ -1,5 +1,6 @@
-"""Checkers for the Mistral chapter's exercises: the sliding-window mask, the reach and cache size of a
-windowed model, and which position each slot of a rolling-buffer cache holds (transfer)."""
+"""References and known mistakes for the Mistral chapter's exercises: the sliding-window mask, the
+reach and cache size of a windowed model, and which position each slot of a rolling-buffer cache
+holds (transfer)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from collections.abc import Callable
 
 import torch
 
-from demos.exercises.core import Check, Convention, Mistake, check_function
+from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.mistral import (  # shared with the package
+    CONVENTIONS,
+    _where,
+)
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 from demos.layers.masks import sliding_window_mask
 
@@ -46,55 +51,6 @@ MISTAKES = [
         "query i sits at s - t + i (t < s when a KV cache holds earlier tokens).",
     ),
 ]
-
-
-def _from_inverted(mask):
-    """A boolean mask that hides every query's own key is written True = hidden."""
-    if not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.dim() == 2):
-        return None
-    t, s = mask.shape
-    if s < t or mask[torch.arange(t), torch.arange(s - t, s)].any():  # (t,): each query's own key
-        return None
-    return ~mask
-
-
-def _from_additive(mask):
-    """A float mask of 0 (visible) and -inf or a large negative number (hidden)."""
-    if not (isinstance(mask, torch.Tensor) and mask.dtype.is_floating_point):
-        return None
-    hidden = mask <= -1e4
-    return mask == 0 if bool(((mask == 0) | hidden).all()) else None
-
-
-def _from_zero_one(mask):
-    """A 0/1 mask of numbers (float or int) instead of booleans."""
-    if not (isinstance(mask, torch.Tensor) and mask.dtype != torch.bool):
-        return None
-    return mask == 1 if bool(((mask == 0) | (mask == 1)).all()) else None
-
-
-CONVENTIONS = [
-    Convention(
-        _from_inverted,
-        "the mask is inverted: it marks hidden keys with True. Here True means 'may attend' "
-        "(as torch's scaled_dot_product_attention's boolean attn_mask): return ~mask.",
-    ),
-    Convention(
-        _from_additive,
-        "this is an additive mask (0 where visible, -inf where hidden), the form added to the "
-        "scores. The exercise asks for the boolean form, True where visible: return mask == 0.",
-    ),
-    Convention(
-        _from_zero_one,
-        "the mask holds numbers 0/1; the exercise asks for a boolean tensor: return mask.bool().",
-    ),
-]
-
-
-def _where(index: tuple, args: tuple) -> str:
-    i, j = index
-    t, s, _ = args
-    return f"query {i} (position {s - t + i}) and key {j}"
 
 
 def check_sliding_window_mask(fn: Callable[[int, int, int], torch.Tensor]) -> Check:

@@ -1,4 +1,4 @@
-"""Checkers for the MMLU chapter: the micro average the harness reports, and the original
+"""References and known mistakes for the MMLU chapter: the micro average the harness reports, and the original
 implementation's pick among the four letters."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from demos.eval.mmlu import micro_average
-from demos.exercises.core import Check, Convention, Mistake, check_function
+from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.mmlu import LETTER_CONVENTIONS  # shared with the package
 
 
 def micro_reference(per_subject: Mapping[str, Sequence[float]]) -> float:
@@ -56,22 +57,6 @@ LETTER_MISTAKES = [
     Mistake(
         lambda logits, ids: ids[int(logits[list(ids)].argmax())],
         "this returns the winning letter's token id; return its position among the letters (0-3).",
-    ),
-]
-
-
-def _from_letter(answer):
-    """'C' -> 2 (the answer written as the letter), None for anything else."""
-    if isinstance(answer, str) and answer.strip().upper() in ("A", "B", "C", "D"):
-        return "ABCD".index(answer.strip().upper())
-    return None
-
-
-LETTER_CONVENTIONS = [
-    Convention(
-        _from_letter,
-        "the answer is the letter itself (a str); the exercise asks for its position among the "
-        "four letters as an int: 0 for 'A', 1 for 'B', 2 for 'C', 3 for 'D'.",
     ),
 ]
 

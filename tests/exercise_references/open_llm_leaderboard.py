@@ -1,4 +1,4 @@
-"""Checkers for the Open LLM Leaderboard chapter: acc_norm as the harness computes it, and the
+"""References and known mistakes for the Open LLM Leaderboard chapter: acc_norm as the harness computes it, and the
 probability of each choice normalised over the choices."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import torch
 
 from demos.eval.metrics import multiple_choice_scores
 from demos.exercises.core import Check, Mistake, check_function
-
-ACC_NORM_ARGS = ("loglikelihoods", "choices", "gold")
+from demos.exercises.open_llm_leaderboard import ACC_NORM_ARGS  # shared with the package
 
 
 def acc_norm_reference(loglikelihoods, choices, gold) -> float:

@@ -1,4 +1,4 @@
-"""Checkers for the Orca 2 chapter's exercises: the student's ChatML text made from the teacher's
+"""References and known mistakes for the Orca 2 chapter's exercises: the student's ChatML text made from the teacher's
 stored text (the instruction erased), the labels of one example (the answer only), and, as a
 transfer, labels of examples packed into one fixed-length row as Orca 2 packs its training data
 [azureml2023orca2card].
@@ -17,11 +17,11 @@ from demos.exercises.core import (
     Check,
     Mistake,
     check_function,
-    isolating_case,
     record,
-    untouched_template,
 )
-from demos.exercises.describe import counted, describe, describe_error
+from demos.exercises.orca2 import (  # shared with the package
+    _int64_required,
+)
 from demos.training.prompt_erasure import (
     GENERIC_SYSTEM,
     IM_END,
@@ -107,88 +107,8 @@ TEXT_MISTAKES = [
 ]
 
 
-def _text_case(case: str) -> str:
-    return f"In case '{case}' (teacher_text = {TEXT_CASES[case][0][:60]!r}...)"
-
-
-def _text_mismatch(fn: Callable[[str], str], case: str) -> str:
-    """How the answer's str differs from the student's text on ``case``."""
-    got, expected = fn(*TEXT_CASES[case]), student_text(*TEXT_CASES[case])
-    return (
-        f"{_text_case(case)}: got {describe(got)}, not the student's text; "
-        f"{_first_difference(got, expected)}."
-    )
-
-
-def _first_difference(got: str, expected: str) -> str:
-    i = next((k for k, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), None)
-    if i is None:
-        i = min(len(got), len(expected))
-    return (
-        f"they first differ at character {i}: expected ...{expected[max(0, i - 20) : i + 30]!r}, "
-        f"got ...{got[max(0, i - 20) : i + 30]!r}"
-    )
-
-
-def _same_as(fn: Callable[[str], str], mistake: Callable[[str], str]) -> bool:
-    try:
-        return all(fn(*args) == mistake(*args) for args in TEXT_CASES.values())
-    except Exception:
-        return False
-
-
-def _text_differs(fn: Callable[[str], str], args: tuple) -> bool:
-    try:
-        return fn(*args) != student_text(*args)
-    except Exception:
-        return True
-
-
-def check_student_text(fn: Callable[[str], str]) -> Check:
-    """Check ``fn(teacher_text)``: the student's ChatML text from the teacher's, the system turn's
-    instruction replaced by ``GENERIC_SYSTEM`` (``demos.training.prompt_erasure``), the rest as is."""
-    if not callable(fn):
-        return Check(False, f"Expected a function, got {describe(fn)}.")
-    template = untouched_template(fn)
-    try:
-        for case, args in TEXT_CASES.items():
-            expected = student_text(*args)
-            try:
-                got = fn(*args)
-            except Exception as error:  # the learner's error is reported, never raised
-                if template is not None:
-                    break
-                return Check(False, f"In case '{case}' it {describe_error(error)}")
-            if isinstance(got, str) and got == expected:
-                continue
-            if template is not None:
-                break
-            if not isinstance(got, str):
-                return Check(
-                    False,
-                    f"{_text_case(case)}: expected a str of ChatML text, got {describe(got)}.",
-                )
-            for mistake in TEXT_MISTAKES:
-                if _same_as(fn, mistake.implementation):  # shown where only this mistake shows
-                    case = isolating_case(mistake, TEXT_MISTAKES, TEXT_CASES, _text_differs) or case
-                    return Check(False, f"{_text_mismatch(fn, case)} Likely cause: {mistake.why}")
-            return Check(False, _text_mismatch(fn, case))
-        else:
-            return Check(
-                True,
-                f"Matches the reference on {counted(len(TEXT_CASES), 'case')}: "
-                f"{'; '.join(TEXT_CASES)}.",
-            )
-    except Exception as error:  # a checker never raises on a learner's answer
-        return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")
-    return Check(
-        False,
-        f"`{getattr(fn, '__name__', 'the function')}` is still the template (`{template}`). Replace "
-        "`# your code here` and the placeholder with your code, then run the cell again. It should "
-        f"return a str: the ChatML text, {IM_START}system ... {IM_END} and so on, with only the "
-        "system turn's content changed.",
-        attempted=False,
-    )
+# The checker compares the answer's str on its own (demos.exercises.orca2.check_student_text, with
+# the recorded results of OWN_DECLARATIONS below): no check_function here.
 
 
 # ---------------------------------------------------------------- exercise 2: one example's labels
@@ -228,19 +148,6 @@ def _zeros(prompt_ids, answer_ids):
 
 # The exercises name int64: the loss's cross-entropy refuses int32 targets, so an answer in int32
 # would crash the training step; the checker says so rather than accept it.
-INT64_WHY = (
-    " Labels must be int64 (torch.long): PyTorch's cross-entropy raises \"expected target dtype "
-    'to be Long" on int32 labels, and input_ids stay int64 as a tokenizer returns them. Build '
-    "both from the int64 inputs (torch.cat and torch.full_like keep their dtype) or cast with "
-    ".long()."
-)
-
-
-def _int64_required(check: Check) -> Check:
-    """``check`` with the reason for int64 added when the answer came back in another dtype."""
-    if not check.ok and "asks for torch.int64" in check.message:
-        return Check(False, check.message + INT64_WHY, check.attempted)
-    return check
 
 
 def check_answer_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:

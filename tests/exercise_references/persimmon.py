@@ -1,5 +1,5 @@
-"""Checkers for the Persimmon chapter's exercises: the per-head query/key LayerNorm, and the gradient
-of squared ReLU (transfer: what the activation does to learning)."""
+"""References and known mistakes for the Persimmon chapter's exercises: the per-head query/key
+LayerNorm, and the gradient of squared ReLU (transfer: what the activation does to learning)."""
 
 from __future__ import annotations
 

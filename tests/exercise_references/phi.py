@@ -1,4 +1,4 @@
-"""Checkers for the Phi chapter's exercises: the one-norm parallel block, and choosing documents by
+"""References and known mistakes for the Phi chapter's exercises: the one-norm parallel block, and choosing documents by
 a quality score under a token budget (transfer: the data idea as code)."""
 
 from __future__ import annotations

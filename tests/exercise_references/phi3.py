@@ -1,35 +1,17 @@
-"""Checkers for the Phi-3 chapter's exercises: one NF4 block by hand, and a k-bit NormalFloat code book."""
+"""References and known mistakes for the Phi-3 chapter's exercises: one NF4 block by hand, and a
+k-bit NormalFloat code book."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import torch
 
 from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.phi3 import _integer_codes  # shared with the package
 from demos.layers.quantization import NF4_CODE, quantize_nf4
 
 # ------------------------------------------------------------------ exercise 1: one block by hand
-
-
-def _integer_codes(fn):
-    """Accept any integer dtype for the codes (uint8, int32, int64): compare them as int64. The
-    wrapper keeps ``fn``'s name and source (``functools.wraps``), so that check_function still
-    recognises the untouched template through it."""
-    if not callable(fn):
-        return fn  # check_function explains a non-function
-
-    @functools.wraps(fn)
-    def wrapped(block):
-        result = fn(block)
-        if isinstance(result, tuple) and len(result) == 2:
-            codes, absmax = result
-            if isinstance(codes, torch.Tensor) and not codes.dtype.is_floating_point:
-                return codes.long(), absmax
-        return result
-
-    return wrapped
 
 
 def quantize_block(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Checkers for the Pythia chapter's exercises: a GPT-NeoX model's parameter count from its shape
+"""References and known mistakes for the Pythia chapter's exercises: a GPT-NeoX model's parameter count from its shape
 (transfer), and partial rotary embeddings."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Checkers for the Qwen chapter's exercises: the first position LogN-Scaling multiplies by a given
+"""References and known mistakes for the Qwen chapter's exercises: the first position LogN-Scaling multiplies by a given
 factor (its inverse problem), the RoPE base that slows any one channel by a given factor (NTK-aware
 interpolation's derivation, generalised), and (transfer) cutting first-generation Qwen's fused
 ``c_attn`` into transformers' ``q_proj``, ``k_proj`` and ``v_proj``."""
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.exercises.describe import describe
+from demos.exercises.qwen import _not_int  # shared with the package
 from demos.layers.long_context import logn_scale
 
 
@@ -50,22 +50,6 @@ def _position_natural(
     factor, train_len
 ):  # p + 1 = e ** factor: the base of the logarithm forgotten
     return math.ceil(math.exp(factor)) - 1
-
-
-def _not_int(fn: Callable, cases: dict[str, tuple]) -> str | None:
-    """A sentence naming the first case where ``fn`` returns something other than a Python int."""
-    for case, args in cases.items():
-        try:
-            value = fn(*args)
-        except Exception:  # the value check already ran it without error; stay silent
-            return None
-        if not isinstance(value, int) or isinstance(value, bool):
-            return (
-                f"In case '{case}' the value is right but it came back as {describe(value)}. "
-                "A position is a Python int (it indexes a sequence): math.ceil returns one; "
-                "convert a float or a tensor with int(...)."
-            )
-    return None
 
 
 def check_logn_position(fn: Callable[[float, int], int]) -> Check:

@@ -1,4 +1,4 @@
-"""Checkers for the Qwen1.5 chapter's exercises: the router's top-k weights, the balancing loss and
+"""References and known mistakes for the Qwen1.5 chapter's exercises: the router's top-k weights, the balancing loss and
 its gradient, and (transfer) Mixtral's sparse layer, which has no shared expert and renormalises its top-k weights.
 
 The references are :mod:`demos.layers.moe`, which tests/layers/test_moe.py proves equal to
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.qwen15 import _explain_dtypes  # shared with the package
 from demos.layers.moe import SparseMoE, load_balancing_loss, route_top_k
 
 
@@ -26,20 +27,6 @@ def _logit_cases() -> dict[str, tuple]:
         "6 tokens, 8 experts, k=2": (2.0 * torch.randn(6, 8, generator=gen), 2),
         "4 tokens, 60 experts, k=4 (Qwen1.5-MoE-A2.7B)": (torch.randn(4, 60, generator=gen), 4),
     }
-
-
-INT64_WHY = (
-    "The expert indices must be int64 (torch.long), as torch.topk returns them: F.one_hot, "
-    "which the balancing loss uses to count the tokens each expert receives, accepts only "
-    "int64 indices."
-)
-
-
-def _explain_dtypes(result: Check) -> Check:
-    """Add why the indices must be int64 to a message that says they are not."""
-    if not result.ok and "experts is an int" in result.message and "torch.int64" in result.message:
-        return Check(False, f"{result.message} {INT64_WHY}", result.attempted)
-    return result
 
 
 def check_top_k_weights(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:

@@ -1,4 +1,4 @@
-"""Checkers for the StripedHyena chapter's exercises: the shortest FFT that gives a linear (not
+"""References and known mistakes for the StripedHyena chapter's exercises: the shortest FFT that gives a linear (not
 circular) convolution, a causal convolution worked by hand, and the length from which attention
 costs more than the FFT convolution, from two measured constants.
 
@@ -8,30 +8,11 @@ Lengths are counts and must be Python ``int``; the hand-worked outputs are a lis
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.exercises.describe import describe, describe_error, in_case
-
-
-def _int_only(fn: Any, verdict: Check, cases: Mapping[str, tuple], names: Sequence[str]) -> Check:
-    """``verdict``, unless it accepted an answer that returns something other than a Python int."""
-    if not verdict.ok:
-        return verdict
-    for case, args in cases.items():
-        try:
-            value = fn(*args)
-        except Exception as error:  # it passed a moment ago; report rather than raise
-            return Check(False, f"{in_case(case, names, args)} it {describe_error(error)}")
-        if not isinstance(value, int) or isinstance(value, bool):
-            return Check(
-                False,
-                f"{in_case(case, names, args)} it returned {describe(value)}: the value is right "
-                "but a length is a whole number; return a Python int.",
-            )
-    return verdict
-
+from demos.exercises.stripedhyena import HAND_U, _int_only  # shared with the package
 
 # ---------------------------------------------------------------- exercise 1: the FFT's length
 
@@ -86,7 +67,6 @@ def check_min_fft_length(fn: Callable[..., Any]) -> Check:
 
 # ---------------------------------------------------------------- exercise 2: a convolution by hand
 
-HAND_U = (1.0, 2.0, 0.0, -1.0, 3.0)  # the input u_0 .. u_4
 HAND_H = (2.0, -1.0, 0.5)  # the filter h_0 (weighs the current input), h_1, h_2
 
 

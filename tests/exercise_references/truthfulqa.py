@@ -1,4 +1,4 @@
-"""Checkers for the TruthfulQA chapter: MC2, and MC2 for one true and one false answer."""
+"""References and known mistakes for the TruthfulQA chapter: MC2, and MC2 for one true and one false answer."""
 
 from __future__ import annotations
 

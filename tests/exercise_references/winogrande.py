@@ -1,4 +1,4 @@
-"""Checkers for the Winogrande chapter: partial scores from per-token log-probabilities, and where
+"""References and known mistakes for the Winogrande chapter: partial scores from per-token log-probabilities, and where
 full-sentence and partial scoring part ways."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Checkers for the XGen chapter's exercises: the score-matrix FLOPs of generating with a KV cache
+"""References and known mistakes for the XGen chapter's exercises: the score-matrix FLOPs of generating with a KV cache
 (a prompt, then one token at a time), the longest context whose KV cache fits in a memory budget
 (the cache formula turned around), and (transfer) the bytes of Mistral-7B's rolling cache.
 
@@ -8,39 +8,13 @@ up to 2**53 and a tensor is not a count; the messages say so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.exercises.describe import describe, describe_error, in_case
+from demos.exercises.xgen import _int_only  # shared with the package
 from demos.layers.flops import score_flops
 from demos.layers.kv_cache import kv_cache_bytes, kv_cache_bytes_per_token
-
-
-def _int_only(
-    fn: Any, verdict: Check, cases: Mapping[str, tuple], arg_names: Sequence[str], what: str
-) -> Check:
-    """``verdict`` unless it accepted an answer that returns something other than a Python int
-    (a float, a numpy number, a tensor) on some case: then a Check naming the type and why."""
-    if not verdict.ok:
-        return verdict
-    for case, args in cases.items():
-        try:
-            value = fn(*args)
-        except Exception as error:  # it passed a moment ago; report rather than raise
-            return Check(False, f"{in_case(case, arg_names, args)} it {describe_error(error)}")
-        if isinstance(value, int) and not isinstance(value, bool):
-            continue
-        return Check(
-            False,
-            f"{in_case(case, arg_names, args)} it returned {describe(value)}, "
-            f"equal to the expected value, but the exercise asks for a Python int: {what} are "
-            "whole numbers, a float is exact only up to 2**53 (about 9.0e15) and a tensor is not "
-            "a count. Keep the arithmetic in Python ints (// rather than /, no torch or math "
-            "functions), or convert at the end with int(...) or .item().",
-        )
-    return verdict
-
 
 # ---------------------------------------------------------------- exercise 1: generating
 

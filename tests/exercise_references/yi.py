@@ -1,4 +1,4 @@
-"""Checkers for the Yi chapter's exercises: the KV cache of a released configuration at 200K tokens
+"""References and known mistakes for the Yi chapter's exercises: the KV cache of a released configuration at 200K tokens
 (Yi-34B's h/g = 7), the longest RoPE wavelength at Yi's base and at Llama's, and (transfer) a
 multi-needle score that matches each value exactly.
 

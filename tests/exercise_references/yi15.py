@@ -1,4 +1,4 @@
-"""Checkers for the Yi-1.5 chapter's exercises: the parameter count of a model grown by depth
+"""References and known mistakes for the Yi-1.5 chapter's exercises: the parameter count of a model grown by depth
 up-scaling (from the count before and the shape of one layer), and (transfer) the layer map of
 SOLAR 10.7B's other layout, two copies of the model with the seam trimmed.
 
@@ -9,13 +9,13 @@ the layer map a ``tuple`` of ints, one per layer of the grown model, as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from demos.exercises.compare import describe
 from demos.exercises.core import Check, Mistake, check_function
 from demos.exercises.xgen import _int_only  # the same rule: counts are Python ints
+from demos.exercises.yi15 import _LONG_TUPLE, GROWN_ARGS  # shared with the package
 
 # ---------------------------------------------------------------- exercise 1: the grown count
 
@@ -33,9 +33,6 @@ def grown_parameters(
     """The reference: ``before`` plus ``j - i`` copies of one layer (the span is half-open)."""
     i, j = span
     return before + (j - i) * layer_parameters(hidden, heads, kv_heads, head_dim, inter)
-
-
-GROWN_ARGS = ("before", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "span")
 
 
 def _with_layer(layer: Callable[..., int], copies: Callable[[tuple], int] = lambda s: s[1] - s[0]):
@@ -96,7 +93,6 @@ def check_grown_parameters(fn: Callable[..., Any]) -> Check:
 # ---------------------------------------------------------------- exercise 2: SOLAR's layout
 
 # "a tuple of 48 (item 0, ..., item 47)" or "(an int; ...; an int)": a layer map's length, in words
-_LONG_TUPLE = re.compile(r"a tuple of (\d+) \((?:(?:item \d+|an int)[,;] )*(?:item \d+|an int)\)")
 
 
 def solar_layer_map(num_layers: int, dropped: int) -> tuple[int, ...]:

@@ -1,6 +1,7 @@
-"""Checkers for the Zephyr chapter's exercises: the DPO loss, ORPO's log-odds, the active parameters of a
-mixture of experts, and a preference loss the chapter does not derive (transfer): TRL's
-``loss_type="apo_zero"``, whose per-answer form the tests prove equal to ``trl.DPOTrainer``."""
+"""References and known mistakes for the Zephyr chapter's exercises: the DPO loss, ORPO's log-odds,
+the active parameters of a mixture of experts, and a preference loss the chapter does not derive
+(transfer): TRL's ``loss_type="apo_zero"``, whose per-answer form the tests prove equal to
+``trl.DPOTrainer``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from demos.exercises.core import Check, Mistake, check_function
+from demos.exercises.zephyr import ACTIVE_ARGS, DPO_ARGS  # shared with the package
 from demos.training.preference import dpo_loss, log1mexp
-
-DPO_ARGS = ("chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps", "beta")
 
 
 def _h(lw, ll, rw, rl):
@@ -124,7 +124,6 @@ def active_parameters_reference(
     return total - (num_local_experts - top_k) * per_expert * num_hidden_layers
 
 
-ACTIVE_ARGS = ("total", "num_local_experts", "per_expert", "num_hidden_layers", "top_k")
 ACTIVE_MISTAKES = [
     Mistake(
         lambda total, e, p, layers, k: k * p * layers,

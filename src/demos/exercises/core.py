@@ -1,8 +1,12 @@
 """Checkers for the chapters' exercises: compare a learner's answer with the reference, explain a mismatch.
 
-One routine, :func:`check_function`, runs a learner's function and the reference on named cases
-and compares what comes back: a tensor, a tuple of tensors, or a number. A chapter's checker is a
-declaration on top of it: the cases, the reference, the known mistakes and the tolerance.
+One routine, :func:`check_recorded`, runs a learner's function on named cases and compares what
+comes back (a tensor, a tuple of tensors, or a number) with what the reference returned there, as
+recorded (:class:`Recorded`, shipped in ``demos/exercises/data``: the package holds no reference's
+code). A chapter's checker is a declaration on top of it: the recorded cases, results and known
+mistakes' results, and the tolerance. :func:`check_function` is the same with the reference and the
+mistakes as code, recorded first (:func:`record`): what ``tests/exercise_references`` and
+``scripts/exercise_data.py`` use.
 
 A checker never raises on a learner's answer; it returns a :class:`Check` whose message says what
 was expected, what came back, where they first differ and, when the answer behaves like a known

@@ -45,8 +45,8 @@ def _int_only(
 
 
 def check_generation_score_flops(fn: Callable[..., Any]) -> Check:
-    """Check ``generation_score_flops(batch, heads, head_dim, prompt, steps)``: see
-    :func:`generation_score_flops`. The answer must be a Python int."""
+    """Check ``generation_score_flops(batch, heads, head_dim, prompt, steps)``, as the chapter's
+    exercise asks. The answer must be a Python int."""
     cases = recorded(__name__, "check_generation_score_flops").cases
     names = ("batch", "heads", "head_dim", "prompt", "steps")
     verdict = check_recorded(fn, recorded(__name__, "check_generation_score_flops"), names)
@@ -58,7 +58,7 @@ def check_generation_score_flops(fn: Callable[..., Any]) -> Check:
 
 def check_max_context_tokens(fn: Callable[..., Any]) -> Check:
     """Check ``max_context_tokens(memory_bytes, layers, heads, kv_heads, head_dim,
-    bytes_per_value)``: see :func:`max_context_tokens`. The answer must be a Python int."""
+    bytes_per_value)``, as the chapter's exercise asks. The answer must be a Python int."""
     cases = recorded(__name__, "check_max_context_tokens").cases
 
     names = ("memory_bytes", "layers", "heads", "kv_heads", "head_dim", "bytes_per_value")

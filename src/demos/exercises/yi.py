@@ -18,7 +18,8 @@ from demos.exercises.xgen import _int_only
 
 
 def check_kv_bytes(fn: Callable[..., Any]) -> Check:
-    """Check ``kv_bytes(config, tokens)``: see :func:`kv_bytes`. The answer must be a Python int."""
+    """Check ``kv_bytes(config, tokens)``, as the chapter's exercise asks. The answer must be a
+    Python int."""
     cases = recorded(__name__, "check_kv_bytes").cases
     names = ("config", "tokens")
     verdict = check_recorded(fn, recorded(__name__, "check_kv_bytes"), names)
@@ -29,7 +30,7 @@ def check_kv_bytes(fn: Callable[..., Any]) -> Check:
 
 
 def check_longest_wavelength(fn: Callable[..., Any]) -> Check:
-    """Check ``longest_wavelength(theta, head_dim)``: see :func:`longest_wavelength`."""
+    """Check ``longest_wavelength(theta, head_dim)``, as the chapter's exercise asks."""
     # rtol 1e-6: an answer computed in float32 (from demos.layers.rope.rope_inv_freq, as the
     # page's figure does) is off by about 5e-8 relative and is right; the nearest named mistake
     # is 7 % off.
@@ -42,7 +43,7 @@ def check_longest_wavelength(fn: Callable[..., Any]) -> Check:
 
 
 def check_multi_needle_score(fn: Callable[..., Any]) -> Check:
-    """Check ``multi_needle_score(generated, expected)``: see :func:`multi_needle_score`."""
+    """Check ``multi_needle_score(generated, expected)``, as the chapter's exercise asks."""
 
     return check_recorded(
         fn, recorded(__name__, "check_multi_needle_score"), ("generated", "expected"), atol=1e-12

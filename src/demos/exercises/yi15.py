@@ -25,8 +25,8 @@ GROWN_ARGS = ("before", "hidden", "heads", "kv_heads", "head_dim", "intermediate
 
 
 def check_grown_parameters(fn: Callable[..., Any]) -> Check:
-    """Check ``grown_parameters(before, hidden, heads, kv_heads, head_dim, intermediate, span)``:
-    see :func:`grown_parameters`. The answer must be a Python int."""
+    """Check ``grown_parameters(before, hidden, heads, kv_heads, head_dim, intermediate, span)``,
+    as the chapter's exercise asks. The answer must be a Python int."""
     cases = recorded(__name__, "check_grown_parameters").cases
     verdict = check_recorded(fn, recorded(__name__, "check_grown_parameters"), GROWN_ARGS)
     return _int_only(fn, verdict, cases, GROWN_ARGS, "parameter counts")
@@ -39,7 +39,7 @@ _LONG_TUPLE = re.compile(r"a tuple of (\d+) \((?:(?:item \d+|an int)[,;] )*(?:it
 
 
 def check_solar_layer_map(fn: Callable[..., Any]) -> Check:
-    """Check ``solar_layer_map(num_layers, dropped)``: see :func:`solar_layer_map`."""
+    """Check ``solar_layer_map(num_layers, dropped)``, as the chapter's exercise asks."""
     cases = recorded(__name__, "check_solar_layer_map").cases
     verdict = check_recorded(
         fn, recorded(__name__, "check_solar_layer_map"), ("num_layers", "dropped")

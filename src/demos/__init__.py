@@ -44,7 +44,8 @@ Where code goes (the layout rule; the README repeats it):
 ``demos/toys/<chapter>.py``
     A chapter's toy task with its data, shared by the chapter and its script.
 ``demos/exercises/<chapter>.py``
-    That chapter's checkers, built on ``demos.exercises.core``.
+    That chapter's checkers, built on ``demos.exercises.core``: they compare with recorded results
+    (``demos/exercises/data``), not with reference code, which stays in the repository's tests.
 ``demos/registry/``
     The model registry (``registry.yaml``, one cited record per released size).
 ``demos/traps/<chapter>.py``

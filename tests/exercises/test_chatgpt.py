@@ -148,7 +148,8 @@ def test_baseline_checker_explains_any_wrong_answer(explain, any_wrong_answer):
 def test_k3_reference_equals_trl_grpo_kl_term():
     """The docstring's claim: k3 is the KL term GRPOTrainer adds to its loss. With zero advantages
     the clipped term vanishes and TRL's bnpo loss is beta times the mean of k3 over real tokens."""
-    from demos.exercises.chatgpt import k3_reference
+    from exercise_references.chatgpt import k3_reference
+
     from demos.training.ppo import masked_mean
     from demos.training.trl_reference import trl_clipped_surrogate_loss
 

@@ -137,7 +137,8 @@ def test_fuse_checker_accepts_the_answer():
 def test_fused_weight_splits_back_into_the_same_projections():
     """The reference is the inverse of the chapter's split: x @ fused.T, split the Falcon way,
     gives x @ q.T, x @ k.T, x @ v.T head by head."""
-    from demos.exercises.falcon import fuse_qkv_weight_reference
+    from exercise_references.falcon import fuse_qkv_weight_reference
+
     from demos.layers.fused_qkv import split_fused_qkv
 
     h, g, d, c = 8, 2, 4, 6

@@ -145,7 +145,7 @@ def test_zoh_checker_explains_any_wrong_answer(explain, any_wrong_answer):
 def test_zoh_reference_solves_the_continuous_system():
     """Over one step of length delta with the input held constant, h' = a h + b u has the exact
     solution exp(delta a) h0 + (exp(delta a) - 1) / a * b u: integrate it finely and compare."""
-    from demos.exercises.mamba import zoh_reference
+    from exercise_references.mamba import zoh_reference
 
     A = torch.tensor([[-0.5, -2.0]], dtype=torch.float64)  # (e, n) = (1, 2)
     delta = torch.tensor([[0.7]], dtype=torch.float64)  # (b, e)

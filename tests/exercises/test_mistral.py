@@ -139,7 +139,7 @@ def test_reach_and_cache_checker_explains_wrong_answers(explain, answer, words):
 def test_reach_and_cache_reference_agrees_with_the_measured_reach():
     """The reach L (W - 1) is what the chapter measures through gradients, and what the
     sliding-window mask composes to: check it on the mask itself, layer by layer."""
-    from demos.exercises.mistral import reach_and_cache_reference
+    from exercise_references.mistral import reach_and_cache_reference
 
     t, window = 30, 4
     mask = sliding_window_mask(t, t, window).float()
@@ -172,7 +172,8 @@ def test_slot_positions_checker_accepts_the_answer():
 def test_slot_positions_reference_is_what_the_rolling_cache_holds():
     """After s tokens, RollingKVCache's buffer holds in slot j the key written at the position the
     reference names (keys here carry their own position as value)."""
-    from demos.exercises.mistral import slot_positions_reference
+    from exercise_references.mistral import slot_positions_reference
+
     from demos.layers.kv_cache import RollingKVCache
 
     for window, s in [(4, 3), (4, 4), (4, 10), (3, 9), (1, 5)]:

@@ -6,15 +6,13 @@ import math
 
 import pytest
 import torch
+from exercise_references.stripedhyena import HAND_H, crossover_from_constants, min_fft_length
 
 from demos.exercises.stripedhyena import (
-    HAND_H,
     HAND_U,
     check_conv_by_hand,
     check_crossover_from_constants,
     check_min_fft_length,
-    crossover_from_constants,
-    min_fft_length,
 )
 from demos.layers.fft_conv import direct_causal_conv
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from exercise_references.xgen import generation_score_flops
 
 from demos.exercises.xgen import (
     check_generation_score_flops,
     check_max_context_tokens,
     check_mistral_cache_bytes,
-    generation_score_flops,
 )
 from demos.layers.flops import counted_flops
 

@@ -6,13 +6,9 @@ import math
 
 import pytest
 import torch
+from exercise_references.yi import longest_wavelength
 
-from demos.exercises.yi import (
-    check_kv_bytes,
-    check_longest_wavelength,
-    check_multi_needle_score,
-    longest_wavelength,
-)
+from demos.exercises.yi import check_kv_bytes, check_longest_wavelength, check_multi_needle_score
 from demos.layers.kv_cache import cache_bytes
 from demos.layers.rope import rope_inv_freq
 

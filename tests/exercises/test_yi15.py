@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from exercise_references.yi15 import grown_parameters, solar_layer_map
 
-from demos.exercises.yi15 import (
-    check_grown_parameters,
-    check_solar_layer_map,
-    grown_parameters,
-    solar_layer_map,
-)
+from demos.exercises.yi15 import check_grown_parameters, check_solar_layer_map
 from demos.models.llama import LlamaLM, LlamaLMConfig
 from demos.models.upscaling import upscaled_config
 from demos.weights import count_parameters

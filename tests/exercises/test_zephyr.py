@@ -151,9 +151,9 @@ def test_active_parameters_checker_accepts_the_answer():
 
 def test_active_parameters_reference_matches_the_meta_device_count():
     """The reference's formula against moe_parameter_counts on tiny Mixtrals, for every top-k."""
+    from exercise_references.zephyr import active_parameters_reference
     from transformers import MixtralConfig
 
-    from demos.exercises.zephyr import active_parameters_reference
     from demos.layers.moe import moe_parameter_counts
 
     base = dict(
@@ -206,7 +206,8 @@ def test_apo_zero_checker_accepts_the_answer():
 def test_apo_zero_reference_matches_trl_dpotrainer():
     """The checker's reference, on log-probs of TRL's own batch, equals trl.DPOTrainer's loss for
     loss_type="apo_zero" (trl==1.16.0), so the exercise asks for what TRL computes."""
-    from demos.exercises.zephyr import apo_zero_loss_reference
+    from exercise_references.zephyr import apo_zero_loss_reference
+
     from demos.training.preference import sequence_logps
     from demos.training.trl_reference import trl_dpo_loss_on_one_batch
     from helpers import tiny_llama

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from exercise_references.chatgpt import baseline_advantages_reference, k3_reference
 
-from demos.exercises.chatgpt import baseline_advantages_reference, k3_reference
 from demos.training.ppo import clipped_surrogate, gae_advantages, kl_penalised_rewards, masked_mean
 from demos.traps.chatgpt import surrogate_case
 

@@ -112,11 +112,11 @@ def _helpers_called(fn, module: str) -> list:
 
 @cache
 def reference_expressions(chapter: str) -> frozenset[str]:
-    """The normalised formulas of ``demos.exercises.<chapter>``'s references: functions named
+    """The normalised formulas of ``tests/exercise_references/<chapter>.py``'s references: functions named
     ``*_reference``, the ``reference`` argument of every ``check_function`` call, and the demos
     functions they call."""
     try:
-        module = importlib.import_module(f"demos.exercises.{chapter}")
+        module = importlib.import_module(f"exercise_references.{chapter}")
     except ModuleNotFoundError:
         return frozenset()
     references = [
@@ -157,5 +157,5 @@ def test_no_trap_line_is_an_exercise_answer(trap):
         shared = line_expressions(line) & answers
         assert not shared, (
             f"{trap.chapter}: the trap {trap.title!r} prints, as its {side} line, {sorted(shared)}, "
-            f"a formula of an exercise's reference answer in demos.exercises.{trap.chapter}"
+            f"a formula of an exercise's reference answer in exercise_references.{trap.chapter}"
         )

@@ -1,8 +1,12 @@
 """Checkers for the chapters' exercises: compare a learner's answer with the reference, explain a mismatch.
 
-One routine, :func:`check_function`, runs a learner's function and the reference on named cases
-and compares what comes back: a tensor, a tuple of tensors, or a number. A chapter's checker is a
-declaration on top of it: the cases, the reference, the known mistakes and the tolerance.
+One routine, :func:`check_recorded`, runs a learner's function on named cases and compares what
+comes back (a tensor, a tuple of tensors, or a number) with what the reference returned there, as
+recorded (:class:`Recorded`, shipped in ``demos/exercises/data``: the package holds no reference's
+code). A chapter's checker is a declaration on top of it: the recorded cases, results and known
+mistakes' results, and the tolerance. :func:`check_function` is the same with the reference and the
+mistakes as code, recorded first (:func:`record`): what ``tests/exercise_references`` and
+``scripts/exercise_data.py`` use.
 
 A checker never raises on a learner's answer; it returns a :class:`Check` whose message says what
 was expected, what came back, where they first differ and, when the answer behaves like a known
@@ -63,11 +67,54 @@ class Check:
 
 class Mistake(NamedTuple):
     """A known wrong implementation (same arguments as the reference) and the cause to name;
-    ``case``, when given, names the case written to isolate this mistake (the message shows it)."""
+    ``case``, when given, names the case written to isolate this mistake (the message shows it).
+    In a :class:`Recorded` declaration ``implementation`` is ``{case: its result}``, not code."""
 
     implementation: Callable[..., Any]
     why: str
     case: str | None = None
+
+
+class Raised(NamedTuple):
+    """What a recorded implementation did instead of returning: the exception, as ``Type: text``."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A checker's declaration as data: the cases' arguments, the reference's result on each
+    (``expected``) and the known mistakes, each a :class:`Mistake` whose ``implementation`` is
+    ``{case: its result}`` (a :class:`Raised` where it raised). What the package ships instead of
+    the reference's code (see :mod:`demos.exercises.recorded`)."""
+
+    cases: dict[str, tuple]
+    expected: dict[str, Any]
+    mistakes: list[Mistake]
+
+
+def _result(implementation: Callable[..., Any], args: tuple) -> Any:
+    try:
+        return implementation(*_fresh(args))
+    except Exception as error:  # a known mistake may raise: that is its result
+        return Raised(f"{type(error).__name__}: {error}")
+
+
+def record(
+    reference: Callable[..., Any],
+    cases: Mapping[str, tuple],
+    mistakes: Sequence[Mistake | tuple] = (),
+) -> Recorded:
+    """Run ``reference`` and each known mistake on every case and keep what they return."""
+    cases = dict(cases)
+    expected = {case: reference(*_fresh(args)) for case, args in cases.items()}
+    kept = [
+        Mistake(
+            {case: _result(m.implementation, args) for case, args in cases.items()}, m.why, m.case
+        )
+        for m in (Mistake(*m) for m in mistakes)
+    ]
+    return Recorded(cases, expected, kept)
 
 
 class Convention(NamedTuple):
@@ -218,7 +265,7 @@ def _call(fn: Callable[..., Any], args: tuple, arg_names: Sequence[str]) -> _Run
 
 @dataclass
 class _Spec:
-    reference: Callable[..., Any]
+    expected: dict[str, Any]
     cases: dict[str, tuple]
     arg_names: Sequence[str]
     atol: float
@@ -239,28 +286,28 @@ class _Spec:
             exact_dtype=self.exact_dtype,
         )
 
-    def behaves_like(self, runs: dict[str, _Run], target: Callable, convert=lambda v: v) -> bool:
-        """Whether the converted answers equal ``target``'s on every case."""
+    def behaves_like(self, runs: dict[str, _Run], target: dict, convert=lambda v: v) -> bool:
+        """Whether the converted answers equal ``target``'s recorded results on every case."""
         for case, args in self.cases.items():
-            run = runs[case]
-            if run.error is not None:
+            run, want = runs[case], target[case]
+            if run.error is not None or isinstance(want, Raised):
                 return False
             try:
-                got, want = convert(run.value), target(*_fresh(args))
+                got = convert(run.value)
             except Exception:
                 return False
             if got is None or not (_both_nan(got, want) or self.compare(got, want, args) is None):
                 return False
         return True
 
-    def differs(self, implementation: Callable, args: tuple) -> bool:
-        """Whether ``implementation`` gives another result than the reference on ``args`` (an
-        exception counts as another result)."""
-        try:
-            got = implementation(*_fresh(args))
-        except Exception:
-            return True
-        return self.compare(got, self.reference(*_fresh(args)), args) is not None
+    def differs(self, results: dict, case: str) -> bool:
+        """Whether a recorded implementation's result on ``case`` differs from the reference's
+        (an exception counts as another result)."""
+        got = results[case]
+        return (
+            isinstance(got, Raised)
+            or self.compare(got, self.expected[case], self.cases[case]) is not None
+        )
 
 
 def isolating_case(
@@ -304,7 +351,7 @@ def _likely_cause(
     for convention in conventions:
         if not all(_written_in(convention, run) for run in runs.values()):
             continue
-        if spec.behaves_like(runs, spec.reference, convention.convert):
+        if spec.behaves_like(runs, spec.expected, convention.convert):
             return f"{convention.why} Read that way, the answer is otherwise right.", None
         for wrong, why, _ in mistakes:
             if spec.behaves_like(runs, wrong, convention.convert):
@@ -339,6 +386,42 @@ def check_function(
     arg_names: Sequence[str],
     *,
     mistakes: Sequence[Mistake | tuple[Callable, str]] = (),
+    **options: Any,
+) -> Check:
+    """Run ``fn`` and ``reference`` on each named case and explain the first difference: the
+    reference and the mistakes are run first (:func:`record`), then :func:`check_recorded`
+    compares. Used where the reference's code is at hand (tests, ``scripts/exercise_data.py``);
+    the package's checkers compare with the recorded data.
+
+    Args:
+        reference: the right answer, called with the same arguments.
+        mistakes: known wrong implementations (:class:`Mistake`).
+        fn, cases, arg_names, options: as for :func:`check_recorded`.
+
+    Raises:
+        ValueError: ``cases`` is empty (a check of nothing would pass any answer).
+    """
+    _nonempty(cases)
+    try:
+        recorded = record(reference, cases, mistakes)
+    except Exception as error:  # the reference or a case is broken: say so, don't crash
+        return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")
+    return check_recorded(fn, recorded, arg_names, **options)
+
+
+def _nonempty(cases: Any) -> None:
+    if not isinstance(cases, Mapping) or not cases:
+        raise ValueError(
+            f"cases ({cases!r:.60}) must map at least one case name to its arguments: a check "
+            "with no cases would pass any answer"
+        )
+
+
+def check_recorded(
+    fn: Any,
+    recorded: Recorded,
+    arg_names: Sequence[str],
+    *,
     conventions: Sequence[Convention | tuple[Callable, str]] = (),
     atol: float = 0.0,
     rtol: float = 0.0,
@@ -346,16 +429,15 @@ def check_function(
     where: Callable[[tuple, tuple], str] | None = None,
     exact_dtype: bool = False,
 ) -> Check:
-    """Run ``fn`` and ``reference`` on each named case and explain the first difference.
+    """Run ``fn`` on each recorded case and explain the first difference from the recorded result.
 
     Args:
         fn: the learner's function (anything: a non-callable is explained, not raised on).
-        reference: the right answer, called with the same arguments.
-        cases: ``{case name: argument tuple}``; each call gets fresh copies of the arguments.
+        recorded: the cases (``{case name: argument tuple}``; each call gets fresh copies of the
+            arguments), the reference's result on each, and the known mistakes' results: an
+            answer that equals one on every case gets its ``why`` as the likely cause, shown on
+            the case that isolates it (:func:`isolating_case`).
         arg_names: the arguments' names, for the messages.
-        mistakes: known wrong implementations; an answer that equals one on every case gets its
-            ``why`` as the likely cause, shown on the case that isolates it
-            (:func:`isolating_case`).
         conventions: other ways of writing the answer (an inverted or additive mask), named
             when the answer, converted back, matches the reference or a known mistake.
         atol, rtol: the tolerance for floating-point results (0, 0: exact); numbers and
@@ -370,27 +452,33 @@ def check_function(
         ``Check(False, message)``. Never raises on the learner's answer.
 
     Raises:
-        ValueError: ``cases`` is empty (a check of nothing would pass any answer): a mistake
+        ValueError: no cases are recorded (a check of nothing would pass any answer): a mistake
             of the exercise's author, not the learner's, so it raises.
     """
-    if not isinstance(cases, Mapping) or not cases:
-        raise ValueError(
-            f"cases ({cases!r:.60}) must map at least one case name to its arguments: a check "
-            "with no cases would pass any answer"
-        )
+    _nonempty(recorded.cases)
     if not callable(fn):
         return Check(
             False,
             f"Expected a function, got {describe(fn)}. Pass the function itself: "
             "check_...(my_function), not check_...(my_function(...)).",
         )
-    spec = _Spec(reference, dict(cases), arg_names, atol, rtol, names, where, exact_dtype)
-    mistakes = [Mistake(*m) for m in mistakes]
+    spec = _Spec(
+        dict(recorded.expected),
+        dict(recorded.cases),
+        arg_names,
+        atol,
+        rtol,
+        names,
+        where,
+        exact_dtype,
+    )
+    mistakes = [Mistake(*m) for m in recorded.mistakes]
     conventions = [Convention(*c) for c in conventions]
+    by_name = {case: case for case in spec.cases}  # isolating_case reads results by case name
     template = untouched_template(fn)
     try:
         for case, args in spec.cases.items():
-            expected = reference(*_fresh(args))
+            expected = spec.expected[case]
             run = _call(fn, args, arg_names)
             context = in_case(case, arg_names, args)
             if template is not None and (
@@ -406,10 +494,10 @@ def check_function(
                 return Check(False, _mismatch(case, args, run, problem, spec))
             runs = {name: _call(fn, a, arg_names) for name, a in spec.cases.items()}
             cause, mistake = _likely_cause(runs, spec, mistakes, conventions)
-            isolating = mistake and isolating_case(mistake, mistakes, spec.cases, spec.differs)
+            isolating = mistake and isolating_case(mistake, mistakes, by_name, spec.differs)
             if isolating and isolating != case:  # show the mistake where nothing else differs
                 other = spec.cases[isolating]
-                there = spec.compare(runs[isolating].value, reference(*_fresh(other)), other)
+                there = spec.compare(runs[isolating].value, spec.expected[isolating], other)
                 if there is not None:
                     case, args, run, problem = isolating, other, runs[isolating], there
             message = _mismatch(case, args, run, problem, spec)

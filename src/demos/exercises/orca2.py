@@ -9,112 +9,39 @@ Over ~300 lines on purpose: one chapter's checkers, one module per chapter as th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
 from demos.exercises.core import (
     Check,
-    Mistake,
-    check_function,
+    Recorded,
+    check_recorded,
     isolating_case,
     untouched_template,
 )
 from demos.exercises.describe import counted, describe, describe_error
+from demos.exercises.recorded import recorded
 from demos.training.prompt_erasure import (
-    GENERIC_SYSTEM,
     IM_END,
     IM_START,
-    TeacherExample,
-    chatml,
-    teacher_messages,
 )
-from demos.training.sft import IGNORE_INDEX
-
-# ---------------------------------------------------------------- exercise 1: erase stored text
 
 
-def student_text(teacher_text: str) -> str:
-    """The reference: the student's ChatML text from the teacher's, as a dataset stores it. Only the
-    system turn's content changes: the teacher's instruction is replaced by ``GENERIC_SYSTEM``."""
-    head = f"{IM_START}system\n"
-    if not teacher_text.startswith(head):
-        raise ValueError(f"teacher_text must start with {head!r}, got {teacher_text[:30]!r}")
-    return head + GENERIC_SYSTEM + teacher_text[teacher_text.index(IM_END) :]
+def _text() -> Recorded:
+    """The student-text exercise's recorded cases, results and known mistakes."""
+    return recorded(__name__, "check_student_text")
 
 
-def _instruction(teacher_text: str) -> str:
-    return teacher_text.removeprefix(f"{IM_START}system\n").split(IM_END, 1)[0]
+def _text_case(data: Recorded, case: str) -> str:
+    return f"In case '{case}' (teacher_text = {data.cases[case][0][:60]!r}...)"
 
 
-def _kept(teacher_text: str) -> str:
-    return teacher_text
-
-
-def _no_system(teacher_text: str) -> str:
-    return teacher_text.split(IM_END + "\n", 1)[1]
-
-
-def _system_unclosed(teacher_text: str) -> str:
-    return student_text(teacher_text).replace(GENERIC_SYSTEM + IM_END, GENERIC_SYSTEM, 1)
-
-
-def _both(teacher_text: str) -> str:
-    instruction = _instruction(teacher_text)  # the generic message with the instruction appended
-    return teacher_text.replace(instruction, f"{GENERIC_SYSTEM} {instruction}", 1)
-
-
-def _everywhere(teacher_text: str) -> str:
-    return teacher_text.replace(_instruction(teacher_text), GENERIC_SYSTEM)
-
-
-def _teacher_text(system: str, user: str, answer: str) -> str:
-    return chatml(teacher_messages(TeacherExample(system, user, answer)))
-
-
-TEXT_CASES = {
-    "a step-by-step instruction": (
-        _teacher_text(
-            "Think step by step and justify each step.",
-            "Is 91 a prime number?",
-            "91 = 7 x 13, so it is not prime.",
-        ),
-    ),
-    "a direct-answer instruction": (
-        _teacher_text("Answer directly.", "Capital of France?", "Paris"),
-    ),
-    "the instruction quoted in the task": (
-        _teacher_text(
-            "Recall the facts first.\nThen answer.",
-            'What does "Recall the facts first.\nThen answer." ask a model to do?',
-            "To remember what it knows before it answers.",
-        ),
-    ),
-}
-TEXT_MISTAKES = [
-    Mistake(_kept, "the teacher's detailed instruction is still the system message: erase it."),
-    Mistake(
-        _no_system, "the system turn is gone; Orca 2 keeps one, with the generic message in it."
-    ),
-    Mistake(_system_unclosed, "the system turn is no longer closed by <|im_end|>."),
-    Mistake(_both, "the instruction was added to the generic message instead of replaced by it."),
-    Mistake(
-        _everywhere,
-        "the instruction's words were replaced in the user's turn too; erasure changes the "
-        "system turn only, the task and the answer stay as the teacher's data has them.",
-    ),
-]
-
-
-def _text_case(case: str) -> str:
-    return f"In case '{case}' (teacher_text = {TEXT_CASES[case][0][:60]!r}...)"
-
-
-def _text_mismatch(fn: Callable[[str], str], case: str) -> str:
+def _text_mismatch(fn: Callable[[str], str], data: Recorded, case: str) -> str:
     """How the answer's str differs from the student's text on ``case``."""
-    got, expected = fn(*TEXT_CASES[case]), student_text(*TEXT_CASES[case])
+    got, expected = fn(*data.cases[case]), data.expected[case]
     return (
-        f"{_text_case(case)}: got {describe(got)}, not the student's text; "
+        f"{_text_case(data, case)}: got {describe(got)}, not the student's text; "
         f"{_first_difference(got, expected)}."
     )
 
@@ -129,18 +56,18 @@ def _first_difference(got: str, expected: str) -> str:
     )
 
 
-def _same_as(fn: Callable[[str], str], mistake: Callable[[str], str]) -> bool:
+def _same_as(fn: Callable[[str], str], data: Recorded, results: dict) -> bool:
+    """Whether ``fn`` returns what a known mistake returned (``results``) on every case."""
     try:
-        return all(fn(*args) == mistake(*args) for args in TEXT_CASES.values())
+        return all(fn(*args) == results[case] for case, args in data.cases.items())
     except Exception:
         return False
 
 
-def _text_differs(fn: Callable[[str], str], args: tuple) -> bool:
-    try:
-        return fn(*args) != student_text(*args)
-    except Exception:
-        return True
+def _text_differs(data: Recorded) -> Callable[[dict, str], bool]:
+    """``differs(results, case)``: whether recorded results differ from the reference's on a case
+    (a :class:`~demos.exercises.core.Raised` differs from every str)."""
+    return lambda results, case: results[case] != data.expected[case]
 
 
 def check_student_text(fn: Callable[[str], str]) -> Check:
@@ -149,9 +76,10 @@ def check_student_text(fn: Callable[[str], str]) -> Check:
     if not callable(fn):
         return Check(False, f"Expected a function, got {describe(fn)}.")
     template = untouched_template(fn)
+    data = _text()
     try:
-        for case, args in TEXT_CASES.items():
-            expected = student_text(*args)
+        for case, args in data.cases.items():
+            expected = data.expected[case]
             try:
                 got = fn(*args)
             except Exception as error:  # the learner's error is reported, never raised
@@ -165,18 +93,21 @@ def check_student_text(fn: Callable[[str], str]) -> Check:
             if not isinstance(got, str):
                 return Check(
                     False,
-                    f"{_text_case(case)}: expected a str of ChatML text, got {describe(got)}.",
+                    f"{_text_case(data, case)}: expected a str of ChatML text, got {describe(got)}.",
                 )
-            for mistake in TEXT_MISTAKES:
-                if _same_as(fn, mistake.implementation):  # shown where only this mistake shows
-                    case = isolating_case(mistake, TEXT_MISTAKES, TEXT_CASES, _text_differs) or case
-                    return Check(False, f"{_text_mismatch(fn, case)} Likely cause: {mistake.why}")
-            return Check(False, _text_mismatch(fn, case))
+            by_name = {name: name for name in data.cases}  # recorded results are read by case
+            for mistake in data.mistakes:
+                if _same_as(fn, data, mistake.implementation):  # shown where only it shows
+                    differs = _text_differs(data)
+                    case = isolating_case(mistake, data.mistakes, by_name, differs) or case
+                    why = mistake.why
+                    return Check(False, f"{_text_mismatch(fn, data, case)} Likely cause: {why}")
+            return Check(False, _text_mismatch(fn, data, case))
         else:
             return Check(
                 True,
-                f"Matches the reference on {counted(len(TEXT_CASES), 'case')}: "
-                f"{'; '.join(TEXT_CASES)}.",
+                f"Matches the reference on {counted(len(data.cases), 'case')}: "
+                f"{'; '.join(data.cases)}.",
             )
     except Exception as error:  # a checker never raises on a learner's answer
         return Check(False, f"The answer could not be compared: {type(error).__name__}: {error}")
@@ -190,43 +121,6 @@ def check_student_text(fn: Callable[[str], str]) -> Check:
     )
 
 
-# ---------------------------------------------------------------- exercise 2: one example's labels
-
-
-def answer_labels(
-    prompt_ids: torch.Tensor, answer_ids: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference: ``(input_ids, labels)``, both ``(p + a,)``: the prompt then the answer; labels
-    copy the answer's ids and hold -100 on the prompt (unshifted: the loss shifts)."""
-    input_ids = torch.cat([prompt_ids, answer_ids])
-    return input_ids, torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), answer_ids])
-
-
-def _all_labelled(prompt_ids, answer_ids):
-    input_ids = torch.cat([prompt_ids, answer_ids])
-    return input_ids, input_ids.clone()
-
-
-def _shifted(prompt_ids, answer_ids):
-    input_ids, labels = answer_labels(prompt_ids, answer_ids)
-    return input_ids, torch.cat([labels[1:], labels.new_tensor([IGNORE_INDEX])])
-
-
-def _off_by_one(prompt_ids, answer_ids):
-    input_ids, labels = answer_labels(prompt_ids, answer_ids)
-    p = len(prompt_ids)
-    labels = labels.clone()
-    labels[p] = IGNORE_INDEX  # the answer's first token masked too
-    return input_ids, labels
-
-
-def _zeros(prompt_ids, answer_ids):
-    input_ids, labels = answer_labels(prompt_ids, answer_ids)
-    return input_ids, labels.masked_fill(labels == IGNORE_INDEX, 0)
-
-
-# The exercises name int64: the loss's cross-entropy refuses int32 targets, so an answer in int32
-# would crash the training step; the checker says so rather than accept it.
 INT64_WHY = (
     " Labels must be int64 (torch.long): PyTorch's cross-entropy raises \"expected target dtype "
     'to be Long" on int32 labels, and input_ids stay int64 as a tokenizer returns them. Build '
@@ -244,102 +138,25 @@ def _int64_required(check: Check) -> Check:
 
 def check_answer_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
     """Check ``fn(prompt_ids, answer_ids)`` -> ``(input_ids, labels)``: 1-D int64 tensors."""
-    cases = {
-        "prompt of 5, answer of 3": (torch.tensor([1, 63, 52, 57, 64]), torch.tensor([8, 24, 64])),
-        "prompt of 2, answer of 1": (torch.tensor([1, 63]), torch.tensor([24])),
-    }
-    mistakes = [
-        Mistake(_all_labelled, "the prompt's tokens are targets too: set their labels to -100."),
-        Mistake(
-            _shifted,
-            "the labels are shifted by one; leave them aligned with input_ids (the loss shifts).",
-        ),
-        Mistake(_off_by_one, "the answer's first token is masked too: it is a target."),
-        Mistake(
-            _zeros, "the prompt's labels are 0, a real token id; -100 is what the loss ignores."
-        ),
-    ]
     return _int64_required(
-        check_function(
+        check_recorded(
             fn,
-            answer_labels,
-            cases,
+            recorded(__name__, "check_answer_labels"),
             ("prompt_ids", "answer_ids"),
-            mistakes=mistakes,
             names=("input_ids", "labels"),
             exact_dtype=True,
         )
     )
 
 
-# ---------------------------------------------------------------- exercise 3 (transfer): packing
-
-
-def packed_labels(
-    examples: Sequence[tuple[torch.Tensor, torch.Tensor]], max_len: int, pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference: the examples' ``(input_ids, labels)`` (as :func:`answer_labels`) concatenated
-    in order and padded to ``max_len`` with ``pad_id`` (label -100); both ``(max_len,)``."""
-    pairs = [answer_labels(p, a) for p, a in examples]
-    ids = torch.cat([i for i, _ in pairs])
-    labels = torch.cat([lab for _, lab in pairs])
-    pad = max_len - len(ids)
-    return (
-        torch.cat([ids, ids.new_full((pad,), pad_id)]),
-        torch.cat([labels, labels.new_full((pad,), IGNORE_INDEX)]),
-    )
-
-
-def _pad_trained(examples, max_len, pad_id):
-    ids, labels = packed_labels(examples, max_len, pad_id)
-    return ids, torch.where(ids == pad_id, ids, labels)  # the padding labelled as itself
-
-
-def _first_prompt_only(examples, max_len, pad_id):
-    ids, _ = packed_labels(examples, max_len, pad_id)
-    p = len(examples[0][0])
-    labels = ids.clone()
-    labels[:p] = IGNORE_INDEX
-    labels[ids == pad_id] = IGNORE_INDEX
-    return ids, labels
-
-
 def check_packed_labels(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
     """Check ``fn(examples, max_len, pad_id)`` -> ``(input_ids, labels)``, both int64 ``(max_len,)``;
     ``examples`` is a list of ``(prompt_ids, answer_ids)`` whose total length is at most max_len."""
-    cases = {
-        "two examples in 16": (
-            [
-                (torch.tensor([1, 63, 52, 64]), torch.tensor([8, 64])),
-                (torch.tensor([1, 63, 40, 64]), torch.tensor([24, 5, 64])),
-            ],
-            16,
-            62,
-        ),
-        "three examples, no room left": (
-            [
-                (torch.tensor([1, 63]), torch.tensor([9])),
-                (torch.tensor([1, 52]), torch.tensor([7, 64])),
-                (torch.tensor([1]), torch.tensor([3])),
-            ],
-            9,
-            62,
-        ),
-    }
-    mistakes = [
-        Mistake(_pad_trained, "the padding is a target: its labels must be -100 too."),
-        Mistake(
-            _first_prompt_only,
-            "only the first example's prompt is masked; every packed example has its own prompt.",
-        ),
-    ]
     return _int64_required(
-        check_function(
+        check_recorded(
             fn,
-            packed_labels,
-            cases,
+            recorded(__name__, "check_packed_labels"),
             ("examples", "max_len", "pad_id"),
-            mistakes=mistakes,
             names=("input_ids", "labels"),
             exact_dtype=True,
         )

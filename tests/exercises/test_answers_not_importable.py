@@ -1,0 +1,244 @@
+"""The package a learner installs holds no exercise's answer: the checkers compare with recorded
+results (``demos/exercises/data``), and the references live in ``tests/exercise_references/``.
+
+The rule, checked for every recorded exercise (every ``check_*`` but Llama 2's planted-bug
+checker, whose answer is a location): no callable that a module under ``demos.exercises``
+defines or imports from ``demos`` (every module-level name whose object comes from a ``demos``
+module, private helpers included), the ``check_*`` functions and the checking machinery of
+``core``/``compare``/``describe``/``hints``/``recorded`` aside, returns the expected result on
+every case of the exercise when called with the case's arguments; and no module under
+``demos.exercises`` defines a function named as a reference or a known mistake of
+``tests/exercise_references``. Each rule is shown to fail on a planted reference. The first
+rule is checked again on the wheel a learner installs, with the student edition's imports.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import demos.exercises
+from demos.exercises import recorded
+from demos.exercises.compare import compare
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINERY = {"core", "compare", "describe", "hints", "recorded"}
+CHAPTERS = [
+    info.name
+    for info in pkgutil.iter_modules(demos.exercises.__path__)
+    if info.name not in MACHINERY
+]
+
+
+def callables(chapter: str) -> dict[str, object]:
+    """``{name: object}``: what a learner can call from ``demos.exercises.<chapter>``, checkers
+    aside: its functions and classes, and those it imports from ``demos``."""
+    module = importlib.import_module(f"demos.exercises.{chapter}")
+    found = {}
+    for name, obj in vars(module).items():
+        home = getattr(obj, "__module__", "") or ""
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)) or not home.startswith("demos"):
+            continue
+        if name.startswith("check_") or home.rsplit(".", 1)[-1] in MACHINERY:
+            continue
+        found[name] = obj
+    return found
+
+
+def reproduces(fn, declaration) -> bool:
+    """Whether ``fn`` returns the recorded result (to 1e-5) on every case of a declaration."""
+    for case, args in declaration.cases.items():
+        fresh = copy.deepcopy(args)
+        try:
+            got = fn(*fresh)
+        except Exception:  # the callable's error: it does not produce the answer
+            return False
+        if compare(got, declaration.expected[case], 1e-5, 1e-5) is not None:
+            return False
+    return True
+
+
+def answers_found(chapter: str, module_callables: dict[str, object]) -> list[str]:
+    found = []
+    for checker in recorded.chapter_data(chapter):
+        for index in range(len(recorded.chapter_data(chapter)[checker])):
+            declaration = recorded.recorded(chapter, checker, index)
+            found += [
+                f"{chapter}.{name} answers {checker}"
+                for name, fn in module_callables.items()
+                if reproduces(fn, declaration)
+            ]
+    return found
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_name_in_the_chapters_exercises_module_computes_an_answer(chapter):
+    assert answers_found(chapter, callables(chapter)) == []
+
+
+def test_the_rule_finds_a_planted_reference():
+    from exercise_references import mistral, yi
+
+    planted = {**callables("yi"), "kv_bytes": yi.kv_bytes}
+    assert answers_found("yi", planted) == ["yi.kv_bytes answers check_kv_bytes"]
+    planted = {"slot_positions": mistral.slot_positions_reference}
+    assert answers_found("mistral", planted) == [
+        "mistral.slot_positions answers check_slot_positions"
+    ]
+
+
+def reference_names(chapter: str) -> set[str]:
+    """The names of the functions a reference module defines for its answers and mistakes: every
+    function of ``tests/exercise_references/<chapter>.py`` that is not a checker."""
+    module = importlib.import_module(f"exercise_references.{chapter}")
+    return {
+        name
+        for name, fn in vars(module).items()
+        if inspect.isfunction(fn)
+        and fn.__module__ == module.__name__
+        and not name.startswith("check_")
+    }
+
+
+# helpers that read or word a result, shared by a reference module and the package (no answer)
+SHARED_HELPERS = {
+    "mistral": {"_from_inverted", "_from_additive", "_from_zero_one", "_where"},
+    "mmlu": {"_from_letter"},
+    "phi3": {"_integer_codes"},
+    "qwen": {"_not_int"},
+    "qwen15": {"_explain_dtypes"},
+    "stripedhyena": {"_int_only"},
+    "xgen": {"_int_only"},
+    "yi": {"_config"},
+    "llama2": {"planted_mistake_models", "_read_answer", "_hint"},
+    "orca2": {
+        "_text_case",
+        "_text_mismatch",
+        "_first_difference",
+        "_same_as",
+        "_text_differs",
+        "_int64_required",
+    },
+    "vicuna": {"_wrong_axis", "_update_cases", "_label_cases", "_not_in_chunks"},
+}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_exercises_module_defines_a_reference_or_a_mistake(chapter):
+    module = importlib.import_module(f"demos.exercises.{chapter}")
+    defined = {
+        n
+        for n, f in vars(module).items()
+        if inspect.isfunction(f) and f.__module__ == module.__name__
+    }
+    shared = defined & reference_names(chapter) - SHARED_HELPERS.get(chapter, set())
+    assert not shared, f"demos.exercises.{chapter} defines {sorted(shared)}, as its references do"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def student_imports(edition: Path) -> dict[str, set[str]]:
+    """``{module: names}`` that the student edition's chapters import from ``demos.exercises``."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((edition / "book").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:  # a cell of IPython magics only
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "demos.exercises."
+                ):
+                    found.setdefault(node.module, set()).update(a.name for a in node.names)
+    return found
+
+
+# What the installed package is asked, in a fresh interpreter that sees only the wheel's files
+# (and the libraries), never src/ or tests/: the same rule as above, over every chapter.
+INSTALLED_CHECK = """
+import copy, importlib, inspect, json, pkgutil, sys
+import demos, demos.exercises
+from demos.exercises import recorded
+from demos.exercises.compare import compare
+MACHINERY = {machinery!r}
+{source}
+chapters = [i.name for i in pkgutil.iter_modules(demos.exercises.__path__) if i.name not in MACHINERY]
+found = [a for chapter in chapters for a in answers_found(chapter, callables(chapter))]
+kv = recorded.recorded("yi", "check_kv_bytes")
+def planted(config, tokens):  # a positive control: returns the recorded answers
+    return next(kv.expected[c] for c, a in kv.cases.items() if vars(a[0]) == vars(config) and a[1] == tokens)
+control = answers_found("yi", {{"planted": planted}})
+imported = {{}}
+for module, names in {imports!r}.items():
+    imported.update({{f"{{module}}.{{n}}": getattr(importlib.import_module(module), n).__module__
+                      for n in names}})
+try:
+    import exercise_references
+    references = exercise_references.__file__
+except ModuleNotFoundError:
+    references = None
+print(json.dumps({{"demos": demos.__file__, "chapters": chapters, "found": found, "control": control,
+                  "imported": imported, "references": references}}))
+"""
+
+
+def test_the_student_edition_with_the_installed_package_reaches_no_answer(tmp_path):
+    """The wheel a learner installs (scripts/notebook_download.py builds it), installed alone, and
+    the student edition (scripts/student_edition.py): every name the edition's chapters import
+    from demos.exercises comes from the wheel, the rule above finds no answer in any chapter of
+    the installed package, the data files are installed, and the references are not there."""
+    wheel = _load("notebook_download").build_wheel(tmp_path / "wheel")
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
+        + ["--target", str(target), str(wheel)],
+        check=True,
+    )
+    assert sorted(p.name for p in (target / "demos/exercises/data").glob("*.pt")) == sorted(
+        f"{c}.pt" for c in CHAPTERS
+    )
+    assert not list(target.rglob("exercise_references"))
+    edition = tmp_path / "student"
+    assert _load("student_edition").main(["--out", str(edition)]) == 0
+    imports = student_imports(edition)
+    assert {n for names in imports.values() for n in names} >= {"check_kv_bytes", "check_zoh"}
+    source = "\n\n".join(inspect.getsource(f) for f in (callables, reproduces, answers_found))
+    code = INSTALLED_CHECK.format(machinery=MACHINERY, source=source, imports=imports)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["demos"].startswith(str(target)), result["demos"]  # the wheel's copy
+    assert result["chapters"] == CHAPTERS
+    assert result["control"] == ["yi.planted answers check_kv_bytes"]  # the rule can fail there
+    assert result["found"] == [], result["found"]
+    assert result["references"] is None, result["references"]
+    not_checkers = {
+        name
+        for name, home in result["imported"].items()
+        if not name.rsplit(".", 1)[1].startswith("check_")
+    }
+    # Llama 2's planted-bug exercise: the models with the bug in them, the question not its answer
+    assert not_checkers <= {"demos.exercises.llama2.planted_mistake_models"}, not_checkers

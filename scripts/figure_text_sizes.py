@@ -49,17 +49,19 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
 ]
 
-# every image in the article, with its laid-out width and its natural (file) width
-FIGURES_JS = """() => [...document.querySelectorAll("main img")].map((img) => {
+# the article's images (not the theme's: the launch buttons' logos live under _static/)
+FIGURES = 'article img:not([src*="_static/"])'
+# every figure, with its laid-out width and its natural (file) width
+FIGURES_JS = """() => [...document.querySelectorAll(__FIGURES__)].map((img) => {
   const box = img.getBoundingClientRect();
   return {src: img.currentSrc || img.src, shown: box.width, natural: img.naturalWidth};
-})"""
+})""".replace("__FIGURES__", repr(FIGURES))
 
 
 # what a phone reader needs around a figure: a figure wider than its box sits in a box that scrolls
 # (.fg-scrolls, book/_static/field_guide.js) after a visible cue, and every figure links to its image
 PROBLEMS_JS = """() => {
-  const imgs = [...document.querySelectorAll("main img")];
+  const imgs = [...document.querySelectorAll(__FIGURES__)];
   const uncued = imgs.filter((img) => {
     const box = img.closest("a.fg-full-size");
     if (!box || box.scrollWidth <= box.clientWidth + 1) return false;
@@ -74,7 +76,7 @@ PROBLEMS_JS = """() => {
     unlinked: unlinked.map((img) => img.getAttribute("src")),
     page_width: document.documentElement.scrollWidth,
   };
-}"""
+}""".replace("__FIGURES__", repr(FIGURES))
 
 
 def phone_figure_problems(page) -> dict:

@@ -340,3 +340,38 @@ def test_string_parity_says_equal_or_where_each_pair_first_differs():
         string_parity({}, "X")
     with pytest.raises(ValueError, match="two strings"):
         string_parity({"t": ("a", 1)}, "X")
+
+
+def test_a_saved_figure_records_the_smallest_text_it_draws():
+    """demos.display.record_figure_text_sizes: the PNG Jupyter shows carries the smallest font size
+    that is drawn (a hidden label, an empty one and a tick outside the limits do not count)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from IPython.core.pylabtools import print_figure
+    from PIL import Image
+
+    from demos.display import FONT_KEY, record_figure_text_sizes
+
+    record_figure_text_sizes()
+    record_figure_text_sizes()  # a second call changes nothing
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6, 3))
+    left.plot([0, 1], [0, 1])
+    left.set_title("title", fontsize=14)
+    left.tick_params(labelsize=7.5)
+    right.text(0.5, 0.5, "hidden", fontsize=3, visible=False)
+    right.set_xlabel("", fontsize=2)
+    right.set_xticks([0.5, 5.0], ["in", "out of the limits"], fontsize=11)
+    right.xaxis.get_major_ticks()[1].label1.set_fontsize(4)  # never drawn: outside the limits
+    right.set_xlim(0, 1)
+    try:
+        image = Image.open(io.BytesIO(print_figure(fig, "png")))
+        assert float(image.info[FONT_KEY]) == 7.5
+        right.text(0.2, 0.2, "small", fontsize=5)
+        image = Image.open(io.BytesIO(print_figure(fig, "png")))
+        assert float(image.info[FONT_KEY]) == 5
+    finally:
+        plt.close(fig)

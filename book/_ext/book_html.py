@@ -21,6 +21,13 @@ and its web fonts are copied into ``_static/mathjax``.
    which ``field_guide.js`` shows as a 中文 / English link in the article header. In the Chinese
    edition, the facts cards' labels, which a code cell prints in English, are translated from the
    catalog ``locales/zh_CN/LC_MESSAGES/_book.po`` (book/translations.py).
+
+5. A figure stays legible on a phone: each image a notebook draws records the smallest font size of
+   its text (``demos.display.record_figure_text_sizes``, a PNG text chunk) and its dots per inch; the
+   image gets the class ``fg-legible-N``, N the narrowest width in CSS px at which that text is still
+   ``LEGIBLE_PX`` high, and ``field_guide.js`` gives the image that minimum width: a figure that would
+   shrink below it on a narrow screen scrolls sideways in its own box instead, with a cue
+   (``scripts/figure_text_sizes.py`` measures the result; ``tests/book/test_browser.py`` holds it).
 """
 
 from __future__ import annotations
@@ -114,7 +121,41 @@ def _card_labels(app: Sphinx, doctree: nodes.document, docname: str) -> None:
                 text.parent.replace(text, nodes.Text(zh))
 
 
+LEGIBLE_PX = 9  # the smallest text a figure may show, in CSS px (issue 28)
+FONT_KEY = "field-guide:smallest-font-pt"  # demos.display.FONT_KEY (the book does not import demos)
+
+
+def legible_width(path: Path) -> int | None:
+    """The narrowest width (CSS px) at which the smallest text of the PNG at ``path`` is LEGIBLE_PX.
+
+    None when the PNG records no font size (it was not drawn by a notebook's matplotlib).
+    """
+    import math
+
+    from PIL import Image
+
+    with Image.open(path) as image:
+        size, dpi, width = image.info.get(FONT_KEY), image.info.get("dpi"), image.width
+    if size is None or not dpi or float(size) <= 0:
+        return None
+    text_px = float(size) * float(dpi[0]) / 72  # the smallest text's height in the image's pixels
+    return math.ceil(LEGIBLE_PX * width / text_px)
+
+
+def _legible_figures(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Give each notebook figure the class ``fg-legible-N`` (item 5 above)."""
+    for image in doctree.findall(nodes.image):
+        candidate = image.get("candidates", {}).get("*") or image.get("uri", "")
+        path = Path(app.srcdir) / candidate.lstrip("/")
+        if path.suffix.lower() != ".png" or not path.is_file():
+            continue
+        width = legible_width(path)
+        if width is not None:
+            image["classes"].append(f"fg-legible-{width}")
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("doctree-resolved", _legible_figures)
     app.connect("html-page-context", _alternate)
     app.connect("doctree-resolved", _card_labels)
     app.connect(

@@ -43,7 +43,8 @@ document.addEventListener("DOMContentLoaded", () => {
 // On a phone (issue 28): every figure links to its full-size image, so that the reader can open it
 // and zoom; a table, equation or listing wider than the screen says that it scrolls sideways; and a
 // wrapped line of code keeps its indentation (book/_static/field_guide.css, item 6).
-const FG_WIDE = ".pst-scrollable-table-container, mjx-container[display='true'], main pre";
+const FG_WIDE =
+  ".pst-scrollable-table-container, mjx-container[display='true'], main pre, a.fg-full-size";
 // the few words this script writes, in the page's language (the Chinese edition: <html lang="zh-CN">)
 const FG_ZH = document.documentElement.lang.startsWith("zh");
 const FG_WORDS = FG_ZH
@@ -52,6 +53,9 @@ const FG_WORDS = FG_ZH
 
 function fgLinkFigures() {
   for (const img of document.querySelectorAll("main img")) {
+    // book/_ext/book_html.py, item 5: the narrowest width at which the figure's text is 9 CSS px
+    const legible = [...img.classList].find((c) => c.startsWith("fg-legible-"));
+    if (legible) img.style.minWidth = `${legible.slice("fg-legible-".length)}px`;
     if (img.closest("a") || !img.getAttribute("src")) continue;
     const link = document.createElement("a");
     link.href = img.getAttribute("src");

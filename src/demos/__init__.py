@@ -77,6 +77,7 @@ needs only the registry does not pay for importing torch): ``from demos import a
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -218,6 +219,18 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+
+def _in_jupyter_kernel() -> bool:
+    import sys
+
+    return "ipykernel" in sys.modules and importlib.util.find_spec("matplotlib") is not None
+
+
+if _in_jupyter_kernel():  # every figure a page shows records its smallest text (demos.display)
+    from demos.display import record_figure_text_sizes
+
+    record_figure_text_sizes()
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,9 @@ from demos.listing import FoldedListing, first_paragraph_docstring, fold_checks,
 
 __all__ = [
     "BUDGET_MIME",
+    "FONT_KEY",
     "missing_file_note",
+    "record_figure_text_sizes",
     "report_budget",
     "repository_path",
     "show_recorded",
@@ -141,3 +143,61 @@ def report_budget() -> None:
     cpu_s = time.process_time()  # user + system CPU seconds of this kernel, all threads
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     display({BUDGET_MIME: {"cpu_s": round(cpu_s, 2), "peak_mib": round(peak_mib, 1)}}, raw=True)
+
+
+FONT_KEY = "field-guide:smallest-font-pt"  # PNG text chunk: the smallest text the figure draws
+
+
+def _smallest_drawn_font(figure: Any) -> float | None:
+    """The smallest font size, in points, of the text ``figure`` draws (None: it draws no text).
+
+    Counted while the figure draws, so that only text a reader sees counts: a hidden artist, an empty
+    label or a tick outside the axes' limits is skipped by matplotlib itself.
+    """
+    global _DRAWN
+    _DRAWN = []
+    try:
+        figure.draw_without_rendering()
+        return min(_DRAWN, default=None)
+    finally:
+        _DRAWN = None
+
+
+_DRAWN: list[float] | None = None  # font sizes drawn during _smallest_drawn_font, else None
+
+
+def record_figure_text_sizes() -> None:
+    """Write into every PNG matplotlib saves the smallest font size, in points, its text is drawn at.
+
+    Jupyter shows a figure by saving it as a PNG (``IPython.core.pylabtools.print_figure``, through
+    ``FigureCanvasBase.print_figure``); the size goes into the PNG's text chunk ``FONT_KEY``, beside
+    the dots per inch (pHYs), so that the book's tooling can tell how large that text is on a screen
+    (``scripts/figure_text_sizes.py``: points x dpi / 72 x displayed width / natural width). Called
+    by ``demos/__init__.py`` when the package is imported in a Jupyter kernel; calling it again does
+    nothing. The image itself is unchanged.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.text import Text
+
+    if getattr(FigureCanvasBase.print_figure, "_records_font", False):
+        return
+    text_draw, print_figure = Text.draw, FigureCanvasBase.print_figure
+
+    def draw(self: Text, renderer: Any) -> Any:
+        if _DRAWN is not None and self.get_visible() and self.get_text().strip():
+            _DRAWN.append(float(self.get_fontsize()))
+        return text_draw(self, renderer)
+
+    def recording_print_figure(self: FigureCanvasBase, filename: Any, *args: Any, **kwargs: Any):
+        fmt = kwargs.get("format") or (
+            Path(filename).suffix.lstrip(".") if isinstance(filename, (str, Path)) else None
+        )
+        if (fmt or "png").lower() == "png":
+            smallest = _smallest_drawn_font(self.figure)
+            if smallest is not None:
+                kwargs["metadata"] = {**(kwargs.get("metadata") or {}), FONT_KEY: f"{smallest:g}"}
+        return print_figure(self, filename, *args, **kwargs)
+
+    recording_print_figure._records_font = True  # type: ignore[attr-defined]
+    Text.draw = draw  # type: ignore[method-assign]
+    FigureCanvasBase.print_figure = recording_print_figure  # type: ignore[method-assign]

@@ -741,3 +741,39 @@ def test_the_language_link_opens_the_same_page_in_the_other_language(
         assert not problems, problems
     finally:
         page.close()
+
+
+# ---- figures a phone reader can read (issue 28) ---------------------------------------------------
+@pytest.mark.parametrize("path", toc_pages())
+def test_figure_text_is_at_least_9_css_px_on_a_phone(site, browser, path):
+    """At 390 px, the smallest text of every figure is at least 9 CSS px: its smallest font size as
+    drawn (recorded in the PNG by demos.display.record_figure_text_sizes) x dpi / 72 x the width
+    Chromium shows it at / its natural width (scripts/figure_text_sizes.py, which measures). A figure
+    wider than the screen at that size scrolls sideways in its own box, with a visible cue, and links
+    to its full-size image; the page itself never scrolls sideways."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import figure_text_sizes as sizes
+
+    base, html_root = site
+    page = sizes.open_phone_page(browser, f"{base}/{path}")
+    try:
+        figures = sizes.measure_page(page, html_root, path)
+        found = sizes.phone_figure_problems(page)
+    finally:
+        page.context.close()
+    unmeasured = [f["image"] for f in figures if f["smallest_text_px"] is None]
+    assert not unmeasured, f"{path}: figures with no recorded font size: {unmeasured}"
+    small = [
+        f"{f['image']}: {f['smallest_text_px']} px ({f['smallest_pt']} pt, shown "
+        f"{f['shown_px']} of {f['natural_px']} px)"
+        for f in figures
+        if f["smallest_text_px"] < sizes.LEGIBLE_PX
+    ]
+    assert not small, f"{path}: figure text under {sizes.LEGIBLE_PX} CSS px at 390 px: {small}"
+    assert not found["uncued"], f"{path}: figures that scroll with no cue: {found['uncued']}"
+    assert not found["unlinked"], f"{path}: figures not linked to their image: {found['unlinked']}"
+    assert found["page_width"] <= sizes.PHONE[0] + 1, (
+        f"{path}: the page is {found['page_width']} px wide: a figure widens it"
+    )

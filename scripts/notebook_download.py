@@ -7,7 +7,7 @@ repository to install from) downloads ``field-guide-notebooks.zip`` from the boo
 
     field-guide-notebooks/
         README.txt                                   what to do, in order
-        book/<every notebook of _toc.yml>.ipynb      as committed: no outputs
+        book/<every notebook of _toc.yml>.ipynb      as committed (no outputs), MyST as plain Markdown
         book/llm_field_guide_demos-<version>-py3-none-any.whl
         book/booktools.py, parity_record.py, mutation_report.py, matplotlibrc   what the notebooks import or read
         results/<the files a notebook reads as ../results/...>
@@ -30,12 +30,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))  # booktools: the one reading of _toc.yml
 sys.path.insert(0, str(ROOT / "scripts"))
 from sync_setup_cells import DOWNLOAD_NAME, RESTART, WHEEL_PATTERN  # noqa: E402
 
 from booktools import toc_files  # noqa: E402
+from plain_markdown import plain_notebook  # noqa: E402
 
 TOP = "field-guide-notebooks"  # the folder the zip unpacks into
 BESIDE = (
@@ -94,7 +97,8 @@ def write_download(dest: Path, root: Path = ROOT) -> Path:
             zf.write(wheel, f"{TOP}/book/{wheel.name}")
             for notebook in notebooks(root):
                 relative = notebook.relative_to(root).as_posix()
-                zf.write(notebook, f"{TOP}/{relative}")
+                plain = plain_notebook(nbformat.read(notebook, as_version=4))  # Jupyter, Colab
+                zf.writestr(f"{TOP}/{relative}", nbformat.writes(plain))
                 shipped.update(READS.findall(notebook.read_text()))
             for name in sorted(shipped) + list(BESIDE):
                 if (root / name).is_file():

@@ -16,6 +16,9 @@ Into DIR it writes:
 - ``solutions/<chapter>.ipynb``: for each chapter, its exercises (heading and prompt) each followed
   by the worked solution, unfolded, without outputs.
 
+Every markdown cell written is plain Markdown (book/plain_markdown.py): citations as author–year
+links, admonitions as blockquotes, since Jupyter without jupyterlab-myst and Colab render no MyST.
+
 Nothing is executed here; ``tests/book/test_student_edition.py`` writes an edition and executes it.
 """
 
@@ -35,6 +38,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))  # booktools: the book's tooling, outside the package
 from booktools import toc_files  # noqa: E402
+from plain_markdown import plain_notebook  # noqa: E402
 
 NOTE = "*The worked solution to this exercise is in the instructor's copy.*"
 SOLUTIONS_NOTE = (
@@ -231,11 +235,11 @@ def write_edition(out: Path, root: Path = ROOT, table: dict[str, str] | None = N
         nb = nbformat.read(path, as_version=4)
         english = nb if root == ROOT else nbformat.read(original, as_version=4)
         student = out / "book" / path.name
-        nbformat.write(student_notebook(nb, path.stem, table, english), student)
+        nbformat.write(plain_notebook(student_notebook(nb, path.stem, table, english)), student)
         written.append(student)
         answers = solutions_notebook(nb, path.stem, english, table)
         if answers is not None:
-            nbformat.write(answers, out / "solutions" / path.name)
+            nbformat.write(plain_notebook(answers), out / "solutions" / path.name)
     if (ROOT / "results").is_dir():
         shutil.copytree(ROOT / "results", out / "results", dirs_exist_ok=True)
     return written

@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIB = ROOT / "references.bib"
 
 # a role or a code span, whichever starts first (a code span's text is not searched for roles)
-_INLINE = re.compile(r"\{cite(?::(?P<kind>[a-z]+))?\}`(?P<keys>[^`]*)`|(?P<tick>`+).*?(?P=tick)", re.S)
+_INLINE = re.compile(
+    r"\{cite(?::(?P<kind>[a-z]+))?\}`(?P<keys>[^`]*)`|(?P<tick>`+).*?(?P=tick)", re.S
+)
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _ADMONITION = re.compile(r"^\{admonition\}(?P<title>.*)$")
 _OPTION = re.compile(r"^:[\w-]+:")
@@ -68,7 +70,9 @@ def label(entry) -> tuple[str, str]:
 def citation(keys: str, bib: Mapping[str, object], kind: str | None = None) -> str:
     """The plain-Markdown form of ``{cite}`keys``` (``kind``: ``None``/``"p"`` or ``"t"``)."""
     if kind not in (None, "p", "t"):
-        raise ValueError(f"{{cite:{kind}}} is not supported: use {{cite}}, {{cite:p}} or {{cite:t}}")
+        raise ValueError(
+            f"{{cite:{kind}}} is not supported: use {{cite}}, {{cite:p}} or {{cite:t}}"
+        )
     parts = []
     for key in (k.strip() for k in keys.split(",")):
         if key not in bib:
@@ -97,9 +101,7 @@ def _closes(line: str, fence: str) -> bool:
     least as many, nothing else but spaces)."""
     stripped = line.strip()
     return (
-        len(stripped) >= len(fence)
-        and set(stripped) == {fence[0]}
-        and not line.startswith("    ")
+        len(stripped) >= len(fence) and set(stripped) == {fence[0]} and not line.startswith("    ")
     )
 
 

@@ -132,3 +132,13 @@ def assert_layer_parity(ours, hf, setting, width: int = 32) -> None:
     hf = cast_parameters(randomize_(hf), setting.device, setting.dtype)
     ours = load_hf_weights(ours, hf)
     assert_module_parity(ours, hf, ours, hf, (2, 5, width), setting)
+
+
+def markdown_with_myst(cells) -> list[str]:
+    """The start of each markdown cell that still holds a {cite} role or an admonition fence."""
+    return [
+        c["source"][:120] if isinstance(c["source"], str) else "".join(c["source"])[:120]
+        for c in cells
+        if c["cell_type"] == "markdown"
+        and any(m in "".join(c["source"]) for m in ("{cite}", "```{admonition}"))
+    ]

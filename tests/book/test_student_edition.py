@@ -148,3 +148,24 @@ def test_the_chinese_student_edition_has_the_same_cells_in_chinese(edition):
         assert all(cjk.search(p) for p in prose), f"{path.name}: a markdown cell without Chinese"
         answers = nbformat.read(edition / "zh" / "solutions" / path.name, as_version=4)
         assert cjk.search(answers.cells[0].source) and cjk.search(answers.cells[1].source)
+
+
+def test_the_edition_has_no_myst_in_markdown_in_either_language(edition):
+    """Jupyter without jupyterlab-myst and Colab render no MyST: every markdown cell of the student
+    and solutions notebooks, English and Chinese, has its citations and admonitions as plain
+    Markdown (book/plain_markdown.py), and the code cells are the book's own."""
+    from helpers import markdown_with_myst
+
+    for folder in ("book", "solutions", "zh/book", "zh/solutions"):
+        written = sorted((edition / folder).glob("*.ipynb"))
+        assert len(written) > 20, folder
+        for path in written:
+            left = markdown_with_myst(json.loads(path.read_text())["cells"])
+            assert not left, (folder, path.name, left)
+    book = nbformat.read(CHAPTERS[0], as_version=4)
+    student = nbformat.read(edition / "book" / CHAPTERS[0].name, as_version=4)
+    assert [c.source for c in student.cells if c.cell_type == "code"] == [
+        c.source
+        for c in book.cells
+        if c.cell_type == "code" and "solution" not in c.metadata.get("tags", [])
+    ]

@@ -4,7 +4,7 @@
 #               cache, then Jupyter Book renders every page from it (scripts/build_book.py)
 #   make test   install everything (Python packages into .venv, Debian's chromium for the browser
 #               tests) if not yet there, bring the book up to date (make book), then lint and run
-#               the whole test suite; the book tests read that build in _build/
+#               the whole test suite on both cores (pytest -n 2); the book tests read that build in _build/
 #   make check  the fast lane, for a developer between edits: lint, the setup cells' sync and every
 #               test that neither builds the book, executes a notebook, nor drives the browser
 #               (pytest -n 2 -m "not book and not notebooks": both cores); no book build first.
@@ -49,7 +49,7 @@ test: $(VENV)/.installed chromium book
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/sync_setup_cells.py --check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 student: $(VENV)/.installed
 	$(BIN)/python scripts/student_edition.py --out _build/student

@@ -66,10 +66,12 @@ def check_download(path: Path) -> None:
         assert sync.RESTART in readme and sync.WHEEL_PATTERN in readme
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_download_holds_every_notebook_and_the_wheel_beside_them(download):
     check_download(download)
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_the_wheel_alone_installs_the_package_the_notebooks_import(download, tmp_path):
     with zipfile.ZipFile(download) as zf:
         [wheel] = [n for n in zf.namelist() if n.endswith(".whl")]

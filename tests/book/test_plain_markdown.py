@@ -123,6 +123,7 @@ def test_bad_admonitions_are_value_errors(text, rule):
         plain_markdown(text, BIB)
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_every_book_notebook_converts_and_code_cells_are_untouched():
     import nbformat
 
@@ -156,6 +157,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_the_download_has_no_myst_in_markdown_in_either_language(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
     import build_zh

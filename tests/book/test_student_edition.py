@@ -41,6 +41,7 @@ def edition(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_edition_holds_every_chapter_and_its_solutions(edition):
     assert {p.name for p in (edition / "book").iterdir()} == {p.name for p in CHAPTERS}
     for path in CHAPTERS:
@@ -83,6 +84,7 @@ def test_undefined_names_are_caught():  # the check below can fail
     assert _undefined_names(cells) == {0: {"y"}}
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_solutions_open_with_a_prompt_and_define_or_name_what_they_use(edition):
     for path in CHAPTERS:
         cells = nbformat.read(edition / "solutions" / path.name, as_version=4).cells
@@ -134,6 +136,7 @@ def test_student_notebook_runs_without_solutions(edition, path, monkeypatch):
     print(json.dumps({path.stem: f"{len(exercises)} exercises, not attempted"}), file=sys.stderr)
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_the_chinese_student_edition_has_the_same_cells_in_chinese(edition):
     """`make student` writes the Chinese edition beside the English one: the same code cells (so
     the same checkers and stubs, no solution), its prose and the notes in Chinese."""
@@ -150,6 +153,7 @@ def test_the_chinese_student_edition_has_the_same_cells_in_chinese(edition):
         assert cjk.search(answers.cells[0].source) and cjk.search(answers.cells[1].source)
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_the_edition_has_no_myst_in_markdown_in_either_language(edition):
     """Jupyter without jupyterlab-myst and Colab render no MyST: every markdown cell of the student
     and solutions notebooks, English and Chinese, has its citations and admonitions as plain

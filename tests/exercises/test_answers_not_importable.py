@@ -202,6 +202,7 @@ print(json.dumps({{"demos": demos.__file__, "chapters": chapters, "found": found
 """
 
 
+@pytest.mark.notebooks  # writes an edition, a wheel or reads every notebook: full lane
 def test_the_student_edition_with_the_installed_package_reaches_no_answer(tmp_path):
     """The wheel a learner installs (scripts/notebook_download.py builds it), installed alone, and
     the student edition (scripts/student_edition.py): every name the edition's chapters import

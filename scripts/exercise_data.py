@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = "exercise_references"
 sys.path.insert(0, str(ROOT / "tests"))
 
+from exercise_references import check_function_calls  # noqa: E402
+
 from demos.exercises import core  # noqa: E402
 from demos.exercises.recorded import to_plain  # noqa: E402
 
@@ -52,19 +54,10 @@ def checkers(module: Any) -> dict[str, Any]:
 
 def declarations(module: Any, checker: Any) -> list[core.Recorded]:
     """What ``checker`` passes to check_function, recorded while it checks a dummy answer."""
-    found: list[core.Recorded] = []
-    real = core.check_function
-
-    def recording(fn, reference, cases, arg_names, **options):
-        found.append(core.record(reference, cases, options.get("mistakes", ())))
-        return real(fn, reference, cases, arg_names, **options)
-
-    module.check_function = recording
-    try:
-        checker(lambda *args: None)
-    finally:
-        module.check_function = real
-    return found
+    return [
+        core.record(reference, cases, options.get("mistakes", ()))
+        for reference, cases, _, options in check_function_calls(module, checker)
+    ]
 
 
 def chapter_data(chapter: str) -> dict[str, list[dict[str, Any]]]:

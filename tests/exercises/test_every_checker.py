@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from exercise_references import orca2
+from exercise_references import check_function_calls, orca2
 
 import demos.exercises
 from demos.exercises import core
@@ -96,21 +96,16 @@ def _recorded(module: Any, checker: Callable) -> list[Declared]:
     chapter = module.__name__.rsplit(".", 1)[-1]
     module = importlib.import_module(f"exercise_references.{chapter}")
     checker = getattr(module, checker.__name__)
-    calls: list[Declared] = []
-    real = core.check_function
-
-    def recording(fn, reference, cases, arg_names, **options):
-        mistakes = [Mistake(*m) for m in options.get("mistakes", ())]
-        kept = {k: options[k] for k in ("atol", "rtol", "names", "exact_dtype") if k in options}
-        calls.append(Declared(reference, dict(cases), mistakes, kept))
-        return real(fn, reference, cases, arg_names, **options)
-
-    module.check_function = recording
-    try:
-        checker(lambda *args: None)
-    finally:
-        module.check_function = real
-    return calls
+    keep = ("atol", "rtol", "names", "exact_dtype")
+    return [
+        Declared(
+            reference,
+            dict(cases),
+            [Mistake(*m) for m in options.get("mistakes", ())],
+            {k: options[k] for k in keep if k in options},
+        )
+        for reference, cases, _, options in check_function_calls(module, checker)
+    ]
 
 
 DECLARED = {

@@ -222,16 +222,12 @@ def book_messages(root: Path = ROOT) -> list[tuple[str, str]]:
 
 
 def student_notes(root: Path = ROOT) -> tuple[str, ...]:
-    """The notes the student edition writes in place of solutions (scripts/student_edition.py)."""
+    """The notes the student edition writes in place of solutions (scripts/student_edition.py,
+    read from this repository: a copy of the pages at ``root`` need not hold the scripts)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "student_edition", root / "scripts" / "student_edition.py"
-    )
-    if spec is None or not (root / "scripts" / "student_edition.py").exists():
-        spec = importlib.util.spec_from_file_location(
-            "student_edition", ROOT / "scripts" / "student_edition.py"
-        )
+    path = ROOT / "scripts" / "student_edition.py"
+    spec = importlib.util.spec_from_file_location("student_edition", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.STUDENT_NOTES

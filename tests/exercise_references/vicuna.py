@@ -1,6 +1,7 @@
-"""References and known mistakes for the Vicuna chapter's exercises: one step of the online softmax,
-the labels of a two-turn conversation, and a logsumexp over a vocabulary taken in chunks (transfer:
-the same running max and sum).
+"""References and known mistakes for the Vicuna chapter's exercises: merging two partial softmax
+states computed on disjoint blocks of keys (the split-KV step), the labels that train only a
+conversation's last reply, and a logsumexp over a vocabulary taken in chunks (transfer: the same
+running max and sum).
 
 Over ~300 lines on purpose: one chapter's checkers, one module per chapter as the layout rule has it
 (``demos/exercises/<chapter>.py``).
@@ -15,174 +16,251 @@ import torch
 
 from demos.exercises.core import Check, Mistake, check_function
 from demos.exercises.describe import describe_error
-from demos.exercises.vicuna import (  # shared with the package
-    _ONE_MAXIMUM,
-    _not_in_chunks,
-    _wrong_axis,
-)
-from demos.layers.tiled_attention import online_softmax_update
+from demos.exercises.vicuna import _not_in_chunks  # shared with the package
+from demos.parity import tolerance_for
 from demos.training.sft import IGNORE_INDEX
 
-# ---------------------------------------------------------------- exercise 1: the online update
+# ---------------------------------------------------------------- exercise 1: merging two states
 
 
-def _no_sum_rescale(m, ell, acc, scores, v):
-    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
-    p = torch.exp(scores - m_new)
-    return m_new, ell + p.sum(-1, keepdim=True), torch.exp(m - m_new) * acc + p @ v
+def merge_states(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+    """The reference: the state of the union of two disjoint key blocks. ``m, ell (i, 1)``,
+    ``acc (i, d)`` on each side; a side that saw no key holds ``(-inf, 0, 0)`` and a row that no key
+    reached on either side comes out as that state again."""
+    m = torch.maximum(m_a, m_b)
+    finite = torch.where(m == -math.inf, torch.zeros_like(m), m)  # no key at all: exp(-inf) = 0
+    alpha, beta = torch.exp(m_a - finite), torch.exp(m_b - finite)
+    return m, alpha * ell_a + beta * ell_b, alpha * acc_a + beta * acc_b
 
 
-def _no_acc_rescale(m, ell, acc, scores, v):
-    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
-    p = torch.exp(scores - m_new)
-    return m_new, torch.exp(m - m_new) * ell + p.sum(-1, keepdim=True), acc + p @ v
+def _b_not_rescaled(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+    """The page's update copied: a rescaled as the running state, b added as if it were a block's
+    weights exp(s - m), although b's sums are relative to its own maximum m_b."""
+    m = torch.maximum(m_a, m_b)
+    finite = torch.where(m == -math.inf, torch.zeros_like(m), m)
+    alpha = torch.exp(m_a - finite)
+    return m, alpha * ell_a + ell_b, alpha * acc_a + acc_b
 
 
-def _block_max_only(m, ell, acc, scores, v):
-    """Subtracts the block's own maximum and never compares it with the running one."""
-    m_blk = scores.amax(-1, keepdim=True)
-    p = torch.exp(scores - m_blk)
-    return m_blk, ell + p.sum(-1, keepdim=True), acc + p @ v
-
-
-def _normalised_block(m, ell, acc, scores, v):
-    """Normalises each block on its own (a softmax per block), then adds the blocks."""
-    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
-    p = torch.softmax(scores, -1)
-    alpha = torch.exp(m - m_new)
-    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
-
-
-def _inverted_alpha(m, ell, acc, scores, v):
-    """Rescales by exp(m_new - m), the inverse of the factor: the first block then gives inf * 0."""
-    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
-    p = torch.exp(scores - m_new)
-    alpha = torch.exp(m_new - m)
-    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
-
-
-def _max_of_block(m, ell, acc, scores, v):
-    """Takes one maximum over the whole block (every query's scores) instead of one per query."""
-    m_new = torch.maximum(m, scores.amax())
-    p = torch.exp(scores - m_new)
-    alpha = torch.exp(m - m_new)
-    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
-
-
-def _update_cases() -> dict[str, tuple]:
-    gen = torch.Generator().manual_seed(0)
-    v = torch.randn(4, 3, generator=gen)
-    first = torch.randn(2, 4, generator=gen) * 2
-    later = torch.randn(2, 4, generator=gen) * 2 + torch.tensor([[3.0], [-3.0]])
-    masked = later.clone()
-    masked[:, 2:] = -math.inf  # keys after the queries, hidden
-    running = (
-        torch.tensor([[1.5], [0.5]]),  # m: row 0's maximum will move, row 1's will not
-        torch.tensor([[2.0], [3.0]]),  # ell
-        torch.randn(2, 3, generator=gen),  # acc
+def _maxima_added(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+    m = m_a + m_b
+    return (
+        m,
+        torch.exp(m_a - m) * ell_a + torch.exp(m_b - m) * ell_b,
+        (torch.exp(m_a - m) * acc_a + torch.exp(m_b - m) * acc_b),
     )
-    start = (torch.full((2, 1), -math.inf), torch.zeros(2, 1), torch.zeros(2, 3))
+
+
+def _acc_normalised(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+    """Divides by the merged sum: the attention output, not the state the next merge needs."""
+    m, ell, acc = merge_states(m_a, ell_a, acc_a, m_b, ell_b, acc_b)
+    return m, ell, acc / ell
+
+
+def _no_guard(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+    """Right wherever a key was seen; a row with none gives exp(-inf - (-inf)) = exp(NaN)."""
+    m = torch.maximum(m_a, m_b)
+    alpha, beta = torch.exp(m_a - m), torch.exp(m_b - m)
+    return m, alpha * ell_a + beta * ell_b, alpha * acc_a + beta * acc_b
+
+
+def _inverted_factor(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+    m = torch.maximum(m_a, m_b)
+    finite = torch.where(m == -math.inf, torch.zeros_like(m), m)
+    alpha, beta = torch.exp(finite - m_a), torch.exp(finite - m_b)
+    return m, alpha * ell_a + beta * ell_b, alpha * acc_a + beta * acc_b
+
+
+def _unshifted_sums(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+    """Undoes the maxima (exp(m) * ell is the plain sum of exp(s)), adds, and shifts back."""
+    m = torch.maximum(m_a, m_b)
+    ea, eb, em = torch.exp(m_a), torch.exp(m_b), torch.exp(m)
+    return m, (ea * ell_a + eb * ell_b) / em, (ea * acc_a + eb * acc_b) / em
+
+
+def _state(scores: torch.Tensor, v: torch.Tensor) -> tuple:
+    """``(m, ell, acc)`` of one block of keys, computed directly; ``(-inf, 0, 0)`` on a row whose
+    keys are all hidden."""
+    m = scores.amax(-1, keepdim=True)
+    p = torch.exp(scores - torch.where(m == -math.inf, torch.zeros_like(m), m))
+    return m, p.sum(-1, keepdim=True), p @ v
+
+
+def _merge_cases() -> dict[str, tuple]:
+    gen = torch.Generator().manual_seed(0)
+    f64 = torch.float64
+    v = torch.randn(8, 3, generator=gen, dtype=f64)
+    scores = torch.randn(3, 8, generator=gen, dtype=f64) * 2
+    scores[0, 4:] += 3.0  # row 0: b holds the maximum; rows 1 and 2: a does
+    scores[1, :4] += 3.0
+    hidden = scores.clone()
+    hidden[1, 4:] = -math.inf  # row 1: every key of b hidden (after the query, or padding)
+    hidden[2, :4] = -math.inf  # row 2: every key of a hidden
+    empty = hidden.clone()
+    empty[0] = -math.inf  # row 0: no key on either side
+    large = 800.0 + scores  # exp(800) overflows float64 (it stops at about exp(709))
+
+    def split(s):
+        return (*_state(s[:, :4], v[:4]), *_state(s[:, 4:], v[4:]))
+
     return {
-        "the first block (m = -inf, ell = 0, acc = 0)": (*start, first, v),
-        "a later block that raises row 0's maximum": (*running, later, v),
-        "a later block, its last two keys hidden (-inf)": (*running, masked, v),
+        "keys 0-3 | 4-7: b holds row 0's maximum, a rows 1 and 2's": split(scores),
+        "row 1 saw only hidden keys in b, row 2 only in a": split(hidden),
+        "row 0 saw no key at all (both sides -inf, 0, 0)": split(empty),
+        "scores near 800 (exp(score) overflows float64)": split(large),
     }
 
 
-def check_online_softmax_update(fn: Callable[..., tuple]) -> Check:
-    """Check ``update(m, ell, acc, scores, v) -> (m, ell, acc)``: ``m, ell (i, 1)``, ``acc (i, d)``,
-    ``scores (i, j)``, ``v (j, d)``."""
+def check_merge_states(fn: Callable[..., tuple]) -> Check:
+    """Check ``merge(m_a, ell_a, acc_a, m_b, ell_b, acc_b) -> (m, ell, acc)``: ``m, ell (i, 1)``,
+    ``acc (i, d)`` on each side, float64; the result in the same shapes and dtype."""
     mistakes = [
         Mistake(
-            _no_sum_rescale,
-            "the running sum ell was not rescaled: when the maximum moves from m to m_new, the "
-            "old terms exp(s - m) must become exp(s - m_new), so ell needs the factor "
-            "exp(m - m_new) too, as acc does.",
+            _b_not_rescaled,
+            "b's sums were added as they are: ell_b and acc_b are sums of exp(s - m_b), relative "
+            "to b's own maximum, so they need the factor exp(m_b - m) just as a's need "
+            "exp(m_a - m). (In the page's update the block's weights are computed with m_new "
+            "already; a merged state's are not.)",
         ),
         Mistake(
-            _no_acc_rescale,
-            "the accumulated output acc was not rescaled by exp(m - m_new) when the maximum moved.",
+            _maxima_added,
+            "m is the sum m_a + m_b: it must be the maximum of every score seen, max(m_a, m_b), "
+            "so that every exponent is at most 0 and the next merge or update finds the "
+            "running maximum it expects.",
         ),
         Mistake(
-            _block_max_only,
-            "m became this block's maximum alone: it must be the maximum of everything seen so "
-            "far, max(m, max(scores)), and the old ell and acc rescaled to it.",
+            _acc_normalised,
+            "acc was divided by ell: the merge returns the unnormalised sum, like the page's "
+            "update, so that further blocks or splits can still be merged in; the one division "
+            "acc / ell happens at the very end.",
         ),
         Mistake(
-            _normalised_block,
-            "each block was normalised on its own (a softmax per block). Keep the block's weights "
-            "unnormalised, exp(scores - m_new); the one division by ell happens at the end.",
+            _no_guard,
+            "a row that no key reached on either side comes out NaN: m_a = m_b = m = -inf, and "
+            "exp(m_a - m) is exp(-inf - (-inf)) = exp(NaN). Return the empty state (-inf, 0, 0) "
+            "there: e.g. subtract torch.where(m == -inf, 0, m) instead of m, so that the "
+            "factors are exp(-inf) = 0.",
         ),
         Mistake(
-            _inverted_alpha,
-            "the rescaling factor is inverted: alpha = exp(m - m_new), the old maximum minus the "
-            "new one (at most 1), not exp(m_new - m). On the first block m = -inf, so the inverted "
-            "factor is exp(+inf) = inf, and inf * ell (= 0) is NaN.",
+            _inverted_factor,
+            "the rescaling factors are inverted: they are exp(m_a - m) and exp(m_b - m), each at "
+            "most 1, not exp(m - m_a). On a side that saw no key m_a = -inf, and the inverted "
+            "factor is exp(+inf) = inf, so inf * ell_a (= 0) is NaN.",
         ),
         Mistake(
-            _max_of_block,
-            _ONE_MAXIMUM,
+            _unshifted_sums,
+            "exp(m_a) * ell_a undoes the maximum, and exp(800) is inf in float64 (it overflows "
+            "past about exp(709)): keep every exponent at most 0 by rescaling with "
+            "exp(m_a - m) and exp(m_b - m), never exp(m_a) alone.",
+            "scores near 800 (exp(score) overflows float64)",
         ),
     ]
-    cases = _update_cases()
-    result = check_function(
+    bound = tolerance_for(torch.float64).bound  # a route through logaddexp stays well inside
+    return check_function(
         fn,
-        online_softmax_update,
-        cases,
-        ("m", "ell", "acc", "scores", "v"),
+        merge_states,
+        _merge_cases(),
+        ("m_a", "ell_a", "acc_a", "m_b", "ell_b", "acc_b"),
         mistakes=mistakes,
         names=("m", "ell", "acc"),
-        atol=1e-5,
-        rtol=1e-5,
+        atol=bound,
+        rtol=bound,
+        exact_dtype=True,
     )
-    if result.ok or not result.attempted or "Likely cause" in result.message:
-        return result
-    try:
-        cause = _wrong_axis(fn, next(iter(cases.values())))
-    except Exception:  # a checker never raises on a learner's answer
-        cause = None
-    return Check(False, f"{result.message} Likely cause: {cause}") if cause else result
 
 
-# ---------------------------------------------------------------- exercise 2: the labels
+# ---------------------------------------------------------------- exercise 2: the last reply's labels
 
 
-def vicuna_labels(
+def last_reply_labels(
     input_ids: torch.Tensor, offsets: torch.Tensor, spans: list[tuple[int, int]]
 ) -> torch.Tensor:
-    """The reference: ``input_ids (t,)`` where the token's ``[start, end)`` overlaps a span, else -100."""
-    start, end = offsets[:, 0], offsets[:, 1]
+    """The reference: ``input_ids (t,)`` where the token's ``[start, end)`` overlaps the LAST span,
+    -100 elsewhere (everywhere when ``spans`` is empty)."""
+    if not spans:
+        return torch.full_like(input_ids, IGNORE_INDEX)
+    s, e = spans[-1]
+    trained = (offsets[:, 0] < e) & (offsets[:, 1] > s)
+    return input_ids.masked_fill(~trained, IGNORE_INDEX)
+
+
+def _overlap(offsets, s, e):
+    return (offsets[:, 0] < e) & (offsets[:, 1] > s)
+
+
+def _every_reply(input_ids, offsets, spans):
+    """The page's rule: every reply and its </s>."""
     trained = torch.zeros_like(input_ids, dtype=torch.bool)
     for s, e in spans:
-        trained |= (start < e) & (end > s)
+        trained |= _overlap(offsets, s, e)
+    return input_ids.masked_fill(~trained, IGNORE_INDEX)
+
+
+def _without_eos(input_ids, offsets, spans):
+    if not spans:
+        return torch.full_like(input_ids, IGNORE_INDEX)
+    s, e = spans[-1]
+    trained = _overlap(offsets, s, e - len("</s>"))
+    return input_ids.masked_fill(~trained, IGNORE_INDEX)
+
+
+def _ends_inclusive(input_ids, offsets, spans):
+    """[start, end] read as closed: a token that only touches the span (ends at its start, or
+    starts at its end) is trained too."""
+    if not spans:
+        return torch.full_like(input_ids, IGNORE_INDEX)
+    s, e = spans[-1]
+    trained = (offsets[:, 0] <= e) & (offsets[:, 1] >= s)
+    return input_ids.masked_fill(~trained, IGNORE_INDEX)
+
+
+def _to_the_end(input_ids, offsets, spans):
+    """Everything from the last reply on, as if the conversation always ended with it."""
+    if not spans:
+        return torch.full_like(input_ids, IGNORE_INDEX)
+    trained = offsets[:, 1] > spans[-1][0]
     return input_ids.masked_fill(~trained, IGNORE_INDEX)
 
 
 def _starts_inside(input_ids, offsets, spans):
-    start = offsets[:, 0]
-    trained = torch.zeros_like(input_ids, dtype=torch.bool)
-    for s, e in spans:
-        trained |= (start >= s) & (start < e)
+    if not spans:
+        return torch.full_like(input_ids, IGNORE_INDEX)
+    s, e = spans[-1]
+    trained = (offsets[:, 0] >= s) & (offsets[:, 0] < e)
     return input_ids.masked_fill(~trained, IGNORE_INDEX)
 
 
-def _every_token(input_ids, offsets, spans):
-    return input_ids.clone()
+def _int32(input_ids, offsets, spans):
+    return last_reply_labels(input_ids, offsets, spans).to(torch.int32)
 
 
-def _the_user_turns(input_ids, offsets, spans):
-    trained = vicuna_labels(input_ids, offsets, spans) != IGNORE_INDEX
-    return input_ids.masked_fill(trained, IGNORE_INDEX)
-
-
-def _shifted(input_ids, offsets, spans):
-    labels = vicuna_labels(input_ids, offsets, spans)
-    return torch.cat([labels[1:], labels.new_full((1,), IGNORE_INDEX)])
-
-
-def _minus_one(input_ids, offsets, spans):
-    labels = vicuna_labels(input_ids, offsets, spans)
-    return labels.masked_fill(labels == IGNORE_INDEX, -1)
+LABEL_CONVERSATIONS = {
+    "one exchange, the reply's first token ' I' merged with the space": [
+        {"role": "user", "content": "Where do vicunas live?"},
+        {"role": "assistant", "content": "In the high Andes."},
+    ],
+    "two exchanges, a lone space token before the last reply": [
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "What do they eat?"},
+        {"role": "assistant", "content": "Grasses."},
+    ],
+    "a system prompt and two exchanges, the last reply starting ' I'": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Where do vicunas live?"},
+        {"role": "assistant", "content": "In the high Andes."},
+    ],
+    "ends on a user turn (its last reply is not at the end)": [
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "What do they eat?"},
+    ],
+    "no reply at all (one user turn)": [
+        {"role": "user", "content": "Hi!"},
+    ],
+}
 
 
 def _label_cases() -> dict[str, tuple]:
@@ -191,73 +269,65 @@ def _label_cases() -> dict[str, tuple]:
 
     tok = tokenizer()
     cases = {}
-    for name, messages in {
-        "two turns (one question, one answer)": [
-            {"role": "user", "content": "Where do vicunas live?"},
-            {"role": "assistant", "content": "In the high Andes."},
-        ],
-        "two exchanges (four turns)": [
-            {"role": "user", "content": "Hi!"},
-            {"role": "assistant", "content": "Hello."},
-            {"role": "user", "content": "What do they eat?"},
-            {"role": "assistant", "content": "Grasses."},
-        ],
-    }.items():
+    for name, messages in LABEL_CONVERSATIONS.items():
         text, spans = render_vicuna(messages)
         enc = tok(text, return_offsets_mapping=True)
-        ids = torch.tensor(enc["input_ids"])
-        cases[name] = (ids, torch.tensor(enc["offset_mapping"]), spans)
+        cases[name] = (
+            torch.tensor(enc["input_ids"]),
+            torch.tensor(enc["offset_mapping"]),
+            spans,
+        )
     return cases
 
 
-def check_vicuna_labels(fn: Callable[..., torch.Tensor]) -> Check:
+def check_last_reply_labels(fn: Callable[..., torch.Tensor]) -> Check:
     """Check ``labels(input_ids, offsets, spans)``: ``input_ids (t,)``, ``offsets (t, 2)`` character
-    ``[start, end)`` of each token, ``spans`` the assistant replies' ``[start, end)``; returns ``(t,)``
-    labels, the id where the token is trained and -100 elsewhere."""
+    ``[start, end)`` of each token, ``spans`` the assistant replies' ``[start, end)`` (each with its
+    ``</s>``); returns ``(t,)`` int64 labels, the id where the token overlaps the last span and -100
+    elsewhere."""
     mistakes = [
         Mistake(
+            _every_reply,
+            "every reply is trained, as on the page: this exercise trains only the LAST one, "
+            "spans[-1]; the earlier replies stay context, -100 like the user's turns.",
+        ),
+        Mistake(
+            _without_eos,
+            "the reply's </s> was left out: a span runs to the end of the </s> that closes the "
+            "reply, and that token must be trained, or the model never learns to stop.",
+        ),
+        Mistake(
+            _ends_inclusive,
+            "a token that only touches the span was trained: spans and offsets are half-open "
+            "[start, end), so a token overlaps the span when start < span_end and "
+            "end > span_start (strictly), not <= and >=.",
+        ),
+        Mistake(
+            _to_the_end,
+            "everything from the last reply to the end of the text was trained: a conversation "
+            "may end on a user turn, which is not the reply. Stop at the span's end.",
+        ),
+        Mistake(
             _starts_inside,
-            "a token was trained only if it starts inside a reply. The first token of a reply "
-            "starts one character early: byte-level BPE glues the space after 'ASSISTANT:' to "
-            "the reply's first letters. Train every token that overlaps a reply.",
+            "a token was trained only if it starts inside the reply. The reply's first token "
+            "can start one character early (byte-level BPE glues the space after 'ASSISTANT:' "
+            "to the reply's first letters): train every token that overlaps the span.",
         ),
         Mistake(
-            _every_token,
-            "every token is a target, the user's questions and the system prompt included.",
-        ),
-        Mistake(_the_user_turns, "the mask is inverted: it trains everything but the replies."),
-        Mistake(
-            _shifted,
-            "the labels were shifted by one. Keep labels aligned with input_ids: the loss "
-            "(transformers' and demos.training.sft.causal_lm_loss) shifts them itself.",
-        ),
-        Mistake(
-            _minus_one,
-            "ignored positions hold -1. The loss ignores -100 (ignore_index), and -1 is not a "
-            "token id either.",
+            _int32,
+            "the labels are int32: return them as int64 (torch.long), the dtype of input_ids. "
+            "cross_entropy takes its targets as int64 and raises on int32 ('expected target "
+            "dtype to be Long').",
         ),
     ]
-    cases = _label_cases()
-    result = check_function(
-        fn, vicuna_labels, cases, ("input_ids", "offsets", "spans"), mistakes=mistakes
+    return check_function(
+        fn,
+        last_reply_labels,
+        _label_cases(),
+        ("input_ids", "offsets", "spans"),
+        mistakes=mistakes,
+        exact_dtype=True,
     )
-    if not result.ok:
-        return result
-    try:  # the values are right: now the dtype, which the loss needs
-        dtype = fn(
-            *(a.clone() if isinstance(a, torch.Tensor) else a for a in cases[next(iter(cases))])
-        ).dtype
-    except Exception as error:  # it passed a moment ago; never raise on the learner's code
-        return Check(False, f"A second call {describe_error(error)}")
-    if dtype != torch.int64:
-        return Check(
-            False,
-            f"The values are right, but the labels are {str(dtype).removeprefix('torch.')}: "
-            "return them as int64 (torch.long), the dtype of input_ids. The loss needs it: "
-            "cross_entropy takes its targets as int64 and raises on int32 ('expected target "
-            "dtype to be Long'), and a floating-point label is not a class index.",
-        )
-    return result
 
 
 # ---------------------------------------------------------------- exercise 3 (transfer): logsumexp

@@ -1,5 +1,6 @@
-"""The Vicuna chapter's checkers: the online-softmax update, the labels of a conversation, and a chunked
-logsumexp (transfer). Each accepts an answer written here and explains the wrong answers below."""
+"""The Vicuna chapter's checkers: merging two partial softmax states, the labels of a conversation's
+last reply, and a chunked logsumexp (transfer). Each accepts an answer written here and explains the
+wrong answers below."""
 
 from __future__ import annotations
 
@@ -10,22 +11,29 @@ import torch
 
 from demos.exercises.vicuna import (
     check_chunked_logsumexp,
-    check_online_softmax_update,
-    check_vicuna_labels,
+    check_last_reply_labels,
+    check_merge_states,
 )
 
 
-def update(m, ell, acc, scores, v):  # written here from Algorithm 1 of FlashAttention
-    m_new = torch.max(m, scores.max(-1, keepdim=True).values)
-    p = (scores - m_new).exp()
-    scale = (m - m_new).exp()
-    return m_new, scale * ell + p.sum(-1, keepdim=True), scale * acc + p @ v
+def merge(m_a, ell_a, acc_a, m_b, ell_b, acc_b):  # written here: NaN factors (no key) set to 0
+    m = torch.max(m_a, m_b)
+    alpha = (m_a - m).exp().nan_to_num(0.0)
+    beta = (m_b - m).exp().nan_to_num(0.0)
+    return m, alpha * ell_a + beta * ell_b, alpha * acc_a + beta * acc_b
 
 
-def labels(input_ids, offsets, spans):  # written here: character by character
+def merge_by_logaddexp(m_a, ell_a, acc_a, m_b, ell_b, acc_b):  # ell through log space
+    m = torch.maximum(m_a, m_b)
+    shift = torch.where(m.isinf(), 0.0, m)
+    ell = torch.exp(torch.logaddexp(m_a + ell_a.log(), m_b + ell_b.log()) - shift)
+    return m, ell, torch.exp(m_a - shift) * acc_a + torch.exp(m_b - shift) * acc_b
+
+
+def last_labels(input_ids, offsets, spans):  # written here: character by character
     out = torch.full_like(input_ids, -100)
     for i, (a, b) in enumerate(offsets.tolist()):
-        if any(max(a, s) < min(b, e) for s, e in spans):
+        if spans and max(a, spans[-1][0]) < min(b, spans[-1][1]):
             out[i] = input_ids[i]
     return out
 
@@ -51,142 +59,147 @@ def lse_by_logaddexp(logits, chunk):  # written here: each chunk's logsumexp, ad
 @pytest.mark.parametrize(
     "checker, answer",
     [
-        (check_online_softmax_update, update),
-        (
-            check_online_softmax_update,
-            lambda *a: list(update(*a)),
-        ),  # a list unpacks as a tuple does
-        (check_vicuna_labels, labels),
+        (check_merge_states, merge),
+        (check_merge_states, merge_by_logaddexp),
+        (check_merge_states, lambda *a: list(merge(*a))),  # a list unpacks as a tuple does
+        (check_last_reply_labels, last_labels),
         (check_chunked_logsumexp, lse),
         (check_chunked_logsumexp, lse_by_logaddexp),
     ],
-    ids=["update", "update as a list", "labels", "lse", "lse by logaddexp"],
+    ids=["merge", "merge by logaddexp", "merge as a list", "labels", "lse", "lse by logaddexp"],
 )
 def test_right_answers_pass(checker, answer):
     result = checker(answer)
     assert result.ok, result.message
 
 
-def my_online_softmax_update(m, ell, acc, scores, v):  # the chapter's stub, untouched
-    # your code here: return the new (m, ell, acc)
-    return m, ell, acc
+def my_merge_states(m_a, ell_a, acc_a, m_b, ell_b, acc_b):  # the chapter's stub, untouched
+    # your code here: return the merged (m, ell, acc)
+    return m_a, ell_a, acc_a
 
 
-def _update_without(rescale_sum=True, rescale_acc=True):
-    def wrong(m, ell, acc, scores, v):
-        m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
-        p = torch.exp(scores - m_new)
-        alpha = torch.exp(m - m_new)
-        return (
-            m_new,
-            (alpha if rescale_sum else 1.0) * ell + p.sum(-1, keepdim=True),
-            (alpha if rescale_acc else 1.0) * acc + p @ v,
-        )
+def _merge_with(factor=None, m_of=torch.maximum, out=lambda m, ell, acc: (m, ell, acc)):
+    """The merge with one piece swapped: the factor exp(m_x - m) or the merged maximum."""
+
+    def wrong(m_a, ell_a, acc_a, m_b, ell_b, acc_b):
+        m = m_of(m_a, m_b)
+        f = factor or (lambda x, m: (x - m).exp().nan_to_num(0.0))
+        alpha, beta = f(m_a, m), f(m_b, m)
+        return out(m, alpha * ell_a + beta * ell_b, alpha * acc_a + beta * acc_b)
 
     return wrong
 
 
-def _update_with_max(reduce):
-    def wrong(m, ell, acc, scores, v):
-        m_new = torch.maximum(m, reduce(scores))
-        p = torch.exp(scores - m_new)
-        alpha = torch.exp(m - m_new)
-        return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
-
-    return wrong
-
-
-def _update_inverted_alpha(m, ell, acc, scores, v):
-    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
-    p = torch.exp(scores - m_new)
-    alpha = torch.exp(m_new - m)
-    return m_new, alpha * ell + p.sum(-1, keepdim=True), alpha * acc + p @ v
-
-
-UPDATE_WRONG = {
-    "inverted alpha": (_update_inverted_alpha, ["inverted", "exp(m - m_new)", "NaN"]),
-    "max over the queries": (
-        _update_with_max(lambda s: s.amax(0, keepdim=True)),
-        ["axis 0, the queries", "amax(-1, keepdim=True)"],
+MERGE_WRONG = {
+    "stub": (my_merge_states, ["still the template"]),
+    "b not rescaled": (
+        lambda m_a, ell_a, acc_a, m_b, ell_b, acc_b: (
+            lambda m: (
+                m,
+                (m_a - m).exp().nan_to_num(0.0) * ell_a + ell_b,
+                (m_a - m).exp().nan_to_num(0.0) * acc_a + acc_b,
+            )
+        )(torch.maximum(m_a, m_b)),
+        ["b's sums were added as they are", "exp(m_b - m)"],
     ),
-    "max over the queries, transposed back": (
-        _update_with_max(lambda s: s.max(dim=-2, keepdim=True).values.T),
-        ["axis 0, the queries"],
+    "maxima added": (
+        _merge_with(m_of=torch.add, factor=lambda x, m: (x - m).exp()),
+        ["m_a + m_b", "max(m_a, m_b)"],
     ),
-    "one max for the whole block": (
-        _update_with_max(lambda s: s.max()),
-        ["one maximum over the whole block"],
+    "maxima added, NaN factors set to 0": (_merge_with(m_of=torch.add), ["m: 3 of 3", "differ"]),
+    "acc normalised": (
+        _merge_with(out=lambda m, ell, acc: (m, ell, acc / ell)),
+        ["acc was divided by ell"],
     ),
-    "max without keepdim": (_update_with_max(lambda s: s.amax(-1)), ["keepdim=True"]),
-    "stub": (my_online_softmax_update, ["still the template"]),
-    "sum not rescaled": (_update_without(rescale_sum=False), ["running sum ell was not rescaled"]),
-    "acc not rescaled": (_update_without(rescale_acc=False), ["acc was not rescaled"]),
-    "block maximum only": (
-        lambda m, ell, acc, s, v: (
-            s.amax(-1, keepdim=True),
-            ell + torch.exp(s - s.amax(-1, keepdim=True)).sum(-1, keepdim=True),
-            acc + torch.exp(s - s.amax(-1, keepdim=True)) @ v,
-        ),
-        ["this block's maximum alone"],
+    "NaN on a row with no key": (
+        _merge_with(factor=lambda x, m: (x - m).exp()),
+        ["no key", "(-inf, 0, 0)", "NaN"],
     ),
-    "softmax per block, added": (
-        lambda m, ell, acc, s, v: (
-            torch.maximum(m, s.amax(-1, keepdim=True)),
-            ell + 1,
-            acc + s.softmax(-1) @ v,
+    "inverted factors": (
+        _merge_with(factor=lambda x, m: (m - x).exp()),
+        ["inverted", "exp(m_a - m)"],
+    ),
+    "exp of the maxima": (
+        _merge_with(factor=lambda x, m: x.exp() / m.exp()),
+        ["overflows", "exp(800)", "scores near 800"],
+    ),
+    "float32 result": (
+        lambda *a: tuple(x.float() for x in merge(*a)),
+        ["float32", "torch.float64"],
+    ),
+    "the larger side only": (
+        lambda m_a, ell_a, acc_a, m_b, ell_b, acc_b: tuple(
+            torch.where(m_a >= m_b, x, y) for x, y in ((m_a, m_b), (ell_a, ell_b), (acc_a, acc_b))
         ),
         ["differ"],
     ),
-    "normalised output": (
-        lambda m, ell, acc, s, v: (lambda r: (r[0], r[1], r[2] / r[1]))(update(m, ell, acc, s, v)),
-        ["acc"],
-    ),
+    "min for max": (_merge_with(m_of=torch.minimum), ["differ"]),
 }
 
 
-@pytest.mark.parametrize("answer, words", UPDATE_WRONG.values(), ids=list(UPDATE_WRONG))
-def test_update_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_online_softmax_update, answer, words)
+@pytest.mark.parametrize("answer, words", MERGE_WRONG.values(), ids=list(MERGE_WRONG))
+def test_merge_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_merge_states, answer, words)
 
 
-def my_vicuna_labels(input_ids, offsets, spans):  # the chapter's stub, untouched
+def my_last_reply_labels(input_ids, offsets, spans):  # the chapter's stub, untouched
     # your code here: return the labels, shape (t,)
     return input_ids
 
 
-def _starts_inside(input_ids, offsets, spans):
-    keep = torch.tensor([any(s <= a < e for s, e in spans) for a, _ in offsets.tolist()])
-    return input_ids.masked_fill(~keep, -100)
+def _labels_of(trained):
+    """Labels from a rule ``trained(a, b, spans) -> bool`` on each token's offsets (a, b)."""
+
+    def labels(input_ids, offsets, spans):
+        keep = torch.tensor([bool(trained(a, b, spans)) for a, b in offsets.tolist()])
+        return input_ids.masked_fill(~keep, -100)
+
+    return labels
 
 
 LABELS_WRONG = {
-    "stub": (my_vicuna_labels, ["still the template"]),
-    "starts inside": (_starts_inside, ["starts inside a reply", "overlaps"]),
-    "every token": (lambda ids, o, s: ids.clone(), ["every token is a target"]),
-    "inverted": (
-        lambda ids, o, s: ids.masked_fill(labels(ids, o, s) != -100, -100),
-        ["inverted"],
+    "stub": (my_last_reply_labels, ["still the template"]),
+    "every reply (the page's rule)": (
+        _labels_of(lambda a, b, spans: any(max(a, s) < min(b, e) for s, e in spans)),
+        ["every reply is trained", "spans[-1]"],
     ),
-    "shifted": (lambda ids, o, s: torch.roll(labels(ids, o, s), -1), ["shifted by one"]),
-    "-1 for ignored": (
-        lambda ids, o, s: labels(ids, o, s).masked_fill(labels(ids, o, s) == -100, -1),
-        ["-100"],
-    ),
-    "a boolean mask": (lambda ids, o, s: labels(ids, o, s) != -100, ["bool"]),
-    "int32 labels": (lambda ids, o, s: labels(ids, o, s).int(), ["int32", "int64", "Long"]),
-    "float labels": (lambda ids, o, s: labels(ids, o, s).float(), ["float32", "int64"]),
-    "end inclusive": (
-        lambda ids, o, s: ids.masked_fill(
-            ~torch.tensor([any(a <= e and b >= st for st, e in s) for a, b in o.tolist()]), -100
-        ),
+    "the first reply": (
+        _labels_of(lambda a, b, spans: spans and max(a, spans[0][0]) < min(b, spans[0][1])),
         ["differ"],
+    ),
+    "</s> left out": (
+        _labels_of(lambda a, b, spans: spans and max(a, spans[-1][0]) < min(b, spans[-1][1] - 4)),
+        ["</s> was left out"],
+    ),
+    "ends inclusive": (
+        _labels_of(lambda a, b, spans: spans and a <= spans[-1][1] and b >= spans[-1][0]),
+        ["half-open", "only touches the span"],
+    ),
+    "to the end of the text": (
+        _labels_of(lambda a, b, spans: spans and b > spans[-1][0]),
+        ["end on a user turn", "ends on a user turn"],
+    ),
+    "starts inside": (
+        _labels_of(lambda a, b, spans: spans and spans[-1][0] <= a < spans[-1][1]),
+        ["starts inside the reply", "overlaps"],
+    ),
+    "int32 labels": (lambda *a: last_labels(*a).int(), ["int32", "int64", "Long"]),
+    "float labels": (lambda *a: last_labels(*a).float(), ["float32", "int64"]),
+    "a boolean mask": (lambda *a: last_labels(*a) != -100, ["bool"]),
+    "-1 for ignored": (
+        lambda *a: (lambda x: x.masked_fill(x == -100, -1))(last_labels(*a)),
+        ["differ"],
+    ),
+    "spans[-1] on no reply": (
+        _labels_of(lambda a, b, spans: max(a, spans[-1][0]) < min(b, spans[-1][1])),
+        ["no reply at all", "IndexError"],
     ),
 }
 
 
 @pytest.mark.parametrize("answer, words", LABELS_WRONG.values(), ids=list(LABELS_WRONG))
 def test_labels_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_vicuna_labels, answer, words)
+    explain(check_last_reply_labels, answer, words)
 
 
 def my_chunked_logsumexp(logits, chunk):  # the chapter's stub, untouched
@@ -246,7 +259,7 @@ def test_lse_checker_explains_wrong_answers(explain, answer, words):
 
 
 @pytest.mark.parametrize(
-    "checker", [check_online_softmax_update, check_vicuna_labels, check_chunked_logsumexp]
+    "checker", [check_merge_states, check_last_reply_labels, check_chunked_logsumexp]
 )
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)

@@ -1,5 +1,6 @@
-"""Checkers for the Vicuna chapter's exercises: one step of the online softmax, the labels of a two-turn
-conversation, and a logsumexp over a vocabulary taken in chunks (transfer: the same running max and sum).
+"""Checkers for the Vicuna chapter's exercises: merging two partial softmax states computed on
+disjoint blocks of keys (the split-KV step), the labels that train only a conversation's last reply,
+and a logsumexp over a vocabulary taken in chunks (transfer: the same running max and sum).
 
 Over ~300 lines on purpose: one chapter's checkers, one module per chapter as the layout rule has it
 (``demos/exercises/<chapter>.py``).
@@ -15,117 +16,40 @@ from torch.overrides import TorchFunctionMode
 from demos.exercises.core import Check, check_recorded
 from demos.exercises.describe import describe_error
 from demos.exercises.recorded import recorded
+from demos.parity import tolerance_for
 
-# ---------------------------------------------------------------- exercise 1: the online update
-
-
-_ONE_MAXIMUM = (
-    "m is one maximum over the whole block (scores.max() or scores.amax() with no dim): each "
-    "query row keeps its own running maximum, scores.amax(-1, keepdim=True), shape (i, 1)."
-)
+# ---------------------------------------------------------------- exercise 1: merging two states
 
 
-class _Reductions(TorchFunctionMode):
-    """Records the axes over which ``scores`` (that very tensor) is reduced by a max while active."""
-
-    def __init__(self, scores: torch.Tensor) -> None:
-        super().__init__()
-        self.scores = scores
-        self.axes: list[int | None] = []  # None: over every element
-        self.keepdim: list[bool] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
-        if name in ("max", "amax") and args and args[0] is self.scores:
-            dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-            if not isinstance(dim, torch.Tensor):  # torch.max(a, b) is elementwise, not a reduction
-                dims = dim if isinstance(dim, list | tuple) else [dim]
-                ndim = self.scores.dim()
-                self.axes += [None if d is None else d % ndim for d in dims] if dims else [None]
-                self.keepdim.append(
-                    bool(kwargs.get("keepdim", args[2] if len(args) > 2 else False))
-                )
-        return func(*args, **kwargs)
-
-
-def _wrong_axis(fn: Callable, args: tuple) -> str | None:
-    """Why ``fn`` is wrong if it takes the maximum of ``scores`` over another axis than the keys'."""
-    fresh = tuple(a.clone() for a in args)
-    recorder = _Reductions(fresh[3])
-    raised = False
-    try:
-        with recorder:
-            fn(*fresh)
-    except Exception:  # a wrong axis often ends in a shape error; what was recorded still counts
-        raised = True
-    last = fresh[3].dim() - 1
-    if None in recorder.axes:
-        return _ONE_MAXIMUM
-    if any(axis != last for axis in recorder.axes):
-        return (
-            "the maximum of scores was taken over axis 0, the queries (i), not the keys (j): "
-            "each query needs the maximum of its own row, scores.amax(-1, keepdim=True), "
-            "shape (i, 1)."
-        )
-    if raised and recorder.axes and not any(recorder.keepdim):
-        return (
-            "the row maximum lost its axis: scores.amax(-1) has shape (i,), which does not "
-            "line up with m of shape (i, 1) nor broadcast against scores (i, j). Keep the axis: "
-            "scores.amax(-1, keepdim=True)."
-        )
-    return None
-
-
-def check_online_softmax_update(fn: Callable[..., tuple]) -> Check:
-    """Check ``update(m, ell, acc, scores, v) -> (m, ell, acc)``: ``m, ell (i, 1)``, ``acc (i, d)``,
-    ``scores (i, j)``, ``v (j, d)``."""
-    cases = recorded(__name__, "check_online_softmax_update").cases
-    result = check_recorded(
+def check_merge_states(fn: Callable[..., tuple]) -> Check:
+    """Check ``merge(m_a, ell_a, acc_a, m_b, ell_b, acc_b) -> (m, ell, acc)``: ``m, ell (i, 1)``,
+    ``acc (i, d)`` on each side, float64; the result in the same shapes and dtype."""
+    bound = tolerance_for(torch.float64).bound  # a route through logaddexp stays well inside
+    return check_recorded(
         fn,
-        recorded(__name__, "check_online_softmax_update"),
-        ("m", "ell", "acc", "scores", "v"),
+        recorded(__name__, "check_merge_states"),
+        ("m_a", "ell_a", "acc_a", "m_b", "ell_b", "acc_b"),
         names=("m", "ell", "acc"),
-        atol=1e-5,
-        rtol=1e-5,
+        atol=bound,
+        rtol=bound,
+        exact_dtype=True,
     )
-    if result.ok or not result.attempted or "Likely cause" in result.message:
-        return result
-    try:
-        cause = _wrong_axis(fn, next(iter(cases.values())))
-    except Exception:  # a checker never raises on a learner's answer
-        cause = None
-    return Check(False, f"{result.message} Likely cause: {cause}") if cause else result
 
 
-# ---------------------------------------------------------------- exercise 2: the labels
+# ---------------------------------------------------------------- exercise 2: the last reply's labels
 
 
-def check_vicuna_labels(fn: Callable[..., torch.Tensor]) -> Check:
+def check_last_reply_labels(fn: Callable[..., torch.Tensor]) -> Check:
     """Check ``labels(input_ids, offsets, spans)``: ``input_ids (t,)``, ``offsets (t, 2)`` character
-    ``[start, end)`` of each token, ``spans`` the assistant replies' ``[start, end)``; returns ``(t,)``
-    labels, the id where the token is trained and -100 elsewhere."""
-    cases = recorded(__name__, "check_vicuna_labels").cases
-    result = check_recorded(
-        fn, recorded(__name__, "check_vicuna_labels"), ("input_ids", "offsets", "spans")
+    ``[start, end)`` of each token, ``spans`` the assistant replies' ``[start, end)`` (each with its
+    ``</s>``); returns ``(t,)`` int64 labels, the id where the token overlaps the last span and -100
+    elsewhere."""
+    return check_recorded(
+        fn,
+        recorded(__name__, "check_last_reply_labels"),
+        ("input_ids", "offsets", "spans"),
+        exact_dtype=True,
     )
-    if not result.ok:
-        return result
-    try:  # the values are right: now the dtype, which the loss needs
-        dtype = fn(
-            *(a.clone() if isinstance(a, torch.Tensor) else a for a in cases[next(iter(cases))])
-        ).dtype
-    except Exception as error:  # it passed a moment ago; never raise on the learner's code
-        return Check(False, f"A second call {describe_error(error)}")
-    if dtype != torch.int64:
-        return Check(
-            False,
-            f"The values are right, but the labels are {str(dtype).removeprefix('torch.')}: "
-            "return them as int64 (torch.long), the dtype of input_ids. The loss needs it: "
-            "cross_entropy takes its targets as int64 and raises on int32 ('expected target "
-            "dtype to be Long'), and a floating-point label is not a class index.",
-        )
-    return result
 
 
 # ---------------------------------------------------------------- exercise 3 (transfer): logsumexp

@@ -7,9 +7,32 @@ import pytest
 import torch
 
 from demos.exercises.compare import compare
-from demos.exercises.llama2 import check_kv_cache_bytes, check_repeat_kv
+from demos.exercises.core import check_function
 from demos.exercises.mistral import check_sliding_window_mask
 from demos.layers.attention import repeat_kv
+from demos.layers.kv_cache import kv_cache_bytes_per_token
+
+
+# Two checkers built on check_function (the machinery every chapter's checker uses), for the
+# messages below: a tensor answer and an int answer.
+def check_repeat_kv(fn):
+    gen = torch.Generator().manual_seed(0)
+    cases = {
+        f"g={g}, n_rep={n}": (torch.randn(b, g, s, d, generator=gen), n)
+        for b, g, s, d, n in [(1, 2, 3, 4, 2), (2, 3, 5, 8, 4)]
+    }
+    return check_function(fn, repeat_kv, cases, ("x", "n_rep"))
+
+
+def kv_cache_bytes(layers, g, d, seq_len, batch, nbytes):
+    return kv_cache_bytes_per_token(layers, g, d, nbytes) * seq_len * batch
+
+
+def check_kv_cache_bytes(fn):
+    cases = {"Llama 2 7B, 4,096 tokens, fp16": (32, 32, 128, 4096, 1, 2)}
+    names = ("num_hidden_layers", "num_key_value_heads", "head_dim", "seq_len", "batch")
+    return check_function(fn, kv_cache_bytes, cases, (*names, "bytes_per_value"))
+
 
 # ---------------------------------------------------------------------------- dimensions
 

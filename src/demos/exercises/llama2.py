@@ -1,5 +1,7 @@
-"""Checkers for the Llama 2 chapter's exercises: ``repeat_kv``, the KV cache's size, and grouped-query
-attention without copying the key/value heads (transfer).
+"""Checkers for the Llama 2 chapter's exercises: mean-pooling a multi-head checkpoint's key/value heads
+into grouped-query attention, the longest context a KV-cache budget allows, finding a planted
+mistake, and grouped-query attention with its weights without copying the key/value heads
+(transfer).
 
 Over ~300 lines on purpose: one chapter's checkers, one module per chapter as the layout rule has it
 (``demos/exercises/<chapter>.py``).
@@ -25,17 +27,29 @@ from demos.exercises.recorded import recorded
 from demos.models.llama import LlamaLM, LlamaLMBlock
 
 
-def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Check:
-    """Check a learner's ``repeat_kv(x, n_rep)``: ``(b, g, s, d) -> (b, g * n_rep, s, d)``, exact."""
-    return check_recorded(fn, recorded(__name__, "check_repeat_kv"), ("x", "n_rep"))
-
-
-def check_kv_cache_bytes(fn: Callable[..., int]) -> Check:
-    """Check a learner's ``kv_cache_bytes(num_hidden_layers, num_key_value_heads, head_dim, seq_len,
-    batch, bytes_per_value)``: an int (a float, numpy or 0-d tensor equal to it is accepted)."""
-    names = ("num_hidden_layers", "num_key_value_heads", "head_dim", "seq_len", "batch")
+def check_mean_pool_kv(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> Check:
+    """Check a learner's ``mean_pool_kv(weight, num_heads, num_key_value_heads)``: a multi-head
+    ``k_proj``/``v_proj`` weight ``(h d, c)`` -> ``(g d, c)``, each key/value head the mean of its
+    group's ``h / g`` consecutive heads; float64, to 1e-12 (the float64 policy for reductions)."""
     return check_recorded(
-        fn, recorded(__name__, "check_kv_cache_bytes"), (*names, "bytes_per_value")
+        fn,
+        recorded(__name__, "check_mean_pool_kv"),
+        ("weight", "num_heads", "num_key_value_heads"),
+        atol=1e-12,
+        rtol=1e-12,
+    )
+
+
+def check_max_seq_len(fn: Callable[..., int]) -> Check:
+    """Check a learner's ``max_seq_len(budget_bytes, num_hidden_layers, num_key_value_heads,
+    head_dim, batch, bytes_per_value, max_position_embeddings)``: the longest context (whole
+    tokens, at most ``max_position_embeddings``) each of ``batch`` sequences can have in a KV
+    cache of ``budget_bytes``; an int (a float, numpy or 0-d tensor equal to it is accepted)."""
+    names = ("budget_bytes", "num_hidden_layers", "num_key_value_heads", "head_dim", "batch")
+    return check_recorded(
+        fn,
+        recorded(__name__, "check_max_seq_len"),
+        (*names, "bytes_per_value", "max_position_embeddings"),
     )
 
 
@@ -184,21 +198,22 @@ class _Calls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def check_gqa_attention(fn: Callable[..., torch.Tensor]) -> Check:
-    """Check a learner's ``gqa_attention(q, k, v)``: causal attention with ``g`` key/value heads
-    shared by ``h`` query heads, computed WITHOUT copying the keys and values to ``h`` heads
-    (no ``repeat``, ``repeat_interleave``, ``expand``): ``q (b, h, t, d)``, ``k, v (b, g, s, d)``
-    -> ``(b, h, t, d)``, to 1e-5. The copying is detected with a ``TorchFunctionMode``."""
-    cases = recorded(__name__, "check_gqa_attention").cases
+def check_gqa_with_weights(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
+    """Check a learner's ``gqa_with_weights(q, k, v)``: causal attention with ``g`` key/value heads
+    shared by ``h`` query heads, and its weights, computed WITHOUT copying the keys and values to
+    ``h`` heads (no ``repeat``, ``repeat_interleave``, ``expand``): ``q (b, h, t, d)``,
+    ``k, v (b, g, s, d)`` -> ``(output (b, h, t, d), weights (b, h, t, s))``, float64, to 1e-12
+    (the float64 policy for reductions). The copying is detected with a ``TorchFunctionMode``."""
+    declared = recorded(__name__, "check_gqa_with_weights")
     result = check_recorded(
-        fn, recorded(__name__, "check_gqa_attention"), ("q", "k", "v"), atol=1e-5, rtol=1e-5
+        fn, declared, ("q", "k", "v"), atol=1e-12, rtol=1e-12, names=("output", "weights")
     )
     if not result.ok:
         return result
     calls = _Calls()
     try:
         with calls:
-            fn(*(a.clone() for a in next(iter(cases.values()))))
+            fn(*(a.clone() for a in next(iter(declared.cases.values()))))
     except Exception as error:  # it passed a moment ago; never raise on the learner's code
         return Check(False, f"A second call {describe_error(error)}")
     copied = sorted(calls.names & _COPYING)

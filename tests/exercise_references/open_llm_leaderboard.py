@@ -1,5 +1,5 @@
-"""References and known mistakes for the Open LLM Leaderboard chapter: acc_norm as the harness computes it, and the
-probability of each choice normalised over the choices."""
+"""References and known mistakes for the Open LLM Leaderboard chapter: how far the gold answer is from winning
+acc_norm, and the probability of each choice normalised over the choices."""
 
 from __future__ import annotations
 
@@ -7,58 +7,99 @@ from collections.abc import Callable
 
 import torch
 
-from demos.eval.metrics import multiple_choice_scores
+from demos.eval.metrics import check_multiple_choice
 from demos.exercises.core import Check, Mistake, check_function
-from demos.exercises.open_llm_leaderboard import ACC_NORM_ARGS  # shared with the package
+from demos.exercises.open_llm_leaderboard import NORM_MARGIN_ARGS  # shared with the package
 
 
-def acc_norm_reference(loglikelihoods, choices, gold) -> float:
-    """lm-eval 0.4.13's acc_norm: argmax of log-likelihood / characters, first on a tie."""
-    return multiple_choice_scores(loglikelihoods, choices, gold).acc_norm
+def norm_margin_reference(loglikelihoods, choices, gold) -> float:
+    """The nats the gold choice's log-likelihood must gain to draw level with the best other choice
+    under acc_norm (log-likelihood per character of the choice text, as lm-eval 0.4.13 divides):
+    ``max(0, len(choices[gold]) * max_{i != gold} ll_i / len(choices[i]) - ll_gold)``.
+
+    Raises:
+        ValueError: fewer than two choices, or what :func:`demos.eval.metrics.check_multiple_choice`
+            rejects (an empty choice, a count mismatch, a NaN or positive log-likelihood, a gold
+            index out of range).
+    """
+    check_multiple_choice(loglikelihoods, choices, gold)
+    if len(choices) < 2:
+        raise ValueError(f"got {len(choices)} choice: a margin needs a gold choice and a rival")
+    return _margin(loglikelihoods, choices, gold, len)
 
 
-def _argmax(values):
-    return max(range(len(values)), key=lambda i: (values[i], -i))
+def _margin(lls, choices, gold, length, scale=None, clip=True):
+    """The shape of the reference and of the mistakes below: ``length`` measures a choice,
+    ``scale(gold_len, rival_len)`` turns the per-unit gap into nats (the gold's length)."""
+    per_unit = [float(ll) / length(c) for ll, c in zip(lls, choices, strict=True)]
+    rival = max((i for i in range(len(choices)) if i != gold), key=lambda i: per_unit[i])
+    gap = per_unit[rival] - per_unit[gold]
+    size = (scale or (lambda g, r: g))(length(choices[gold]), length(choices[rival]))
+    return max(0.0, size * gap) if clip else size * gap
 
 
-def _normalised(lls, choices, length):
-    """``ll / length(choice)`` for each choice: the shape of the mistakes below."""
-    return [ll / length(c) for ll, c in zip(lls, choices, strict=True)]
-
-
-ACC_NORM_MISTAKES = [
+NORM_MARGIN_MISTAKES = [
     Mistake(
-        lambda lls, cs, g: float(_argmax(lls) == g),
-        "this is acc: the log-likelihoods are compared without dividing by the choices' lengths.",
+        lambda lls, cs, g: _margin(lls, cs, g, lambda c: 1),
+        "this is the margin for acc: the raw log-likelihoods are compared. acc_norm compares them "
+        "per character of each choice.",
     ),
     Mistake(
-        lambda lls, cs, g: float(_argmax(_normalised(lls, cs, lambda c: len(c.encode()))) == g),
+        lambda lls, cs, g: _margin(lls, cs, g, len, scale=lambda gl, rl: 1),
+        "this is the gap per character; x nats more on the gold choice raise its score by "
+        "x / len(gold choice), so multiply the gap by the gold choice's length.",
+    ),
+    Mistake(
+        lambda lls, cs, g: _margin(lls, cs, g, lambda c: len(c.encode())),
         "this divides by UTF-8 bytes (the harness's acc_bytes); acc_norm divides by len(choice), "
         "the number of characters. They differ on non-ASCII text.",
     ),
     Mistake(
-        lambda lls, cs, g: float(_argmax(_normalised(lls, cs, lambda c: len(c) + 1)) == g),
-        "the length counts the leading space of the continuation; the harness divides by the "
-        "length of the choice text itself.",
+        lambda lls, cs, g: _margin(lls, cs, g, len, clip=False),
+        "when the gold choice is already ahead it needs to gain nothing: return 0.0, not a "
+        "negative number.",
+        "the gold answer already ahead",
     ),
     Mistake(
-        lambda lls, cs, g: float(_argmax(_normalised(lls, cs, lambda c: 1 / len(c))) == g),
-        "this multiplies by the length; acc_norm divides the log-likelihood by it.",
+        lambda lls, cs, g: _margin(lls, cs, g, len, scale=lambda gl, rl: rl),
+        "the gap per character is multiplied by the rival's length; it is the gold choice's "
+        "log-likelihood that changes, so multiply by the gold choice's length.",
+    ),
+    Mistake(
+        lambda lls, cs, g: _margin(lls, cs, g, lambda c: len(c) + 1),
+        "the length counts the leading space of the continuation; the harness divides by the "
+        "length of the choice text itself.",
     ),
 ]
 
 
-def check_acc_norm(fn: Callable[..., float]) -> Check:
-    """Check ``fn(loglikelihoods, choices, gold) -> 1.0 or 0.0``, the harness's acc_norm."""
+def check_norm_margin(fn: Callable[..., float]) -> Check:
+    """Check ``fn(loglikelihoods, choices, gold) -> float``: the nats the gold choice must gain to
+    draw level under acc_norm, 0.0 when it is level or ahead."""
     cases = {
-        "the long answer wins per character": ([-12.0, -3.0], ["a very long answer", "short"], 0),
-        "non-ASCII: characters, not bytes": ([-10.0, -9.0], ["ééééé", "abcde"], 1),
-        "a tie goes to the first choice": ([-4.0, -8.0, -2.0], ["ab", "abcd", "a"], 0),
-        "four choices": ([-7.0, -6.5, -9.0, -8.0], ["seven", "six", "nine!!!!", "eight"], 2),
-        "gold is wrong even unnormalised": ([-1.0, -20.0], ["yes", "a long no"], 1),
-        "the long choice is likelier outright": ([-5.0, -6.0], ["a long reply", "no"], 0),
+        "a short rival ahead per character": ([-12.0, -3.0], ["a very long answer", "short"], 0),
+        "the gold answer already ahead": ([-5.0, -6.0], ["a long reply", "no"], 0),
+        "non-ASCII gold: characters, not bytes": ([-10.0, -9.0], ["ééééé", "abcde"], 0),
+        "the likeliest rival is not the best per character": (
+            [-6.0, -4.0, -12.0],
+            ["abcdef", "ab", "abcdefghi"],
+            2,
+        ),
+        "the gold answer between two rivals": (
+            [-8.0, -40.0, -3.0],
+            ["eight", "a much longer gold answer", "no"],
+            1,
+        ),
     }
-    return check_function(fn, acc_norm_reference, cases, ACC_NORM_ARGS, mistakes=ACC_NORM_MISTAKES)
+    return check_function(
+        fn,
+        norm_margin_reference,
+        cases,
+        NORM_MARGIN_ARGS,
+        mistakes=NORM_MARGIN_MISTAKES,
+        atol=1e-9,
+        rtol=1e-9,
+    )
 
 
 def choice_probabilities_reference(loglikelihoods: torch.Tensor) -> torch.Tensor:

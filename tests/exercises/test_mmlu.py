@@ -1,41 +1,65 @@
-"""The MMLU chapter's checkers: the micro average and the original implementation's letter pick."""
+"""The MMLU chapter's checkers: the average over categories and the original implementation's letter pick."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from demos.exercises.mmlu import check_letter_pick, check_micro_average
+from demos.exercises.mmlu import check_category_average, check_letter_pick
 
 
-def test_micro_average_solution_passes():
-    def solution(per_subject):
-        right = sum(sum(v) for v in per_subject.values())
-        return right / sum(len(v) for v in per_subject.values())
+def solution_category_average(per_subject, category_of):
+    right, asked = {}, {}
+    for subject, scores in per_subject.items():
+        category = category_of[subject]
+        right[category] = right.get(category, 0.0) + sum(scores)
+        asked[category] = asked.get(category, 0) + len(scores)
+    return sum(right[c] / asked[c] for c in right) / len(right)
 
-    result = check_micro_average(solution)
+
+def test_category_average_solution_passes():
+    result = check_category_average(solution_category_average)
     assert result.ok, result.message
 
 
-def my_micro_average(per_subject):  # the chapter's stub, untouched
+def my_category_average(per_subject, category_of):  # the chapter's stub, untouched
     # your code here
     return 0.0
 
 
-MICRO_WRONG = {
-    "the stub": (my_micro_average, ["still the template"]),
-    "macro": (lambda d: sum(sum(v) / len(v) for v in d.values()) / len(d), ["macro average"]),
-    "per subject count": (lambda d: sum(sum(v) for v in d.values()) / len(d), ["subjects"]),
+def micro(per_subject, category_of):
+    return sum(sum(v) for v in per_subject.values()) / sum(len(v) for v in per_subject.values())
+
+
+CATEGORY_WRONG = {
+    "the stub": (my_category_average, ["still the template"]),
+    "micro": (micro, ["micro average", "categories play no part"]),
+    "macro over subjects": (
+        lambda d, c: sum(sum(v) / len(v) for v in d.values()) / len(d),
+        ["macro average over subjects"],
+    ),
+    "a category per name in category_of": (
+        lambda d, c: (
+            sum(
+                solution_category_average({s: v for s, v in d.items() if c[s] == k}, c)
+                for k in set(c.values())
+            )
+            / len(set(c.values()))
+        ),
+        ["ZeroDivisionError"],
+    ),
+    "an int": (lambda d, c: round(solution_category_average(d, c)), ["expected"]),
+    "NaN": (lambda d, c: float("nan"), ["the result is nan"]),
 }
 
 
-@pytest.mark.parametrize("answer, words", MICRO_WRONG.values(), ids=list(MICRO_WRONG))
-def test_micro_average_checker_explains(explain, answer, words):
-    explain(check_micro_average, answer, words)
+@pytest.mark.parametrize("answer, words", CATEGORY_WRONG.values(), ids=list(CATEGORY_WRONG))
+def test_category_average_checker_explains(explain, answer, words):
+    explain(check_category_average, answer, words)
 
 
-def test_micro_average_checker_never_raises(explain, any_wrong_answer):
-    explain(check_micro_average, *any_wrong_answer)
+def test_category_average_checker_never_raises(explain, any_wrong_answer):
+    explain(check_category_average, *any_wrong_answer)
 
 
 def test_letter_pick_solution_passes():
@@ -63,10 +87,10 @@ def test_letter_pick_checker_explains(explain, answer, words):
     explain(check_letter_pick, answer, words)
 
 
-def test_micro_average_messages_show_the_small_input_in_full():
-    macro = check_micro_average(lambda d: sum(sum(v) / len(v) for v in d.values()) / len(d))
-    assert "per_subject = {'law': [1.0, 0.0, 0.0, 0.0], 'physics': [1.0]}" in macro.message
-    assert "a dict of" not in macro.message
+def test_category_average_messages_show_the_small_input_in_full():
+    macro = check_category_average(lambda d, c: sum(sum(v) / len(v) for v in d.values()) / len(d))
+    assert "per_subject = {'physics': [1.0, 0.0], 'biology'" in macro.message, macro.message
+    assert "per_subject = a dict" not in macro.message
 
 
 def test_letter_pick_messages_give_no_ratio_for_an_index_and_read_a_letter():

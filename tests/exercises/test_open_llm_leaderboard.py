@@ -1,53 +1,74 @@
-"""The Open LLM Leaderboard chapter's checkers: acc_norm and the choices' probabilities."""
+"""The Open LLM Leaderboard chapter's checkers: the gold answer's margin under acc_norm, the choices'
+probabilities."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from demos.exercises.open_llm_leaderboard import check_acc_norm, check_choice_probabilities
+from demos.exercises.open_llm_leaderboard import check_choice_probabilities, check_norm_margin
 
 
-def solution_acc_norm(loglikelihoods, choices, gold):
-    scores = [ll / len(c) for ll, c in zip(loglikelihoods, choices, strict=True)]
-    return float(scores.index(max(scores)) == gold)
+def solution_norm_margin(loglikelihoods, choices, gold):
+    per_char = [ll / len(c) for ll, c in zip(loglikelihoods, choices, strict=True)]
+    rival = max(s for i, s in enumerate(per_char) if i != gold)
+    return max(0.0, len(choices[gold]) * rival - loglikelihoods[gold])
 
 
-def stub_acc_norm(loglikelihoods, choices, gold):  # the chapter's stub, untouched
+def stub_norm_margin(loglikelihoods, choices, gold):  # the chapter's stub, untouched
     # your code here
     return 0.0
 
 
-def test_acc_norm_solution_passes():
-    result = check_acc_norm(solution_acc_norm)
+def test_norm_margin_solution_passes():
+    result = check_norm_margin(solution_norm_margin)
     assert result.ok, result.message
 
 
-ACC_NORM_WRONG = {
-    "the stub": (stub_acc_norm, ["still the template"]),
-    "acc": (lambda lls, cs, g: float(lls.index(max(lls)) == g), ["this is acc"]),
+def test_norm_margin_solution_that_includes_the_gold_in_the_max_passes():
+    def with_gold(lls, cs, g):  # the gold's own score in the max changes nothing after the clip
+        return len(cs[g]) * max(ll / len(c) for ll, c in zip(lls, cs, strict=True)) - lls[g]
+
+    result = check_norm_margin(with_gold)
+    assert result.ok, result.message
+
+
+NORM_MARGIN_WRONG = {
+    "the stub": (stub_norm_margin, ["still the template"]),
+    "acc's margin": (
+        lambda lls, cs, g: max(0.0, max(x for i, x in enumerate(lls) if i != g) - lls[g]),
+        ["margin for acc"],
+    ),
     "bytes": (
-        lambda lls, cs, g: solution_acc_norm(lls, [c.encode() for c in cs], g),
+        lambda lls, cs, g: solution_norm_margin(lls, [c.encode() for c in cs], g),
         ["UTF-8 bytes", "characters"],
     ),
     "space counted": (
-        lambda lls, cs, g: solution_acc_norm(lls, [" " + c for c in cs], g),
+        lambda lls, cs, g: solution_norm_margin(lls, [" " + c for c in cs], g),
         ["leading space"],
     ),
-    "last on a tie": (
-        lambda lls, cs, g: float(max(range(len(lls)), key=lambda i: (lls[i] / len(cs[i]), i)) == g),
-        ["a tie goes to the first choice"],
+    "negative when ahead": (
+        lambda lls, cs, g: (
+            len(cs[g]) * max(x / len(c) for x, c in zip(lls, cs, strict=True) if c != cs[g])
+            - lls[g]
+        ),
+        ["already ahead", "the gold answer already ahead"],
     ),
+    "1.0 or 0.0, acc_norm itself": (
+        lambda lls, cs, g: float(solution_norm_margin(lls, cs, g) == 0.0),
+        ["expected"],
+    ),
+    "NaN": (lambda lls, cs, g: float("nan"), ["the result is nan"]),
 }
 
 
-@pytest.mark.parametrize("answer, words", ACC_NORM_WRONG.values(), ids=list(ACC_NORM_WRONG))
-def test_acc_norm_checker_explains(explain, answer, words):
-    explain(check_acc_norm, answer, words)
+@pytest.mark.parametrize("answer, words", NORM_MARGIN_WRONG.values(), ids=list(NORM_MARGIN_WRONG))
+def test_norm_margin_checker_explains(explain, answer, words):
+    explain(check_norm_margin, answer, words)
 
 
-def test_acc_norm_checker_never_raises(explain, any_wrong_answer):
-    explain(check_acc_norm, *any_wrong_answer)
+def test_norm_margin_checker_never_raises(explain, any_wrong_answer):
+    explain(check_norm_margin, *any_wrong_answer)
 
 
 def test_choice_probabilities_solution_passes():

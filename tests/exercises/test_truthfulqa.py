@@ -1,53 +1,76 @@
-"""The TruthfulQA chapter's checkers: MC2 and its two-answer form."""
+"""The TruthfulQA chapter's checkers: MC2 of a padded batch and its two-answer form."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import torch
 
-from demos.exercises.truthfulqa import check_binary_mc2, check_mc2
-
-
-def solution_mc2(lls, labels):
-    top = max(lls)
-    weights = [math.exp(ll - top) for ll in lls]
-    return sum(w for w, t in zip(weights, labels, strict=True) if t) / sum(weights)
+from demos.exercises.truthfulqa import check_batched_mc2, check_binary_mc2
 
 
-def test_mc2_solution_passes():
-    result = check_mc2(solution_mc2)
+def solution_batched_mc2(lls, labels):
+    masked = lls.masked_fill(labels == -1, float("-inf"))  # padding: no probability
+    return (torch.softmax(masked, dim=1) * (labels == 1)).sum(dim=1)
+
+
+def test_batched_mc2_solution_passes():
+    result = check_batched_mc2(solution_batched_mc2)
     assert result.ok, result.message
 
 
-def naive(lls, labels):
-    probs = [math.exp(ll) for ll in lls]
-    return sum(p for p, t in zip(probs, labels, strict=True) if t) / sum(probs)
+def test_batched_mc2_solution_with_a_loop_passes():
+    def per_question(lls, labels):
+        out = []
+        for row, labs in zip(lls.tolist(), labels.tolist(), strict=True):
+            real = [(ll, t) for ll, t in zip(row, labs, strict=True) if t != -1]
+            top = max(ll for ll, _ in real)
+            weights = [(math.exp(ll - top), t) for ll, t in real]
+            out.append(sum(w for w, t in weights if t == 1) / sum(w for w, _ in weights))
+        return torch.tensor(out, dtype=torch.float64)
+
+    result = check_batched_mc2(per_question)
+    assert result.ok, result.message
 
 
-def my_mc2(loglikelihoods, labels):  # the chapter's stub, untouched
+def my_batched_mc2(loglikelihoods, labels):  # the chapter's stub, untouched
     # your code here
-    return 0.0
+    return loglikelihoods
 
 
-MC2_WRONG = {
-    "the stub": (my_mc2, ["still the template"]),
-    "unnormalised": (
-        lambda lls, labels: sum(math.exp(ll) for ll, t in zip(lls, labels, strict=True) if t),
-        ["divided by the total"],
+def naive(lls, labels):
+    weights = torch.exp(lls) * (labels != -1)
+    return (weights * (labels == 1)).sum(1) / weights.sum(1)
+
+
+BATCHED_WRONG = {
+    "the stub": (my_batched_mc2, ["still the template"]),
+    "padding counted": (
+        lambda lls, labels: (torch.softmax(lls, dim=1) * (labels == 1)).sum(1),
+        ["padded slots"],
     ),
-    "naive exp": (naive, ["ZeroDivisionError"]),
-    "share of true answers": (lambda lls, labels: sum(labels) / len(labels), ["probability"]),
+    "naive exp": (naive, ["NaN", "subtract each"]),
+    "float32": (lambda lls, labels: solution_batched_mc2(lls, labels).float(), ["float64"]),
+    "a number, not a tensor": (lambda lls, labels: 0.5, ["got the float"]),
+    "the mean over the batch": (
+        lambda lls, labels: solution_batched_mc2(lls, labels).mean(),
+        ["shape"],
+    ),
+    "NaN everywhere": (
+        lambda lls, labels: torch.full((lls.shape[0],), math.nan, dtype=torch.float64),
+        ["NaN"],
+    ),
 }
 
 
-@pytest.mark.parametrize("answer, words", MC2_WRONG.values(), ids=list(MC2_WRONG))
-def test_mc2_checker_explains(explain, answer, words):
-    explain(check_mc2, answer, words)
+@pytest.mark.parametrize("answer, words", BATCHED_WRONG.values(), ids=list(BATCHED_WRONG))
+def test_batched_mc2_checker_explains(explain, answer, words):
+    explain(check_batched_mc2, answer, words)
 
 
-def test_mc2_checker_never_raises(explain, any_wrong_answer):
-    explain(check_mc2, *any_wrong_answer)
+def test_batched_mc2_checker_never_raises(explain, any_wrong_answer):
+    explain(check_batched_mc2, *any_wrong_answer)
 
 
 def test_binary_mc2_solution_passes():

@@ -1,4 +1,4 @@
-"""Checkers for the MMLU chapter: the micro average the harness reports, and the original
+"""Checkers for the MMLU chapter: the average that gives each category one vote, and the original
 implementation's pick among the four letters."""
 
 from __future__ import annotations
@@ -10,11 +10,17 @@ import torch
 from demos.exercises.core import Check, Convention, check_recorded
 from demos.exercises.recorded import recorded
 
+CATEGORY_ARGS = ("per_subject", "category_of")
 
-def check_micro_average(fn: Callable[[Mapping[str, Sequence[float]]], float]) -> Check:
-    """Check ``fn(per_subject) -> float``: ``{subject: [1.0 or 0.0 per question]}``."""
+
+def check_category_average(
+    fn: Callable[[Mapping[str, Sequence[float]], Mapping[str, str]], float],
+) -> Check:
+    """Check ``fn(per_subject, category_of) -> float``: ``{subject: [1.0 or 0.0 per question]}``
+    and ``{subject: category}``; the mean over the categories of each category's accuracy over its
+    questions."""
     return check_recorded(
-        fn, recorded(__name__, "check_micro_average"), ("per_subject",), atol=1e-12
+        fn, recorded(__name__, "check_category_average"), CATEGORY_ARGS, atol=1e-12
     )
 
 

@@ -1,5 +1,5 @@
-"""Checkers for the Open LLM Leaderboard chapter: acc_norm as the harness computes it, and the
-probability of each choice normalised over the choices."""
+"""Checkers for the Open LLM Leaderboard chapter: how far the gold answer is from winning acc_norm,
+and the probability of each choice normalised over the choices."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import torch
 from demos.exercises.core import Check, check_recorded
 from demos.exercises.recorded import recorded
 
-ACC_NORM_ARGS = ("loglikelihoods", "choices", "gold")
+NORM_MARGIN_ARGS = ("loglikelihoods", "choices", "gold")
 
 
-def check_acc_norm(fn: Callable[..., float]) -> Check:
-    """Check ``fn(loglikelihoods, choices, gold) -> 1.0 or 0.0``, the harness's acc_norm."""
-    return check_recorded(fn, recorded(__name__, "check_acc_norm"), ACC_NORM_ARGS)
+def check_norm_margin(fn: Callable[..., float]) -> Check:
+    """Check ``fn(loglikelihoods, choices, gold) -> float``: the nats the gold choice must gain to
+    draw level under acc_norm, 0.0 when it is level or ahead."""
+    return check_recorded(
+        fn, recorded(__name__, "check_norm_margin"), NORM_MARGIN_ARGS, atol=1e-9, rtol=1e-9
+    )
 
 
 def check_choice_probabilities(fn: Callable[[torch.Tensor], torch.Tensor]) -> Check:

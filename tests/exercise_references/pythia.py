@@ -204,4 +204,5 @@ def check_partial_rope_interleaved(fn: Callable[..., torch.Tensor]) -> Check:
         mistakes=mistakes,
         atol=1e-12,
         rtol=1e-10,
+        exact_dtype=True,
     )

@@ -1,5 +1,6 @@
 """References and known mistakes for the Phi chapter's exercises: the one-norm parallel block, and choosing documents by
-a quality score under a token budget (transfer: the data idea as code)."""
+a quality score under a token budget, a greedy fill that goes on past a document that does not fit (a variant
+of the page's rule)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.training.data_selection import keep_within_budget  # the reference: the page uses it
+from demos.training.data_selection import keep_within_budget  # the page's rule: a known mistake
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
@@ -68,17 +69,41 @@ def check_parallel_block(fn: Callable[..., torch.Tensor]) -> Check:
     )
 
 
-def _worst_first(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
-    return keep_within_budget(-scores, lengths, budget)
-
-
-def _skip_and_continue(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
-    order = torch.sort(scores, descending=True, stable=True).indices
-    keep, used = torch.zeros_like(scores, dtype=torch.bool), 0
-    for i in order.tolist():
-        if used + int(lengths[i]) <= budget:
-            keep[i], used = True, used + int(lengths[i])
+def greedy_fill(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
+    """The reference: best score first (ties: the earlier document first), keep each document
+    whose length still fits what is left of ``budget``, skip the others and go on. A bool mask
+    ``(n,)`` in the input order."""
+    if scores.dim() != 1 or lengths.shape != scores.shape:
+        raise ValueError(
+            f"scores and lengths must both be (n,), got {tuple(scores.shape)} and "
+            f"{tuple(lengths.shape)}"
+        )
+    if budget < 0 or bool((lengths < 0).any()):
+        raise ValueError(f"budget ({budget}) and every length must be >= 0")
+    keep, left = torch.zeros(scores.shape, dtype=torch.bool), int(budget)
+    for i in torch.sort(scores, descending=True, stable=True).indices.tolist():
+        if int(lengths[i]) <= left:
+            keep[i], left = True, left - int(lengths[i])
     return keep
+
+
+def _stop_at_first(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
+    return keep_within_budget(scores, lengths, budget)  # the page's rule
+
+
+def _worst_first(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
+    return greedy_fill(-scores, lengths, budget)
+
+
+def _later_first_on_ties(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
+    flipped = greedy_fill(scores.flip(0), lengths.flip(0), budget)  # ties: the later one first
+    return flipped.flip(0)
+
+
+def _strictly_below(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
+    return greedy_fill(
+        scores, lengths + 1, budget
+    )  # used + length < budget: an exact fit is skipped
 
 
 def _count_documents(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -> torch.Tensor:
@@ -88,10 +113,10 @@ def _count_documents(scores: torch.Tensor, lengths: torch.Tensor, budget: int) -
     return keep
 
 
-def check_keep_within_budget(fn: Callable[..., torch.Tensor]) -> Check:
-    """Check ``keep(scores, lengths, budget) -> bool mask``: the best documents by score, best
-    first, while the total of their lengths stays within ``budget`` tokens (stop at the first
-    that does not fit)."""
+def check_greedy_fill(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check ``greedy_fill(scores, lengths, budget) -> bool mask (n,)``: best score first (ties:
+    the earlier document first), keep each document that still fits the tokens left, skip the
+    others and go on."""
     gen = torch.Generator().manual_seed(0)
     cases = {}
     for label, (n, budget) in {
@@ -106,12 +131,37 @@ def check_keep_within_budget(fn: Callable[..., torch.Tensor]) -> Check:
         torch.tensor([1000, 100, 100]),
         500,
     )
+    cases["a tie at the edge: only one of the two fits"] = (
+        torch.tensor([0.9, 0.5, 0.5]),
+        torch.tensor([300, 250, 200]),
+        600,
+    )
+    cases["the last document fills the budget exactly"] = (
+        torch.tensor([0.8, 0.6, 0.4]),
+        torch.tensor([300, 500, 200]),
+        500,
+    )
+    cases["nothing fits"] = (torch.tensor([0.3, 0.7]), torch.tensor([400, 500]), 100)
     mistakes = [
+        Mistake(
+            _stop_at_first,
+            "it stopped at the first document that did not fit (the rule the page's "
+            "keep_within_budget uses); a greedy fill skips that document and goes on: a shorter "
+            "one further down may still fit what is left.",
+            "the best document alone is too long",
+        ),
         Mistake(_worst_first, "the lowest scores were kept first; sort best first."),
         Mistake(
-            _skip_and_continue,
-            "a document that did not fit was skipped and shorter ones after it were kept; this "
-            "exercise stops at the first document that does not fit.",
+            _later_first_on_ties,
+            "of two documents with the same score the later one was tried first; ties keep the "
+            "earlier document first (torch.sort(..., descending=True, stable=True)).",
+            "a tie at the edge: only one of the two fits",
+        ),
+        Mistake(
+            _strictly_below,
+            "a document that fills the budget exactly was skipped: it fits when used + length "
+            "<= budget, not only when it is < budget.",
+            "the last document fills the budget exactly",
         ),
         Mistake(
             _count_documents,
@@ -119,5 +169,10 @@ def check_keep_within_budget(fn: Callable[..., torch.Tensor]) -> Check:
         ),
     ]
     return check_function(
-        fn, keep_within_budget, cases, ("scores", "lengths", "budget"), mistakes=mistakes
+        fn,
+        greedy_fill,
+        cases,
+        ("scores", "lengths", "budget"),
+        mistakes=mistakes,
+        exact_dtype=True,
     )

@@ -1,8 +1,10 @@
-"""References and known mistakes for the Qwen1.5 chapter's exercises: the router's top-k weights, the balancing loss and
+"""References and known mistakes for the Qwen1.5 chapter's exercises: which top-k assignments experts of a fixed
+capacity serve (the dispatch of transformers' Switch Transformers and NLLB-MoE routers, which Qwen1.5-MoE does
+without), the balancing loss and
 its gradient, and (transfer) Mixtral's sparse layer, which has no shared expert and renormalises its top-k weights.
 
-The references are :mod:`demos.layers.moe`, which tests/layers/test_moe.py proves equal to
-transformers' ``Qwen2MoeTopKRouter``, ``load_balancing_loss_func`` and ``MixtralSparseMoeBlock``."""
+The references of the last three are :mod:`demos.layers.moe`, which tests/layers/test_moe.py proves equal to
+transformers' ``load_balancing_loss_func`` and ``MixtralSparseMoeBlock``."""
 
 from __future__ import annotations
 
@@ -12,63 +14,143 @@ import torch
 import torch.nn.functional as F
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.exercises.qwen15 import _explain_dtypes  # shared with the package
 from demos.layers.moe import SparseMoE, load_balancing_loss, route_top_k
 
 
-def top_k_weights(router_logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference: Qwen1.5-MoE's router (``norm_topk_prob=False``), ``(weights, experts)``."""
-    return route_top_k(router_logits, k, norm_topk_prob=False)
+def _choices(router_logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Each token's k experts, most probable first: ``(n, k)`` int64."""
+    return torch.topk(router_logits, k, dim=-1).indices
 
 
-def _logit_cases() -> dict[str, tuple]:
+def _positions(chosen: torch.Tensor, e: int, order: torch.Tensor) -> torch.Tensor:
+    """For each assignment ``(t, j)`` of ``chosen (n, k)``: how many assignments to the same expert
+    come before it when they are taken in ``order`` (a permutation of the n*k flat indices)."""
+    flat = F.one_hot(chosen.flatten(), e)[order]  # (n*k, e), in the serving order
+    before = (torch.cumsum(flat, dim=0) - flat)[torch.arange(len(order)), chosen.flatten()[order]]
+    positions = torch.empty_like(before)
+    positions[order] = before  # back to the (t, j) flat order
+    return positions.view(chosen.shape)  # (n, k)
+
+
+def _choice_major(n: int, k: int) -> torch.Tensor:
+    """Every token's first choice in token order, then every second choice, ...: flat ``t * k + j``
+    indices ordered by ``(j, t)``."""
+    return torch.arange(n * k).view(n, k).T.flatten()
+
+
+def capacity_keep(router_logits: torch.Tensor, k: int, capacity: int) -> torch.Tensor:
+    """The reference: which of the ``(n, k)`` top-k assignments an expert of ``capacity`` slots
+    takes, first come first served: the first choices of tokens 0, 1, ..., n-1, then their
+    second choices, and so on; an assignment is kept while its expert has taken fewer than
+    ``capacity``. transformers==5.23.0, models/nllb_moe/modeling_nllb_moe.py::NllbMoeTop2Router
+    (``batch_prioritized_routing=False``) for k = 2, models/switch_transformers/
+    modeling_switch_transformers.py::SwitchTransformersTop1Router for k = 1
+    (tests/exercises/test_qwen15.py compares them)."""
+    n, e = router_logits.shape
+    if not 1 <= k <= e or capacity < 0:
+        raise ValueError(f"k ({k}) must be in 1..{e} and capacity ({capacity}) >= 0")
+    chosen = _choices(router_logits, k)
+    return _positions(chosen, e, _choice_major(n, k)) < capacity
+
+
+def _token_by_token(router_logits: torch.Tensor, k: int, capacity: int) -> torch.Tensor:
+    n, e = router_logits.shape  # token 0's k choices, then token 1's, ...
+    return _positions(_choices(router_logits, k), e, torch.arange(n * k)) < capacity
+
+
+def _most_probable_first(router_logits: torch.Tensor, k: int, capacity: int) -> torch.Tensor:
+    n, e = router_logits.shape
+    top = torch.topk(router_logits.softmax(-1), k, dim=-1).values.flatten()  # (n*k,)
+    order = torch.sort(top, descending=True, stable=True).indices
+    return _positions(_choices(router_logits, k), e, order) < capacity
+
+
+def _counted_per_token(router_logits: torch.Tensor, k: int, capacity: int) -> torch.Tensor:
+    chosen = F.one_hot(_choices(router_logits, k), router_logits.shape[-1])  # (n, k, e)
+    counts = torch.cumsum(chosen, dim=1) - chosen  # over each token's own k choices
+    return (counts * chosen).sum(-1) < capacity
+
+
+def _one_too_many(router_logits: torch.Tensor, k: int, capacity: int) -> torch.Tensor:
+    return capacity_keep(router_logits, k, capacity + 1)  # position <= capacity
+
+
+def check_capacity_keep(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check ``capacity_keep(router_logits, k, capacity)``: ``router_logits (n, e)`` float64 ->
+    ``(n, k)`` bool, True where token t's j-th choice (most probable first) is served; the
+    assignments are served first choices first (tokens in order), then second choices, and an
+    expert takes at most ``capacity``."""
     gen = torch.Generator().manual_seed(0)
-    return {
-        "6 tokens, 8 experts, k=2": (2.0 * torch.randn(6, 8, generator=gen), 2),
-        "4 tokens, 60 experts, k=4 (Qwen1.5-MoE-A2.7B)": (torch.randn(4, 60, generator=gen), 4),
+    cases = {
+        "12 tokens, 4 experts, k=2, capacity 6 (= n k / e)": (
+            2.0 * torch.randn(12, 4, generator=gen, dtype=torch.float64),
+            2,
+            6,
+        ),
+        "Switch: 10 tokens, 3 experts, k=1, capacity 3": (
+            2.0 * torch.randn(10, 3, generator=gen, dtype=torch.float64),
+            1,
+            3,
+        ),
+        "8 tokens, 6 experts, k=3, capacity 3": (
+            2.0 * torch.randn(8, 6, generator=gen, dtype=torch.float64),
+            3,
+            3,
+        ),
+        # token 0 chooses (expert 0, expert 1), token 1 (expert 1, expert 2): token 1's first
+        # choice comes before token 0's second
+        "a second choice waits for every first choice": (
+            torch.tensor([[3.0, 2.0, 0.0], [0.0, 3.1, 2.0]], dtype=torch.float64),
+            2,
+            1,
+        ),
+        # three tokens choose expert 0, the least sure first
+        "k=1: token order, not probability": (
+            torch.tensor([[0.5, 0.0], [3.0, 0.0], [2.0, 0.0]], dtype=torch.float64),
+            1,
+            2,
+        ),
+        "capacity 0: nothing is served": (
+            torch.randn(4, 3, generator=gen, dtype=torch.float64),
+            2,
+            0,
+        ),
     }
-
-
-def check_top_k_weights(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
-    """Check ``top_k_weights(router_logits, k)``: ``router_logits (n, e)`` float32 -> ``(weights
-    (n, k) float32, experts (n, k) int64)``, the k largest softmax probabilities over all experts,
-    not rescaled, most probable first."""
-
-    def softmax_after(logits, k):
-        top, experts = torch.topk(logits, k, dim=-1)
-        return F.softmax(top, dim=-1), experts
-
     mistakes = [
-        Mistake(  # the same numbers as rescaling the k probabilities (norm_topk_prob=True)
-            softmax_after,
-            "each token's weights sum to one: a softmax over the k kept logits (Mixtral's formula) "
-            "and rescaling the k probabilities (norm_topk_prob=True) both do that. Qwen1.5-MoE's "
-            "config says norm_topk_prob=False: keep the k probabilities of the softmax over all "
-            "experts as they are.",
+        Mistake(
+            _token_by_token,
+            "the assignments were served token by token (token 0's k choices, then token 1's); "
+            "first choices come first: every token's first choice in token order, then every "
+            "token's second choice, and so on.",
+            "a second choice waits for every first choice",
         ),
         Mistake(
-            lambda logits, k: torch.topk(logits, k, dim=-1),
-            "the weights are the raw logits: apply the softmax over all experts first.",
+            _most_probable_first,
+            "the assignments were served most probable first; this exercise serves them first "
+            "come first served, in token order (first choices before second choices).",
+            "k=1: token order, not probability",
         ),
         Mistake(
-            lambda logits, k: tuple(t.flip(-1) for t in top_k_weights(logits, k)),
-            "the right k experts and weights, in ascending order (least probable first, as "
-            "torch.sort gives them unless descending=True): list each token's experts most "
-            "probable first, as torch.topk does.",
+            _counted_per_token,
+            "the count ran over each token's own k choices, where an expert appears at most once, "
+            "so no assignment was ever dropped; count, for each expert, the assignments served "
+            "before this one across all tokens.",
+        ),
+        Mistake(
+            _one_too_many,
+            "each expert took capacity + 1 assignments: an assignment is kept when fewer than "
+            "capacity came before it to the same expert (a 0-based position < capacity).",
+            "capacity 0: nothing is served",
         ),
     ]
-    result = check_function(
+    return check_function(
         fn,
-        top_k_weights,
-        _logit_cases(),
-        ("router_logits", "k"),
+        capacity_keep,
+        cases,
+        ("router_logits", "k", "capacity"),
         mistakes=mistakes,
-        atol=1e-6,
-        rtol=1e-5,
-        names=("weights", "experts"),
         exact_dtype=True,
     )
-    return _explain_dtypes(result)
 
 
 def balancing_loss(router_logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -118,7 +118,6 @@ SHARED_HELPERS = {
     "mmlu": {"_from_letter"},
     "phi3": {"_integer_codes"},
     "qwen": {"_not_int"},
-    "qwen15": {"_explain_dtypes"},
     "stripedhyena": {"_int_only"},
     "xgen": {"_int_only"},
     "yi": {"_config"},

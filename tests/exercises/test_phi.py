@@ -1,4 +1,4 @@
-"""The Phi chapter's checkers: the one-norm parallel block, and a token budget for scored documents."""
+"""The Phi chapter's checkers: the one-norm parallel block, and a greedy fill of a token budget."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from demos.exercises.phi import check_keep_within_budget, check_parallel_block
+from demos.exercises.phi import check_greedy_fill, check_parallel_block
+from demos.training.data_selection import keep_within_budget
 
 
 def block(x, w_attn, w_mlp):  # written here: one LayerNorm read by both branches
@@ -14,18 +15,16 @@ def block(x, w_attn, w_mlp):  # written here: one LayerNorm read by both branche
     return x + normed @ w_attn + F.gelu(normed @ w_mlp, approximate="tanh")
 
 
-def keep(scores, lengths, budget):  # written here with a loop: best first, stop at the first misfit
-    mask = torch.zeros(len(scores), dtype=torch.bool)
-    used = 0
-    for i in sorted(range(len(scores)), key=lambda i: -float(scores[i])):
-        if used + int(lengths[i]) > budget:
-            break
-        mask[i], used = True, used + int(lengths[i])
+def fill(scores, lengths, budget):  # written here with a loop: best first, skip what does not fit
+    mask, left = torch.zeros(len(scores), dtype=torch.bool), budget
+    for i in sorted(range(len(scores)), key=lambda i: -float(scores[i])):  # sorted() is stable
+        if int(lengths[i]) <= left:
+            mask[i], left = True, left - int(lengths[i])
     return mask
 
 
 def test_solutions_pass():
-    for checker, answer in ((check_parallel_block, block), (check_keep_within_budget, keep)):
+    for checker, answer in ((check_parallel_block, block), (check_greedy_fill, fill)):
         result = checker(answer)
         assert result.ok, result.message
 
@@ -58,32 +57,33 @@ def test_block_checker_explains_wrong_answers(explain, answer, words):
     explain(check_parallel_block, answer, words)
 
 
-def skip_and_continue(scores, lengths, budget):
-    mask, used = torch.zeros(len(scores), dtype=torch.bool), 0
-    for i in sorted(range(len(scores)), key=lambda i: -float(scores[i])):
-        if used + int(lengths[i]) <= budget:
-            mask[i], used = True, used + int(lengths[i])
-    return mask
-
-
-def my_keep(scores, lengths, budget):  # the chapter's stub, untouched
+def my_greedy_fill(scores, lengths, budget):  # the chapter's stub, untouched
     # your code here
     return torch.zeros_like(scores, dtype=torch.bool)
 
 
-KEEP_WRONG = {
-    "stub": (my_keep, ["still the template"]),
-    "worst first": (lambda s, n, b: keep(-s, n, b), ["the lowest scores were kept first"]),
-    "skip and continue": (skip_and_continue, ["stops at the first document that does not fit"]),
+FILL_WRONG = {
+    "stub": (my_greedy_fill, ["still the template"]),
+    "the page's rule": (keep_within_budget, ["stopped at the first document that did not fit"]),
+    "worst first": (lambda s, n, b: fill(-s, n, b), ["the lowest scores were kept first"]),
     "a score threshold": (lambda s, n, b: s > 0.5, ["differ"]),
+    "an int mask": (lambda s, n, b: fill(s, n, b).long(), ["int64"]),
 }
 
 
-@pytest.mark.parametrize("answer, words", KEEP_WRONG.values(), ids=list(KEEP_WRONG))
-def test_keep_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_keep_within_budget, answer, words)
+@pytest.mark.parametrize("answer, words", FILL_WRONG.values(), ids=list(FILL_WRONG))
+def test_fill_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_greedy_fill, answer, words)
 
 
-@pytest.mark.parametrize("checker", [check_parallel_block, check_keep_within_budget])
+def test_the_questions_example():
+    """The prompt's example: the stopping rule uses 400 tokens of 1,000, the greedy fill 1,000."""
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5])
+    lengths = torch.tensor([400, 700, 300, 200, 100])
+    assert int(lengths[keep_within_budget(scores, lengths, 1000)].sum()) == 400
+    assert int(lengths[fill(scores, lengths, 1000)].sum()) == 1000
+
+
+@pytest.mark.parametrize("checker", [check_parallel_block, check_greedy_fill])
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)

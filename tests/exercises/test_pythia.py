@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from exercise_references.pythia import partial_rope_interleaved
+from transformers.models.gptj.modeling_gptj import apply_rotary_pos_emb, create_sinusoidal_positions
 
-from demos.exercises.pythia import check_neox_parameter_count, check_partial_rope
-from demos.layers.rope import rotate_half
+from demos.exercises.pythia import check_neox_parameter_count, check_partial_rope_interleaved
+from demos.layers.rope import apply_rope
 
 
 def count(v, c, n, f):  # written here from the block: embeddings, per-layer matrices and biases
@@ -14,14 +16,19 @@ def count(v, c, n, f):  # written here from the block: embeddings, per-layer mat
     return 2 * v * c + n * per_layer + 2 * c
 
 
-def partial(x, cos, sin):  # written here: rotate the first r channels, pass the rest
-    r = cos.shape[-1]
-    x_rot, x_pass = x[..., :r], x[..., r:]
-    return torch.cat((x_rot * cos + rotate_half(x_rot) * sin, x_pass), dim=-1)
+def interleaved(x, cos, sin):  # written here: GPT-J's pairs (2i, 2i + 1) of the first r channels
+    r = 2 * cos.shape[-1]
+    x_rot = x[..., :r]
+    c, s = cos.repeat_interleave(2, -1), sin.repeat_interleave(2, -1)  # (t, r): one angle per pair
+    every_two = torch.stack((-x_rot[..., 1::2], x_rot[..., 0::2]), dim=-1).flatten(-2)
+    return torch.cat((x_rot * c + every_two * s, x[..., r:]), dim=-1)
 
 
 def test_solutions_pass():
-    for checker, answer in ((check_neox_parameter_count, count), (check_partial_rope, partial)):
+    for checker, answer in (
+        (check_neox_parameter_count, count),
+        (check_partial_rope_interleaved, interleaved),
+    ):
         result = checker(answer)
         assert result.ok, result.message
 
@@ -53,34 +60,44 @@ def test_count_checker_explains_wrong_answers(explain, answer, words):
     explain(check_neox_parameter_count, answer, words)
 
 
-def rotate_all(x, cos, sin):  # the trap: tables stretched over every channel
-    d = x.shape[-1]
-    reps = d // cos.shape[-1]
-    return x * cos.repeat(1, reps) + rotate_half(x) * sin.repeat(1, reps)
+@pytest.mark.parametrize("b, h, t, d, r", [(1, 2, 5, 16, 4), (2, 3, 7, 8, 8), (1, 1, 1, 6, 2)])
+def test_interleaved_reference_equals_gptj(b, h, t, d, r):
+    """The reference against transformers' GPT-J: its (b, t, h, r) layout and (b, t, r/2) tables."""
+    sincos = create_sinusoidal_positions(t, r).to(torch.float64)  # (t, r): sin then cos, r/2 each
+    sin, cos = sincos[:, : r // 2], sincos[:, r // 2 :]
+    x = torch.randn(b, h, t, d, dtype=torch.float64)
+    ours = partial_rope_interleaved(x, cos, sin)
+    x_rot = x[..., :r].transpose(1, 2)  # (b, t, h, r), as GPTJAttention rotates it
+    theirs = apply_rotary_pos_emb(x_rot, sin.expand(b, t, r // 2), cos.expand(b, t, r // 2))
+    torch.testing.assert_close(ours[..., :r], theirs.transpose(1, 2), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(ours[..., r:], x[..., r:], atol=0, rtol=0)
+    if t > 1:  # and it is not the page's pairing (i, i + r/2)
+        neox = apply_rope(x, torch.cat((cos, cos), -1), torch.cat((sin, sin), -1))
+        assert not torch.allclose(ours, neox)
 
 
-def my_partial_rope(x, cos, sin):  # the chapter's stub, untouched
+def my_partial_rope_interleaved(x, cos, sin):  # the chapter's stub, untouched
     # your code here
     return x
 
 
 ROPE_WRONG = {
-    "stub": (my_partial_rope, ["still the template"]),
-    "last r channels": (
-        lambda x, cos, sin: torch.cat(
-            (x[..., : -cos.shape[-1]], partial(x[..., -cos.shape[-1] :], cos, sin)), dim=-1
-        ),
-        ["the last r channels were rotated"],
+    "stub": (my_partial_rope_interleaved, ["still the template"]),
+    "NeoX's pairs": (
+        lambda x, cos, sin: apply_rope(x, torch.cat((cos, cos), -1), torch.cat((sin, sin), -1)),
+        ["channel i was paired with i + r/2"],
     ),
-    "all channels": (rotate_all, ["differ", "Pythia's share"]),
+    "turned backwards": (lambda x, c, s: interleaved(x, c, -s), ["minus its angle"]),
+    "float32": (lambda x, c, s: interleaved(x.float(), c.float(), s.float()), ["float32"]),
+    "NaN": (lambda x, c, s: interleaved(x, c, s) * float("nan"), ["NaN"]),
 }
 
 
 @pytest.mark.parametrize("answer, words", ROPE_WRONG.values(), ids=list(ROPE_WRONG))
 def test_partial_rope_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_partial_rope, answer, words)
+    explain(check_partial_rope_interleaved, answer, words)
 
 
-@pytest.mark.parametrize("checker", [check_neox_parameter_count, check_partial_rope])
+@pytest.mark.parametrize("checker", [check_neox_parameter_count, check_partial_rope_interleaved])
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)

@@ -1,24 +1,37 @@
-"""The Qwen1.5 chapter's checkers: the router's top-k weights, the balancing loss, Mixtral's layer."""
+"""The Qwen1.5 chapter's checkers: dispatch under an expert capacity, the balancing loss, Mixtral's layer."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from exercise_references.qwen15 import capacity_keep
+from transformers import NllbMoeConfig, SwitchTransformersConfig
+from transformers.models.nllb_moe.modeling_nllb_moe import NllbMoeTop2Router
+from transformers.models.switch_transformers.modeling_switch_transformers import (
+    SwitchTransformersTop1Router,
+)
 
 from demos.exercises.qwen15 import (
     check_balancing_grad,
     check_balancing_loss,
+    check_capacity_keep,
     check_mixtral_moe,
-    check_top_k_weights,
 )
 
 # ---- answers written here from the definitions (not from demos.layers.moe) ----
 
 
-def top_k(logits, k):
-    probs = torch.softmax(logits.float(), dim=-1)
-    return torch.topk(probs, k, dim=-1)  # values, indices
+def keep(logits, k, capacity):  # a loop: first choices of every token, then second choices, ...
+    n, e = logits.shape
+    chosen = logits.topk(k, -1).indices.tolist()
+    served, kept = [0] * e, torch.zeros(n, k, dtype=torch.bool)
+    for j in range(k):
+        for t in range(n):
+            if served[chosen[t][j]] < capacity:
+                served[chosen[t][j]] += 1
+                kept[t, j] = True
+    return kept
 
 
 def balance(router_logits, k):  # router_logits (layers, n, e)
@@ -54,7 +67,7 @@ def mixtral(x, gate_weight, gate_up_proj, down_proj, k):
 
 def test_solutions_pass():
     for checker, answer in (
-        (check_top_k_weights, top_k),
+        (check_capacity_keep, keep),
         (check_balancing_loss, balance),
         (check_balancing_grad, balance_grad),
         (check_mixtral_moe, mixtral),
@@ -63,49 +76,76 @@ def test_solutions_pass():
         assert result.ok, result.message
 
 
-def my_top_k_weights(router_logits, k):  # the chapter's stub, untouched
-    # your code here: return (weights, experts), each (n, k)
-    return router_logits, router_logits
+def my_capacity_keep(router_logits, k, capacity):  # the chapter's stub, untouched
+    # your code here: return a bool tensor of shape (n, k)
+    return torch.ones(router_logits.shape[0], k, dtype=torch.bool)
 
 
-TOP_K_WRONG = {
-    "stub": (my_top_k_weights, ["still the template"]),
-    "softmax after top-k": (
-        lambda logits, k: (torch.topk(logits, k).values.softmax(-1), torch.topk(logits, k).indices),
-        ["Mixtral's formula", "sum to one"],
+def token_by_token(logits, k, capacity):
+    n, e = logits.shape
+    chosen, served = logits.topk(k, -1).indices.tolist(), [0] * e
+    kept = torch.zeros(n, k, dtype=torch.bool)
+    for t in range(n):
+        for j in range(k):
+            if served[chosen[t][j]] < capacity:
+                served[chosen[t][j]] += 1
+                kept[t, j] = True
+    return kept
+
+
+KEEP_WRONG = {
+    "stub": (my_capacity_keep, ["still the template"]),
+    "token by token": (token_by_token, ["token by token"]),
+    "counted per token": (
+        lambda logits, k, c: (
+            lambda hot: ((torch.cumsum(hot, 1) - hot) * hot).sum(-1) < c  # over the k choices
+        )(F.one_hot(logits.topk(k, -1).indices, logits.shape[-1])),
+        ["no assignment was ever dropped"],
     ),
-    "renormalised": (
-        lambda logits, k: (lambda v, i: (v / v.sum(-1, keepdim=True), i))(*top_k(logits, k)),
-        ["norm_topk_prob=True", "sum to one"],
-    ),
-    "raw logits": (lambda logits, k: torch.topk(logits, k), ["raw logits"]),
-    "least probable": (
-        lambda logits, k: torch.topk(logits.softmax(-1), k, largest=False),
-        ["differ"],
-    ),
-    "experts only": (lambda logits, k: top_k(logits, k).indices, ["tuple"]),
-    "int32 experts": (
-        lambda logits, k: (lambda w, e: (w, e.int()))(*torch.topk(logits.softmax(-1), k, -1)),
-        ["int32", "torch.int64", "F.one_hot"],
-    ),
-    "ascending order": (
-        lambda logits, k: (lambda w, e: (w.flip(-1), e.flip(-1)))(*top_k(logits, k)),
-        ["ascending order", "most probable first"],
-    ),
-    "torch.sort ascending": (
-        lambda logits, k: (lambda v, i: (v[:, -k:], i[:, -k:]))(*torch.sort(logits.softmax(-1))),
-        ["ascending order", "descending=True"],
-    ),
-    "float64 weights": (
-        lambda logits, k: torch.topk(logits.double().softmax(-1), k, -1),
-        ["float64", "torch.float32"],
+    "one too many": (lambda logits, k, c: keep(logits, k, c + 1), ["capacity + 1"]),
+    "an int mask": (lambda logits, k, c: keep(logits, k, c).long(), ["int64"]),
+    "per expert, not per assignment": (
+        lambda logits, k, c: torch.ones(logits.shape[0], logits.shape[1], dtype=torch.bool),
+        ["shape"],
     ),
 }
 
 
-@pytest.mark.parametrize("answer, words", TOP_K_WRONG.values(), ids=list(TOP_K_WRONG))
-def test_top_k_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_top_k_weights, answer, words)
+@pytest.mark.parametrize("answer, words", KEEP_WRONG.values(), ids=list(KEEP_WRONG))
+def test_capacity_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_capacity_keep, answer, words)
+
+
+@pytest.mark.parametrize("n, e, capacity", [(12, 4, 3), (9, 3, 2), (7, 5, 1), (6, 4, 0)])
+def test_capacity_reference_equals_transformers_routers(n, e, capacity):
+    """k = 1 against SwitchTransformersTop1Router's mask, k = 2 against NllbMoeTop2Router's
+    (first choices before second choices, batch_prioritized_routing=False)."""
+    logits = 2.0 * torch.randn(n, e)
+    switch = SwitchTransformersTop1Router(
+        SwitchTransformersConfig(
+            num_experts=e, expert_capacity=capacity, d_model=e, router_bias=False
+        )
+    ).eval()
+    with torch.no_grad():
+        switch.classifier.weight.copy_(torch.eye(e))  # its logits are the input: ours
+        expert_index, _, their_logits = switch(logits[None])  # (1, n, e) one-hot, capacity-masked
+    assert torch.equal(their_logits[0], logits)
+    assert torch.equal(capacity_keep(logits, 1, capacity)[:, 0], expert_index[0].bool().any(-1))
+    config = NllbMoeConfig(
+        num_experts=e,
+        expert_capacity=capacity,
+        d_model=4,
+        second_expert_policy="all",
+        batch_prioritized_routing=False,
+        normalize_router_prob_before_dropping=False,
+    )
+    router = NllbMoeTop2Router(
+        config
+    ).train()  # training: the capacity given, not the eval fraction
+    top_1_mask, gates = router.route_tokens(logits.clone())
+    experts = logits.topk(2, -1).indices  # (n, 2)
+    theirs = torch.stack((top_1_mask.bool().any(-1), gates.gather(1, experts[:, 1:])[:, 0] > 0), -1)
+    assert torch.equal(capacity_keep(logits, 2, capacity), theirs)
 
 
 def my_balancing_loss(router_logits, k):  # the chapter's stub, untouched
@@ -175,7 +215,7 @@ def my_mixtral_moe(x, gate_weight, gate_up_proj, down_proj, k):  # the chapter's
 
 
 def qwen_router(x, gate_weight, gate_up_proj, down_proj, k):
-    weights, experts = top_k(x @ gate_weight.T, k)  # not renormalised
+    weights, experts = torch.topk(torch.softmax(x @ gate_weight.T, -1), k, -1)  # not renormalised
     out = torch.zeros_like(x)
     for slot in range(k):
         gate, up = torch.einsum("nfc,nc->nf", gate_up_proj[experts[:, slot]], x).chunk(2, dim=-1)
@@ -205,7 +245,7 @@ def test_mixtral_checker_explains_wrong_answers(explain, answer, words):
 
 
 @pytest.mark.parametrize(
-    "checker", [check_top_k_weights, check_balancing_loss, check_balancing_grad, check_mixtral_moe]
+    "checker", [check_capacity_keep, check_balancing_loss, check_balancing_grad, check_mixtral_moe]
 )
 def test_checkers_explain_any_wrong_answer(explain, any_wrong_answer, checker):
     explain(checker, *any_wrong_answer)

@@ -1,5 +1,6 @@
 """Checkers for the Phi chapter's exercises: the one-norm parallel block, and choosing documents by
-a quality score under a token budget (transfer: the data idea as code)."""
+a quality score under a token budget, a greedy fill that goes on past a document that does not fit (a variant
+of the page's rule)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ def check_parallel_block(fn: Callable[..., torch.Tensor]) -> Check:
     )
 
 
-def check_keep_within_budget(fn: Callable[..., torch.Tensor]) -> Check:
-    """Check ``keep(scores, lengths, budget) -> bool mask``: the best documents by score, best
-    first, while the total of their lengths stays within ``budget`` tokens (stop at the first
-    that does not fit)."""
+def check_greedy_fill(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check ``greedy_fill(scores, lengths, budget) -> bool mask (n,)``: best score first (ties:
+    the earlier document first), keep each document that still fits the tokens left, skip the
+    others and go on."""
     return check_recorded(
-        fn, recorded(__name__, "check_keep_within_budget"), ("scores", "lengths", "budget")
+        fn,
+        recorded(__name__, "check_greedy_fill"),
+        ("scores", "lengths", "budget"),
+        exact_dtype=True,
     )

@@ -1,5 +1,5 @@
 """Checkers for the Pythia chapter's exercises: a GPT-NeoX model's parameter count from its shape
-(transfer), and partial rotary embeddings."""
+(transfer), and GPT-J's interleaved partial rotary embeddings (a variant of the page's)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,15 @@ def check_neox_parameter_count(fn: Callable[[int, int, int, int], int]) -> Check
     )
 
 
-def check_partial_rope(fn: Callable[..., torch.Tensor]) -> Check:
-    """Check ``partial_rope(x, cos, sin)``: ``x (b, h, t, d)``, tables ``(t, r)`` with ``r <= d``;
-    rotate the first ``r`` channels as RoPE does (halves of those ``r``), pass the rest."""
+def check_partial_rope_interleaved(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check ``partial_rope_interleaved(x, cos, sin)``: ``x (b, h, t, d)`` float64, tables
+    ``(t, r/2)`` (one angle per pair, ``r <= d``); GPT-J's pairs ``(2i, 2i + 1)`` of the first
+    ``r`` channels turn by row ``i``'s angle, the other ``d - r`` pass through."""
     return check_recorded(
-        fn, recorded(__name__, "check_partial_rope"), ("x", "cos", "sin"), atol=1e-6, rtol=1e-5
+        fn,
+        recorded(__name__, "check_partial_rope_interleaved"),
+        ("x", "cos", "sin"),
+        atol=1e-12,
+        rtol=1e-10,
+        exact_dtype=True,
     )

@@ -1,8 +1,9 @@
-"""Checkers for the Qwen1.5 chapter's exercises: the router's top-k weights, the balancing loss and
-its gradient, and (transfer) Mixtral's sparse layer, which has no shared expert and renormalises its top-k weights.
+"""Checkers for the Qwen1.5 chapter's exercises: which top-k assignments experts of a fixed capacity
+serve (the dispatch Qwen1.5-MoE does without), the balancing loss and its gradient, and (transfer)
+Mixtral's sparse layer, which has no shared expert and renormalises its top-k weights.
 
-The references are :mod:`demos.layers.moe`, which tests/layers/test_moe.py proves equal to
-transformers' ``Qwen2MoeTopKRouter``, ``load_balancing_loss_func`` and ``MixtralSparseMoeBlock``."""
+The references of the last three are :mod:`demos.layers.moe`, which tests/layers/test_moe.py proves
+equal to transformers' ``load_balancing_loss_func`` and ``MixtralSparseMoeBlock``."""
 
 from __future__ import annotations
 
@@ -13,35 +14,18 @@ import torch
 from demos.exercises.core import Check, check_recorded
 from demos.exercises.recorded import recorded
 
-INT64_WHY = (
-    "The expert indices must be int64 (torch.long), as torch.topk returns them: F.one_hot, "
-    "which the balancing loss uses to count the tokens each expert receives, accepts only "
-    "int64 indices."
-)
 
-
-def _explain_dtypes(result: Check) -> Check:
-    """Add why the indices must be int64 to a message that says they are not."""
-    if not result.ok and "experts is an int" in result.message and "torch.int64" in result.message:
-        return Check(False, f"{result.message} {INT64_WHY}", result.attempted)
-    return result
-
-
-def check_top_k_weights(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Check:
-    """Check ``top_k_weights(router_logits, k)``: ``router_logits (n, e)`` float32 -> ``(weights
-    (n, k) float32, experts (n, k) int64)``, the k largest softmax probabilities over all experts,
-    not rescaled, most probable first."""
-
-    result = check_recorded(
+def check_capacity_keep(fn: Callable[..., torch.Tensor]) -> Check:
+    """Check ``capacity_keep(router_logits, k, capacity)``: ``router_logits (n, e)`` float64 ->
+    ``(n, k)`` bool, True where token t's j-th choice (most probable first) is served; the
+    assignments are served first choices first (tokens in order), then second choices, and an
+    expert takes at most ``capacity``."""
+    return check_recorded(
         fn,
-        recorded(__name__, "check_top_k_weights"),
-        ("router_logits", "k"),
-        atol=1e-6,
-        rtol=1e-5,
-        names=("weights", "experts"),
+        recorded(__name__, "check_capacity_keep"),
+        ("router_logits", "k", "capacity"),
         exact_dtype=True,
     )
-    return _explain_dtypes(result)
 
 
 def check_balancing_loss(fn: Callable[..., torch.Tensor]) -> Check:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,13 +28,12 @@ from pathlib import Path
 import pybtex.database
 from pybtex.richtext import Text
 
+from demos.registry import citations
+
 ROOT = Path(__file__).resolve().parents[1]
 BIB = ROOT / "references.bib"
+TABLE = ROOT / "src" / "demos" / "registry" / "citations.json"
 
-# a role or a code span, whichever starts first (a code span's text is not searched for roles)
-_INLINE = re.compile(
-    r"\{cite(?::(?P<kind>[a-z]+))?\}`(?P<keys>[^`]*)`|(?P<tick>`+).*?(?P=tick)", re.S
-)
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _ADMONITION = re.compile(r"^\{admonition\}(?P<title>.*)$")
 _OPTION = re.compile(r"^:[\w-]+:")
@@ -67,33 +67,31 @@ def label(entry) -> tuple[str, str]:
     return who, _latex(entry.fields.get("year", "n.d."))
 
 
+class BibTable(Mapping):
+    """references.bib's entries as :mod:`demos.registry.citations` reads them: ``{key: (who,
+    year, url or None)}``, each label made by :func:`label` when it is asked for."""
+
+    def __init__(self, bib: Mapping[str, object]) -> None:
+        self.bib = bib
+
+    def __getitem__(self, key: str) -> tuple[str, str, str | None]:
+        entry = self.bib[key]
+        return (*label(entry), entry.fields.get("url"))
+
+    def __iter__(self):
+        return iter(self.bib)
+
+    def __len__(self) -> int:
+        return len(self.bib)
+
+
 def citation(keys: str, bib: Mapping[str, object], kind: str | None = None) -> str:
     """The plain-Markdown form of ``{cite}`keys``` (``kind``: ``None``/``"p"`` or ``"t"``)."""
-    if kind not in (None, "p", "t"):
-        raise ValueError(
-            f"{{cite:{kind}}} is not supported: use {{cite}}, {{cite:p}} or {{cite:t}}"
-        )
-    parts = []
-    for key in (k.strip() for k in keys.split(",")):
-        if key not in bib:
-            raise ValueError(f"{{cite}} key {key!r} is not in references.bib")
-        entry = bib[key]
-        who, year = label(entry)
-        url = entry.fields.get("url")
-        text = f"{who} ({year})" if kind == "t" else f"{who}, {year}"
-        parts.append(f"[{text}]({url})" if url else text)
-    if kind == "t":
-        return "; ".join(parts)
-    return "(" + "; ".join(parts) + ")"
+    return citations.citation(keys, BibTable(bib), kind)
 
 
 def _inline(text: str, bib: Mapping[str, object]) -> str:
-    def replace(match: re.Match) -> str:
-        if match.group("tick"):
-            return match.group(0)  # a code span: as it is
-        return citation(match.group("keys"), bib, match.group("kind"))
-
-    return _INLINE.sub(replace, text)
+    return citations.plain_citations(text, BibTable(bib))
 
 
 def _closes(line: str, fence: str) -> bool:
@@ -164,3 +162,22 @@ def plain_notebook(nb, bib: Mapping[str, object] | None = None):
         if cell.cell_type == "markdown":
             cell.source = plain_markdown(cell.source, bib)
     return out
+
+
+def citation_table(bib: Mapping[str, object] | None = None) -> dict[str, list]:
+    """``{key: [who, year, url or None]}`` for every entry of ``bib`` (default: references.bib),
+    sorted by key: what ``demos/registry/citations.json`` holds for the package."""
+    table = BibTable(read_bib() if bib is None else bib)
+    return {key: list(table[key]) for key in sorted(table)}
+
+
+def citation_json(bib: Mapping[str, object] | None = None) -> str:
+    """The text of ``citations.json`` for ``bib``: one entry per line, so a diff shows the key."""
+    table = citation_table(bib)
+    lines = [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in table.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+if __name__ == "__main__":  # python book/plain_markdown.py: rewrite the package's citation table
+    TABLE.write_text(citation_json(), encoding="utf-8")
+    print(f"wrote {TABLE.relative_to(ROOT)}: {len(read_bib())} entries")

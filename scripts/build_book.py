@@ -47,6 +47,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import build_zh  # noqa: E402
 from notebook_download import DOWNLOAD_NAME, write_download  # noqa: E402
 
+from demos.registry.citations import BOOK_BUILD  # noqa: E402
+
 BUILD = ROOT / "_build"
 CACHE = BUILD / ".jupyter_cache"  # where myst-nb looks: the parent of the HTML output folder
 EXECUTION_STAMP = BUILD / ".execution_inputs.sha256"
@@ -205,6 +207,9 @@ def build(jobs: int = 2) -> int:
         return 0
     BOOK_STAMP.unlink(missing_ok=True)
     BUILD.mkdir(exist_ok=True)
+    # The book renders a cell's Markdown as MyST: its kernels keep the {cite} roles as they are
+    # (demos.registry.citations turns them into links in any other kernel).
+    os.environ[BOOK_BUILD] = "1"
 
     notebooks = toc_notebooks()
     execution_inputs = fingerprint(EXECUTION_INPUTS)

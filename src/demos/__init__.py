@@ -232,6 +232,13 @@ if _in_jupyter_kernel():  # every figure a page shows records its smallest text 
 
     record_figure_text_sizes()
 
+if (
+    "ipykernel" in __import__("sys").modules
+):  # outside the book, {cite} in a cell's Markdown as links
+    from demos.registry.citations import use_plain_citations
+
+    use_plain_citations()
+
 
 def __getattr__(name: str) -> Any:
     """Import the module that defines ``name`` on first use (PEP 562)."""

@@ -84,7 +84,9 @@ def test_the_wheel_alone_installs_the_package_the_notebooks_import(download, tmp
     )
     code = (
         "import demos, demos.registry, demos.layers.attention as a; "
-        "from demos.registry import load_registry; load_registry(); print(demos.__file__)"
+        "from demos.registry import load_registry; load_registry(); "
+        "from demos.registry.citations import citation_table; "
+        "assert 'touvron2023llama2' in citation_table(); print(demos.__file__)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     run = subprocess.run(

@@ -172,3 +172,74 @@ def test_the_download_has_no_myst_in_markdown_in_either_language(tmp_path):
             for name in notebooks:
                 left = markdown_with_myst(json.loads(zf.read(name))["cells"])
                 assert not left, (root.name, name, left)
+
+
+# ---- citations in a cell's displayed Markdown (demos.registry.citations) -------------------------
+
+
+def test_the_packages_citation_table_is_references_bib():
+    """``demos/registry/citations.json`` is what ``python book/plain_markdown.py`` writes from
+    references.bib today (rewrite it after editing the .bib)."""
+    from plain_markdown import TABLE, citation_json
+
+    assert TABLE.read_text(encoding="utf-8") == citation_json(), (
+        "src/demos/registry/citations.json is stale: run `python book/plain_markdown.py`"
+    )
+    assert json.loads(citation_json(BIB))["pair2021"] == [
+        "Smith and von Werra",
+        "2021b",
+        "https://example.org/pair",
+    ]
+
+
+@pytest.fixture
+def shell(monkeypatch):
+    """An IPython shell of our own (not the singleton), outside the book's build."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from demos.registry.citations import BOOK_BUILD
+
+    monkeypatch.delenv(BOOK_BUILD, raising=False)
+    return InteractiveShell()
+
+
+def _markdown_shown(shell, text: str) -> str:
+    from IPython.display import Markdown
+
+    data, _ = shell.display_formatter.format(Markdown(text))
+    return data["text/markdown"]
+
+
+def test_a_facts_table_shows_its_citations_as_links_outside_the_book(shell):
+    from demos.registry import facts_table
+    from demos.registry.citations import use_plain_citations
+
+    table = facts_table(
+        ("", "Llama 2"), [("Organisation", "Meta {cite}`touvron2023llama2`")], "Llama-2-7B"
+    )
+    assert "{cite}" in _markdown_shown(shell, table)  # IPython's own formatter: MyST, raw
+    assert use_plain_citations(shell)
+    shown = _markdown_shown(shell, table)
+    assert "{cite}" not in shown
+    assert (
+        "| Organisation | Meta ([Touvron et al., 2023a](https://arxiv.org/abs/2307.09288)) |"
+        in shown
+    )
+
+
+def test_the_books_kernels_keep_the_roles_for_myst(shell, monkeypatch):
+    from demos.registry.citations import BOOK_BUILD, use_plain_citations
+
+    monkeypatch.setenv(BOOK_BUILD, "1")
+    assert not use_plain_citations(shell)
+    assert (
+        _markdown_shown(shell, "Meta {cite}`touvron2023llama2`") == "Meta {cite}`touvron2023llama2`"
+    )
+
+
+def test_an_unknown_key_in_displayed_markdown_names_it(shell):
+    from demos.registry.citations import plain_citations
+
+    with pytest.raises(ValueError, match="'nokey2020'"):
+        plain_citations("see {cite}`nokey2020`")
+    assert plain_citations("`{cite}`x`` stays") == "`{cite}`x`` stays"  # a code span

@@ -134,7 +134,8 @@ def test_the_chinese_search_index_holds_chinese_words(built_book):
 @pytest.mark.notebooks
 def test_a_chinese_notebook_runs_top_to_bottom_as_a_learner_runs_it(built_book):
     """ "Run All" on a Chinese notebook, from the Chinese tree the build wrote (``_build/zh/book``,
-    beside its links to ``results/``): every cell runs, the setup cell first, as in the English one."""
+    beside its links to ``results/``): every cell runs, the setup cell first, as in the English one,
+    and the facts table's citations show as author–year links, not as raw ``{cite}`` roles."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -151,3 +152,13 @@ def test_a_chinese_notebook_runs_top_to_bottom_as_a_learner_runs_it(built_book):
         if o.output_type == "error"
     ]
     assert not errors, errors
+    # outside the book's build, a cell's Markdown shows its citations as links (its facts table)
+    shown = [
+        "".join(o.data["text/markdown"])
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "text/markdown" in o.get("data", {})
+    ]
+    assert any("](https://arxiv.org/" in text for text in shown), shown
+    assert not [text for text in shown if "{cite" in text]

@@ -15,10 +15,12 @@ rule is checked again on the wheel a learner installs, with the student edition'
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import importlib
 import importlib.util
 import inspect
+import io
 import json
 import os
 import pkgutil
@@ -96,6 +98,71 @@ def test_the_rule_finds_a_planted_reference():
     planted = {"slot_positions": mistral.slot_positions_reference}
     assert answers_found("mistral", planted) == [
         "mistral.slot_positions answers check_slot_positions"
+    ]
+
+
+def package_functions() -> dict[str, object]:
+    """``{"demos.module.name": function}``: every function a module of the installed ``demos``
+    package defines, outside ``demos.exercises`` (the checkers themselves): what a learner who
+    has the package can call instead of writing an answer."""
+    found = {}
+    for info in pkgutil.walk_packages(demos.__path__, "demos."):
+        if info.name.startswith("demos.exercises"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, fn in vars(module).items():
+            if inspect.isfunction(fn) and fn.__module__ == module.__name__:
+                found[f"{module.__name__}.{name}"] = fn
+    return found
+
+
+def _binds(fn, args: tuple) -> bool:
+    try:
+        inspect.signature(fn).bind(*args)
+    except (TypeError, ValueError):  # another signature: not a candidate answer
+        return False
+    return True
+
+
+def functions_passing(chapter: str, functions: dict[str, object]) -> list[str]:
+    """``"name passes chapter.check_x"`` for every function of ``functions`` whose signature takes
+    the arguments of one of the checker's cases and that the checker itself accepts (✅), its
+    printed output discarded."""
+    module = importlib.import_module(f"demos.exercises.{chapter}")
+    passing = []
+    for checker_name, declarations in recorded.chapter_data(chapter).items():
+        checker = getattr(module, checker_name)
+        firsts = [
+            next(iter(recorded.recorded(chapter, checker_name, i).cases.values()))
+            for i in range(len(declarations))
+        ]
+        for name, fn in functions.items():
+            if not any(_binds(fn, args) for args in firsts):
+                continue
+            with contextlib.redirect_stdout(io.StringIO()):
+                accepted = checker(fn).ok
+            if accepted:
+                passing.append(f"{name} passes {chapter}.{checker_name}")
+    return passing
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_function_of_the_package_passes_a_checker(chapter, tmp_path, monkeypatch):
+    """No exercise asks for what the package already has: no function of ``demos`` (the layers,
+    the evaluation code, the toys, ...) that a chapter shows or imports passes a checker when
+    handed in as the learner's answer. (Run in a scratch directory: a function called with a
+    case's arguments must not write into the repository.)"""
+    monkeypatch.chdir(tmp_path)
+    assert functions_passing(chapter, package_functions()) == []
+
+
+def test_the_package_rule_finds_a_planted_answer(tmp_path, monkeypatch):
+    from exercise_references import yi
+
+    monkeypatch.chdir(tmp_path)
+    planted = {"demos.layers.planted.kv_bytes": yi.kv_bytes}
+    assert functions_passing("yi", planted) == [
+        "demos.layers.planted.kv_bytes passes yi.check_kv_bytes"
     ]
 
 

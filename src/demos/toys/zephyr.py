@@ -229,7 +229,9 @@ def run_all(config: ToyConfig | None = None, progress: bool = True) -> dict[str,
     paper means it: one stage instead of SFT followed by preference tuning. Returns the config, the wall
     time in seconds, each run's history and its last logged row.
     """
-    from tqdm.auto import tqdm
+    # tqdm's text bar: the same in a terminal, the book and every kernel (tqdm.auto would ask for
+    # ipywidgets in JupyterLab and warn "IProgress not found" without it)
+    from tqdm.std import tqdm
 
     config = config or ToyConfig()
     torch.manual_seed(config.seed)

@@ -93,38 +93,167 @@ def open_page(browser, url: str, width: int = 1280, height: int = 900):
     return page, problems
 
 
-@pytest.mark.parametrize("path", toc_pages())
-def test_page_loads_cleanly_with_math_and_images(site, browser, path):
-    base, _ = site
-    page, problems = open_page(browser, f"{base}/{path}")
+# ---- one load per page and view -------------------------------------------------------------------
+# Loading a page (to network idle, then MathJax) is most of these tests' time, and seven tests read
+# every page. So each page is loaded once per view and module: "desktop" (1280 x 900), "phone"
+# (390 x 844) and "touch" (a 390 x 844 touch screen, scripts/figure_text_sizes.py), and every
+# read-only check of that view reads what that one load measured (``loaded``). Each check is still a
+# test of its own that names the page. The load of a view takes its measurements in a fixed order,
+# those each check took on its own load; the one step that changes the page, opening a chapter's
+# first solution, comes last. Tests that click, tap, scroll or open a drawer load their own page.
+class _Failed:
+    """A measurement that raised: a test that reads it fails, naming the page and the error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.text = f"{type(error).__name__}: {error}"
+
+
+class PageLoad:
+    """What one load of ``path`` measured, step by step (``load["math"]``, ...). A step that raised is
+    kept as its error and fails every test that reads it (or the load itself); later steps still
+    run, so one check's failure does not hide another's."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.steps: dict[str, object] = {}
+
+    def step(self, name: str, measure):
+        try:
+            self.steps[name] = measure()
+        except Exception as error:  # a Playwright timeout or error
+            self.steps[name] = _Failed(error)
+        return self.steps[name]
+
+    def __getitem__(self, name: str):
+        for key in ("load", name):
+            value = self.steps[key]
+            if isinstance(value, _Failed):
+                raise AssertionError(f"{self.path}: {key} failed: {value.text}")
+        return self.steps[name]
+
+    def require(self, name: str) -> None:
+        """Fail, naming the page, if step ``name`` (or the load) raised."""
+        self[name]
+
+
+def _measure_desktop(browser, base: str, html_root: Path, path: str) -> PageLoad:
+    load = PageLoad(path)
+    opened = load.step("load", lambda: open_page(browser, f"{base}/{path}", *DESKTOP))
+    if isinstance(opened, _Failed):
+        return load
+    page, problems = opened
     try:
-        assert not problems, f"{path}: {problems}"
-        body = page.inner_text("main")
-        assert "Traceback (most recent call last)" not in body, f"{path} shows a traceback"
-        assert page.locator(".output.error, .output.traceback").count() == 0, (
-            f"{path} shows error output"
-        )
-        math = page.locator("div.math, span.math").count()
-        if math:  # MathJax replaces each math element's content with an mjx-container
-            page.wait_for_function(
-                f"document.querySelectorAll('mjx-container').length >= {math}", timeout=15000
-            )
-            assert page.locator("mjx-merror").count() == 0, (
-                f"{path}: MathJax could not typeset some math"
-            )
-        for img in page.locator("main img").all():
-            src = img.get_attribute("src")
-            assert img.evaluate("i => i.complete && i.naturalWidth > 0"), (
-                f"{path}: image {src} did not load"
-            )
-            alt = (img.get_attribute("alt") or "").strip()
-            assert alt, f"{path}: image {src} has no alt text"
-            assert not FILE_NAME_ALT.search(alt), (
-                f"{path}: image {src} has its file name as alt text ({alt!r}); describe the "
-                "figure in the cell's metadata.mystnb.image.alt"
-            )
+        load.step("problems", lambda: list(problems))  # as the load finished
+        load.step("parity cells", lambda: page.evaluate(PARITY_CELLS_JS))
+        load.step("exercise outputs", lambda: page.evaluate(EXERCISE_OUTPUTS_JS))
+        load.step("main text", lambda: page.inner_text("main"))  # innerText: only what is rendered
+        load.step("error outputs", lambda: page.locator(".output.error, .output.traceback").count())
+        chapter = path in _chapter_pages()
+        if chapter:
+            load.step("solutions", lambda: _solution_cells(page))
+        load.step("math", lambda: wait_for_math(page))
+        load.step("merror", lambda: page.locator("mjx-merror").count())
+        load.step("images", lambda: _images(page))
+        load.step("scrolling", lambda: page.evaluate(SCROLLING_BLOCKS_JS))
+        load.step("wide math", lambda: page.evaluate(WIDE_MATH_JS))
+        load.step("clipped tables", lambda: page.evaluate(CLIPPED_TABLES_JS))
+        load.step("main text typeset", lambda: page.inner_text("main"))
+        load.step("raw tex", lambda: _raw_tex(page))
+        solutions = load.steps.get("solutions")
+        if chapter and not isinstance(solutions, _Failed) and solutions["cells"]:
+            load.step("first solution opened", lambda: _open_first_solution(page))  # changes it
     finally:
         page.close()
+    return load
+
+
+def _measure_phone(browser, base: str, html_root: Path, path: str) -> PageLoad:
+    load = PageLoad(path)
+    opened = load.step("load", lambda: open_page(browser, f"{base}/{path}", *PHONE))
+    if isinstance(opened, _Failed):
+        return load
+    page, _ = opened
+    try:
+        load.step("math", lambda: wait_for_math(page))
+        load.step("overflow", lambda: page.evaluate(PAGE_OVERFLOW_JS))
+        load.step("scrolling", lambda: page.evaluate(SCROLLING_BLOCKS_JS))
+        load.step("phone aids", lambda: page.evaluate(PHONE_AIDS_JS))
+    finally:
+        page.close()
+    return load
+
+
+def _figure_text_sizes():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import figure_text_sizes
+
+    return figure_text_sizes
+
+
+def _measure_touch(browser, base: str, html_root: Path, path: str) -> PageLoad:
+    sizes = _figure_text_sizes()
+    load = PageLoad(path)
+    page = load.step("load", lambda: sizes.open_phone_page(browser, f"{base}/{path}"))
+    if isinstance(page, _Failed):
+        return load
+    try:
+        load.step("figures", lambda: sizes.measure_page(page, html_root, path))
+        load.step("figure problems", lambda: sizes.phone_figure_problems(page))
+    finally:
+        page.context.close()
+    return load
+
+
+MEASURE = {"desktop": _measure_desktop, "phone": _measure_phone, "touch": _measure_touch}
+
+
+@pytest.fixture(scope="module")
+def loaded(site, browser):
+    """``loaded(path, view)``: the measurements of ``path`` in ``view`` (a key of ``MEASURE``), from
+    one load of the page per module (per test process under pytest -n)."""
+    base, html_root = site
+    cache: dict[tuple[str, str], PageLoad] = {}
+
+    def get(path: str, view: str) -> PageLoad:
+        if (path, view) not in cache:
+            cache[path, view] = MEASURE[view](browser, base, html_root, path)
+        return cache[path, view]
+
+    return get
+
+
+def _images(page) -> list[tuple[str | None, bool, str | None]]:
+    """Each image of the article: its src, whether it loaded, its alt text."""
+    return [
+        (
+            img.get_attribute("src"),
+            img.evaluate("i => i.complete && i.naturalWidth > 0"),
+            img.get_attribute("alt"),
+        )
+        for img in page.locator("main img").all()
+    ]
+
+
+@pytest.mark.parametrize("path", toc_pages())
+def test_page_loads_cleanly_with_math_and_images(loaded, path):
+    load = loaded(path, "desktop")
+    problems = load["problems"]
+    assert not problems, f"{path}: {problems}"
+    body = load["main text"]
+    assert "Traceback (most recent call last)" not in body, f"{path} shows a traceback"
+    assert load["error outputs"] == 0, f"{path} shows error output"
+    if load["math"]:  # MathJax replaces each math element's content with an mjx-container
+        assert load["merror"] == 0, f"{path}: MathJax could not typeset some math"
+    for src, shown, alt in load["images"]:
+        assert shown, f"{path}: image {src} did not load"
+        alt = (alt or "").strip()
+        assert alt, f"{path}: image {src} has no alt text"
+        assert not FILE_NAME_ALT.search(alt), (
+            f"{path}: image {src} has its file name as alt text ({alt!r}); describe the "
+            "figure in the cell's metadata.mystnb.image.alt"
+        )
 
 
 def test_search_finds_a_model_by_name(site, browser):
@@ -226,38 +355,57 @@ def _chapter_pages() -> list[str]:
     return [f"{e}{f}.html" for e in EDITIONS for f in toc_files(ROOT, chapters_only=True)]
 
 
+def _solution_cells(page) -> dict:
+    """Whether the Colab setup cell is on the page, and each solution cell (tag ``solution``) as
+    loaded: its <details> count, whether that one is open, whether its code shows, its output."""
+    cells = []
+    for cell in page.locator("main div.cell.tag_solution").all():
+        details = cell.locator("details")
+        toggles = details.count()
+        outputs = cell.locator(".cell_output")
+        cells.append(
+            {
+                "toggles": toggles,
+                "closed": details.evaluate("d => !d.open") if toggles == 1 else None,
+                "code shows": cell.locator(".cell_input").is_visible(),
+                "printed": outputs.first.text_content() if outputs.count() else "",
+            }
+        )
+    return {"setup cell": "Setup for Colab" in page.content(), "cells": cells}
+
+
+def _open_first_solution(page) -> str:
+    """Click the first solution's toggle; its text once its code shows."""
+    first = page.locator("main div.cell.tag_solution").first
+    first.locator("details > summary").click()
+    first.locator(".cell_input").wait_for(state="visible", timeout=5000)
+    return first.inner_text()
+
+
 @pytest.mark.parametrize("path", _chapter_pages())
-def test_solutions_are_folded_until_clicked(site, browser, path):
+def test_solutions_are_folded_until_clicked(loaded, path):
     """Issue 14: every solution cell (tag ``solution``) is a closed toggle; neither its code nor its
     printed answers show without a click, and one click opens it. The Colab setup cell is not on
     the page at all (tag ``remove-cell``)."""
-    base, _ = site
-    page, problems = open_page(browser, f"{base}/{path}")
-    try:
-        assert not problems, f"{path}: {problems}"
-        assert "Setup for Colab" not in page.content(), f"{path}: the setup cell is on the page"
-        cells = page.locator("main div.cell.tag_solution").all()
-        assert cells, f"{path}: no solution cell (tag 'solution') on a chapter page"
-        visible = page.inner_text("main")  # innerText: only what is rendered
-        assert "def solution_" not in visible, f"{path}: a solution's code shows without a click"
-        for i, cell in enumerate(cells):
-            details = cell.locator("details")
-            assert details.count() == 1, f"{path}: solution {i + 1} is not a toggle (hide-cell)"
-            assert details.evaluate("d => !d.open"), f"{path}: solution {i + 1} is open"
-            assert not cell.locator(".cell_input").is_visible(), f"{path}: solution {i + 1}"
-            outputs = cell.locator(".cell_output")
-            printed = outputs.first.text_content() if outputs.count() else ""
-            for line in (printed or "").splitlines():
-                line = line.strip()
-                assert len(line) < 20 or line not in visible, (
-                    f"{path}: solution {i + 1}'s answer {line!r} shows without a click"
-                )
-        first = cells[0]
-        first.locator("details > summary").click()
-        first.locator(".cell_input").wait_for(state="visible", timeout=5000)
-        assert "def solution_" in first.inner_text()
-    finally:
-        page.close()
+    load = loaded(path, "desktop")
+    problems = load["problems"]
+    assert not problems, f"{path}: {problems}"
+    solutions = load["solutions"]
+    assert not solutions["setup cell"], f"{path}: the setup cell is on the page"
+    cells = solutions["cells"]
+    assert cells, f"{path}: no solution cell (tag 'solution') on a chapter page"
+    visible = load["main text"]
+    assert "def solution_" not in visible, f"{path}: a solution's code shows without a click"
+    for i, cell in enumerate(cells):
+        assert cell["toggles"] == 1, f"{path}: solution {i + 1} is not a toggle (hide-cell)"
+        assert cell["closed"], f"{path}: solution {i + 1} is open"
+        assert not cell["code shows"], f"{path}: solution {i + 1}"
+        for line in (cell["printed"] or "").splitlines():
+            line = line.strip()
+            assert len(line) < 20 or line not in visible, (
+                f"{path}: solution {i + 1}'s answer {line!r} shows without a click"
+            )
+    assert "def solution_" in load["first solution opened"]
 
 
 # ---- what a reader sees fits the screen (issue 14) ------------------------------------------------
@@ -292,34 +440,35 @@ def chapter_pages() -> list[str]:
     return [f"{f}.html" for f in toc_files(ROOT, part="Model families")]
 
 
-def wait_for_math(page) -> None:
+def wait_for_math(page) -> int:
+    """Wait until MathJax has typeset every math element of ``page``; return how many there are."""
     math = page.locator("div.math, span.math").count()
-    if math:
+    if math:  # MathJax replaces each math element's content with an mjx-container
         page.wait_for_function(
             f"document.querySelectorAll('mjx-container').length >= {math}", timeout=15000
         )
+    return math
+
+
+PAGE_OVERFLOW_JS = "document.documentElement.scrollWidth - window.innerWidth"
 
 
 @pytest.mark.parametrize("path", toc_pages())
-def test_page_fits_the_desktop_width(site, browser, path):
+def test_page_fits_the_desktop_width(loaded, path):
     """At 1280 px no code block scrolls sideways, no display equation is wider than its column and no
     table is clipped (the facts card's last column included)."""
-    base, _ = site
-    page, _ = open_page(browser, f"{base}/{path}", *DESKTOP)
-    try:
-        wait_for_math(page)
-        scrolling = page.evaluate(SCROLLING_BLOCKS_JS)
-        assert not scrolling, f"{path}: {len(scrolling)} code blocks scroll sideways: {scrolling}"
-        wide = page.evaluate(WIDE_MATH_JS)
-        assert not wide, f"{path}: display math wider than its column: {wide}"
-        clipped = page.evaluate(CLIPPED_TABLES_JS)
-        assert not clipped, f"{path}: tables wider than the page: {clipped}"
-        main = page.inner_text("main")
-        assert "set_num_threads" not in main and "Cost of this page" not in main, (
-            f"{path} shows the build machine's settings or costs"
-        )
-    finally:
-        page.close()
+    load = loaded(path, "desktop")
+    load.require("math")  # measured once MathJax was done
+    scrolling = load["scrolling"]
+    assert not scrolling, f"{path}: {len(scrolling)} code blocks scroll sideways: {scrolling}"
+    wide = load["wide math"]
+    assert not wide, f"{path}: display math wider than its column: {wide}"
+    clipped = load["clipped tables"]
+    assert not clipped, f"{path}: tables wider than the page: {clipped}"
+    main = load["main text typeset"]
+    assert "set_num_threads" not in main and "Cost of this page" not in main, (
+        f"{path} shows the build machine's settings or costs"
+    )
 
 
 def test_the_page_contents_open_from_a_button_at_desktop_width(site, browser):
@@ -339,19 +488,15 @@ def test_the_page_contents_open_from_a_button_at_desktop_width(site, browser):
 
 
 @pytest.mark.parametrize("path", toc_pages())
-def test_page_fits_a_phone(site, browser, path):
+def test_page_fits_a_phone(loaded, path):
     """At 390 px the page never scrolls sideways (wide math and tables scroll inside their own box),
     and code and printed output wrap, so a shape comment or a parity verdict stays on the screen."""
-    base, _ = site
-    page, _ = open_page(browser, f"{base}/{path}", *PHONE)
-    try:
-        wait_for_math(page)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"{path}: the page is {overflow}px wider than a phone"
-        scrolling = page.evaluate(SCROLLING_BLOCKS_JS)
-        assert not scrolling, f"{path}: code or output cut at a phone's edge: {scrolling}"
-    finally:
-        page.close()
+    load = loaded(path, "phone")
+    load.require("math")  # measured once MathJax was done
+    overflow = load["overflow"]
+    assert overflow <= 1, f"{path}: the page is {overflow}px wider than a phone"
+    scrolling = load["scrolling"]
+    assert not scrolling, f"{path}: code or output cut at a phone's edge: {scrolling}"
 
 
 VERDICT = re.compile(
@@ -368,15 +513,10 @@ PARITY_CELLS_JS = """() => [...document.querySelectorAll('main div.cell')]
 
 
 @pytest.mark.parametrize("path", toc_pages())
-def test_parity_cells_show_the_verdict_first_and_fold_the_list(site, browser, path):
+def test_parity_cells_show_the_verdict_first_and_fold_the_list(loaded, path):
     """Each cell that calls parity_report: the first line of its output is the verdict, naming the
     reference and the versions compared; the per-tensor list is folded in a closed <details>."""
-    base, _ = site
-    page, _ = open_page(browser, f"{base}/{path}", *DESKTOP)
-    try:
-        cells = page.evaluate(PARITY_CELLS_JS)
-    finally:
-        page.close()
+    cells = loaded(path, "desktop")["parity cells"]
     assert cells or path not in chapter_pages(), f"{path}: a model chapter with no parity cell"
     for cell in cells:
         lines = [line for line in cell["shown"].splitlines() if line.strip()]
@@ -586,19 +726,19 @@ def test_raw_tex_detector_finds_unexpanded_macros(site, browser):
         page.close()
 
 
+def _raw_tex(page) -> list[str]:
+    """RAW_TEX_JS's findings on a page with math (none without); call once MathJax is done."""
+    return page.evaluate(RAW_TEX_JS) if page.locator("div.math, span.math").count() else []
+
+
 @pytest.mark.parametrize("path", toc_pages())
-def test_no_raw_tex_on_the_page(site, browser, path):
+def test_no_raw_tex_on_the_page(loaded, path):
     """No equation shows a TeX command or an escaped underscore as text (MathJax expands no macro
     inside \\text{}: write a name in \\mathtt{} or in code next to the equation)."""
-    base, _ = site
-    page, _ = open_page(browser, f"{base}/{path}", *DESKTOP)
-    try:
-        wait_for_math(page)
-        if page.locator("div.math, span.math").count():
-            raw = page.evaluate(RAW_TEX_JS)
-            assert not raw, f"{path}: raw TeX in {len(raw)} equations: {raw}"
-    finally:
-        page.close()
+    load = loaded(path, "desktop")
+    load.require("math")  # measured once MathJax was done
+    raw = load["raw tex"]
+    assert not raw, f"{path}: raw TeX in {len(raw)} equations: {raw}"
 
 
 EXERCISE_OUTPUTS_JS = """() => [...document.querySelectorAll('main div.cell')]
@@ -608,15 +748,10 @@ EXERCISE_OUTPUTS_JS = """() => [...document.querySelectorAll('main div.cell')]
 
 
 @pytest.mark.parametrize("path", _chapter_pages())
-def test_exercises_say_how_to_answer_instead_of_failing(site, browser, path):
+def test_exercises_say_how_to_answer_instead_of_failing(loaded, path):
     """An exercise on the web page cannot be answered: its checker's output says what to do (write
     the answer in the cell, run it again), with no red ❌."""
-    base, _ = site
-    page, _ = open_page(browser, f"{base}/{path}", *DESKTOP)
-    try:
-        outputs = page.evaluate(EXERCISE_OUTPUTS_JS)
-    finally:
-        page.close()
+    outputs = loaded(path, "desktop")["exercise outputs"]
     assert outputs, f"{path}: no exercise cell (with '# your code here') on a chapter page"
     for i, text in enumerate(outputs):
         assert "❌" not in text, f"{path}: exercise {i + 1} shows {text[:120]!r}"
@@ -682,19 +817,12 @@ PHONE_AIDS_JS = """async () => {
 
 
 @pytest.mark.parametrize("path", toc_pages())
-def test_a_phone_reader_can_enlarge_figures_see_what_scrolls_and_read_wrapped_code(
-    site, browser, path
-):
+def test_a_phone_reader_can_enlarge_figures_see_what_scrolls_and_read_wrapped_code(loaded, path):
     """At 390 px: every figure is a link to its full-size image; every table, equation or listing
     wider than the screen carries a visible cue that it scrolls; a wrapped line of code continues
     under its own indentation, further in (Python's indentation is not lost), and the listing's
     text, which the copy button copies, is the code unchanged."""
-    base, _ = site
-    page, _ = open_page(browser, f"{base}/{path}", *PHONE)
-    try:
-        found = page.evaluate(PHONE_AIDS_JS)
-    finally:
-        page.close()
+    found = loaded(path, "phone")["phone aids"]
     print(f"{path}: {found['wrapped']} wrapped code lines, {len(found['lost'])} lose their indent")
     assert not found["figures"], (
         f"{path}: figures that do not link to their image: {found['figures']}"
@@ -746,24 +874,16 @@ def test_the_language_link_opens_the_same_page_in_the_other_language(
 
 # ---- figures a phone reader can read (issue 28) ---------------------------------------------------
 @pytest.mark.parametrize("path", toc_pages())
-def test_figure_text_is_at_least_9_css_px_on_a_phone(site, browser, path):
+def test_figure_text_is_at_least_9_css_px_on_a_phone(loaded, path):
     """At 390 px, the smallest text of every figure is at least 9 CSS px: its smallest font size as
     drawn (recorded in the PNG by demos.display.record_figure_text_sizes) x dpi / 72 x the width
     Chromium shows it at / its natural width (scripts/figure_text_sizes.py, which measures). A figure
     wider than the screen at that size scrolls sideways in its own box, with a visible cue, and links
     to its full-size image; the page itself never scrolls sideways."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import figure_text_sizes as sizes
-
-    base, html_root = site
-    page = sizes.open_phone_page(browser, f"{base}/{path}")
-    try:
-        figures = sizes.measure_page(page, html_root, path)
-        found = sizes.phone_figure_problems(page)
-    finally:
-        page.context.close()
+    sizes = _figure_text_sizes()
+    load = loaded(path, "touch")
+    figures = load["figures"]
+    found = load["figure problems"]
     unmeasured = [f["image"] for f in figures if f["smallest_text_px"] is None]
     assert not unmeasured, f"{path}: figures with no recorded font size: {unmeasured}"
     small = [

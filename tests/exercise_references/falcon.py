@@ -1,6 +1,6 @@
-"""References and known mistakes for the Falcon chapter's exercises: splitting the fused
-``query_key_value`` output, how many sequences a KV-cache budget holds, and fusing separate q/k/v
-weights into Falcon's layout (transfer)."""
+"""References and known mistakes for the Falcon chapter's exercises: which row of the fused
+``query_key_value`` output holds a given head's channel, how many sequences a KV-cache budget
+holds, and fusing separate q/k/v weights into Falcon's layout (transfer)."""
 
 from __future__ import annotations
 
@@ -9,45 +9,128 @@ from collections.abc import Callable
 import torch
 
 from demos.exercises.core import Check, Mistake, check_function
-from demos.layers.fused_qkv import split_fused_qkv
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 
-
-def _split_qkv_blocks(fused: torch.Tensor, h: int, g: int, d: int):
-    """The classic mistake: read the fused projection as [all queries | all keys | all values]."""
-    b, t, _ = fused.shape
-    q, k, v = fused.split([h * d, g * d, g * d], dim=-1)
-    return (
-        q.view(b, t, h, d).transpose(1, 2),  # (b, h, t, d)
-        k.view(b, t, g, d).transpose(1, 2),  # (b, g, t, d)
-        v.view(b, t, g, d).transpose(1, 2),
-    )
+QKV_KINDS = ("q", "k", "v")
 
 
-def check_split_fused_qkv(fn: Callable[..., tuple]) -> Check:
-    """Check a learner's ``split(fused, num_heads, num_kv_heads, head_dim) -> (q, k, v)`` for Falcon's
-    fused ``query_key_value`` output: ``q (b, h, t, d)``, ``k`` and ``v`` ``(b, g, t, d)``, exact."""
-    gen = torch.Generator().manual_seed(0)
+def _slot(kind: str, head: int, r: int) -> tuple[int, int]:
+    """(group, place of the head within its group) in Falcon's layout."""
+    return divmod(head, r) if kind == "q" else (head, r + QKV_KINDS.index(kind) - 1)
+
+
+def qkv_row_reference(
+    kind: str, head: int, channel: int, num_heads: int, num_kv_heads: int, head_dim: int
+) -> int:
+    """The row of ``query_key_value``'s output (an index into its last axis) that holds channel
+    ``channel`` of query head ``head`` (``kind="q"``), key head or value head ``head`` (``"k"``,
+    ``"v"``), in Falcon's layout: group by group, each of the ``g`` key/value heads' ``r = h / g``
+    query heads, then its key head, then its value head, ``head_dim`` rows each."""
+    sizes = (("num_heads", num_heads), ("num_kv_heads", num_kv_heads), ("head_dim", head_dim))
+    for name, value in sizes:
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if num_heads % num_kv_heads:
+        raise ValueError(
+            f"num_kv_heads = {num_kv_heads} must divide num_heads = {num_heads}: each key/value "
+            "head serves a whole group of query heads"
+        )
+    if kind not in QKV_KINDS:
+        raise ValueError(f"kind must be 'q', 'k' or 'v', got {kind!r}")
+    heads = num_heads if kind == "q" else num_kv_heads
+    if not isinstance(head, int) or not 0 <= head < heads:
+        raise ValueError(f"head must be an int in [0, {heads}) for kind {kind!r}, got {head!r}")
+    if not isinstance(channel, int) or not 0 <= channel < head_dim:
+        raise ValueError(f"channel must be an int in [0, {head_dim}), got {channel!r}")
+    r = num_heads // num_kv_heads  # query heads per group
+    group, slot = _slot(kind, head, r)  # each group: r query heads, its key head, its value head
+    return (group * (r + 2) + slot) * head_dim + channel
+
+
+def _row_blocks(kind, head, channel, h, g, d):
+    """[all queries | all keys | all values] (Phi-3's layout)."""
+    start = {"q": 0, "k": h, "v": h + g}[kind]
+    return (start + head) * d + channel
+
+
+def _row_queries_tiled(kind, head, channel, h, g, d):
+    """Query head j put in group j % g (head-major instead of group-major)."""
+    r = h // g
+    group, slot = (head % g, head // g) if kind == "q" else _slot(kind, head, r)
+    return (group * (r + 2) + slot) * d + channel
+
+
+def _row_stride_r_plus_1(kind, head, channel, h, g, d):
+    """Groups r + 1 heads apart: one of the key and value heads forgotten in the stride."""
+    r = h // g
+    group, slot = _slot(kind, head, r)
+    return (group * (r + 1) + slot) * d + channel
+
+
+def _row_kv_first(kind, head, channel, h, g, d):
+    """Each group as key, value, then its queries."""
+    r = h // g
+    kv = QKV_KINDS.index(kind) - 1
+    group, slot = (head // r, head % r + 2) if kind == "q" else (head, kv)
+    return (group * (r + 2) + slot) * d + channel
+
+
+def _row_heads_not_rows(kind, head, channel, h, g, d):
+    """The head's place counted in heads, not rows: head_dim forgotten."""
+    r = h // g
+    group, slot = _slot(kind, head, r)
+    return group * (r + 2) + slot + channel
+
+
+QKV_ROW_MISTAKES = [
+    Mistake(
+        _row_blocks,
+        "this is the [all queries | all keys | all values] layout (Phi-3's, or multi-query "
+        "Falcon-7B's, where g = 1 makes the two the same). Falcon-40B/180B store the rows group "
+        "by group: each key/value head's r = h / g query heads, then its key, then its value.",
+    ),
+    Mistake(
+        _row_queries_tiled,
+        "query head j was put in group j % g. Query heads are consecutive per group: head j "
+        "belongs to group j // r (r = h / g) and is the (j % r)-th head in it.",
+    ),
+    Mistake(
+        _row_stride_r_plus_1,
+        "the groups are r + 1 heads apart. Each group holds r + 2 heads (its r queries, a key "
+        "and a value), so group n starts at row n (r + 2) head_dim.",
+    ),
+    Mistake(
+        _row_kv_first,
+        "each group was read as key, value, then queries. In Falcon's layout the group's r query "
+        "heads come first, then the key head, then the value head.",
+    ),
+    Mistake(
+        _row_heads_not_rows,
+        "that counts heads, not rows: each head spans head_dim rows, so multiply the head's "
+        "place by head_dim before adding the channel.",
+    ),
+]
+
+
+def check_qkv_row(fn: Callable[..., int]) -> Check:
+    """Check a learner's ``qkv_row(kind, head, channel, num_heads, num_kv_heads, head_dim)``: the
+    row of Falcon's fused ``query_key_value`` output holding that channel of that head, an int."""
     cases = {
-        label: (torch.randn(b, t, (h + 2 * g) * d, generator=gen), h, g, d)
-        for label, (b, t, h, g, d) in {
-            "multi-query, g = 1": (1, 3, 4, 1, 2),
-            "grouped, g = h / 4": (2, 5, 8, 2, 4),
-            "multi-head, g = h": (2, 1, 4, 4, 2),
-        }.items()
+        "multi-query (g = 1), query head 2": ("q", 2, 1, 4, 1, 3),
+        "multi-query (g = 1), the value head": ("v", 0, 2, 4, 1, 3),
+        "grouped (h = 8, g = 2), query head 5": ("q", 5, 0, 8, 2, 4),
+        "grouped (h = 8, g = 2), query head 2": ("q", 2, 3, 8, 2, 4),
+        "grouped (h = 8, g = 2), key head 1": ("k", 1, 3, 8, 2, 4),
+        "grouped (h = 8, g = 2), value head 0": ("v", 0, 1, 8, 2, 4),
+        "multi-head (h = g = 3), key head 2": ("k", 2, 0, 3, 3, 2),
+        "h = 6, g = 3, query head 3, last channel": ("q", 3, 4, 6, 3, 5),
     }
-    blocks = Mistake(
-        _split_qkv_blocks,
-        "the rows were read as [all queries | all keys | all values]. Falcon stores them group "
-        "by group: each key/value head's r = h // g queries, then its key, then its value.",
-    )
     return check_function(
         fn,
-        split_fused_qkv,
+        qkv_row_reference,
         cases,
-        ("fused", "num_heads", "num_kv_heads", "head_dim"),
-        mistakes=[blocks],
-        names=("q", "k", "v"),
+        ("kind", "head", "channel", "num_heads", "num_kv_heads", "head_dim"),
+        mistakes=QKV_ROW_MISTAKES,
     )
 
 

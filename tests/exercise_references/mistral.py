@@ -1,6 +1,6 @@
-"""References and known mistakes for the Mistral chapter's exercises: the sliding-window mask, the
-reach and cache size of a windowed model, and which position each slot of a rolling-buffer cache
-holds (transfer)."""
+"""References and known mistakes for the Mistral chapter's exercises: a dilated sliding-window mask
+(Longformer's variant of the window), the reach and cache size of a windowed model, and which position
+each slot of a rolling-buffer cache holds (transfer)."""
 
 from __future__ import annotations
 
@@ -14,37 +14,94 @@ from demos.exercises.mistral import (  # shared with the package
     _where,
 )
 from demos.layers.kv_cache import kv_cache_bytes_per_token
-from demos.layers.masks import sliding_window_mask
 
 
 def _positions(t: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(s - t, s)[:, None], torch.arange(s)[None, :]  # (t, 1), (1, s)
 
 
-def _mask_paper_convention(t: int, s: int, window: int) -> torch.Tensor:
-    """Keys ``p - window <= j <= p``: ``window + 1`` keys, as mistral-src's prefill mask."""
+def dilated_window_mask_reference(t: int, s: int, window: int, dilation: int) -> torch.Tensor:
+    """Longformer's dilated sliding window, causal, in this chapter's convention: a boolean
+    ``(t, s)`` tensor, True where query ``i`` (position ``p = s - t + i``) may attend to key ``j``:
+    ``p - j`` is one of ``0, dilation, ..., (window - 1) * dilation``. ``dilation = 1`` is
+    Mistral's window."""
+    for name, value in (("t", t), ("window", window), ("dilation", dilation)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(s, int) or s < t:
+        raise ValueError(
+            f"s must be an int >= t = {t} (the queries are the last t of s), got {s!r}"
+        )
     q_pos, k_pos = _positions(t, s)
-    return (k_pos <= q_pos) & (k_pos >= q_pos - window)
+    back = q_pos - k_pos  # (t, s): how many positions back each key is
+    return (back >= 0) & (back % dilation == 0) & (back // dilation < window)
 
 
-def _mask_not_causal(t: int, s: int, window: int) -> torch.Tensor:
+def _back(t: int, s: int) -> torch.Tensor:
     q_pos, k_pos = _positions(t, s)
-    return (k_pos - q_pos).abs() < window
+    return q_pos - k_pos  # (t, s)
 
 
-def _mask_queries_from_zero(t: int, s: int, window: int) -> torch.Tensor:
-    q_pos, k_pos = torch.arange(t)[:, None], torch.arange(s)[None, :]
-    return (k_pos <= q_pos) & (k_pos > q_pos - window)
+def _mask_window_plus_one(t: int, s: int, window: int, dilation: int) -> torch.Tensor:
+    back = _back(t, s)
+    return (back >= 0) & (back % dilation == 0) & (back // dilation <= window)
+
+
+def _mask_no_gaps(t: int, s: int, window: int, dilation: int) -> torch.Tensor:
+    back = _back(t, s)
+    return (back >= 0) & (back <= (window - 1) * dilation)
+
+
+def _mask_not_stretched(t: int, s: int, window: int, dilation: int) -> torch.Tensor:
+    back = _back(t, s)
+    return (back >= 0) & (back % dilation == 0) & (back < window)
+
+
+def _mask_gaps_from_zero(t: int, s: int, window: int, dilation: int) -> torch.Tensor:
+    q_pos, k_pos = _positions(t, s)
+    back = q_pos - k_pos
+    return (back >= 0) & (k_pos % dilation == 0) & (back <= (window - 1) * dilation)
+
+
+def _mask_two_sided(t: int, s: int, window: int, dilation: int) -> torch.Tensor:
+    back = _back(t, s).abs()
+    return (back % dilation == 0) & (back // dilation < window)
+
+
+def _mask_queries_from_zero(t: int, s: int, window: int, dilation: int) -> torch.Tensor:
+    back = torch.arange(t)[:, None] - torch.arange(s)[None, :]  # queries at 0 .. t - 1
+    return (back >= 0) & (back % dilation == 0) & (back // dilation < window)
 
 
 MISTAKES = [
     Mistake(
-        _mask_paper_convention,
-        "each query sees window + 1 keys. transformers (and this book) let a query see "
-        "`window` keys counting itself: key j is visible from position p when p - window < j <= p. "
-        "(The paper's wording, 'positions between i - W and i', reads as W + 1.)",
+        _mask_window_plus_one,
+        "each query sees window + 1 keys. The query itself is the first of its `window` keys, "
+        "so the farthest is (window - 1) * dilation positions back: (i - j) / dilation < window, "
+        "not <=.",
     ),
-    Mistake(_mask_not_causal, "the mask looks ahead too: a query must not see keys after it."),
+    Mistake(
+        _mask_no_gaps,
+        "the window was stretched to (window - 1) * dilation positions back but keeps every key "
+        "in it. Dilation leaves gaps: a key is visible only when its distance from the query is "
+        "a multiple of dilation.",
+    ),
+    Mistake(
+        _mask_not_stretched,
+        "the gaps are there but the window still ends window - 1 positions back, so a query "
+        "sees fewer than `window` keys. With dilation d the keys are 0, d, ..., (window - 1) d "
+        "positions back.",
+    ),
+    Mistake(
+        _mask_gaps_from_zero,
+        "the gaps were counted from position 0 (key j % dilation == 0). They are counted from "
+        "each query: key j is visible when the distance i - j is a multiple of dilation.",
+    ),
+    Mistake(
+        _mask_two_sided,
+        "the window looks ahead too (Longformer's encoder window is two-sided). In a decoder a "
+        "query must not see keys after it: i - j >= 0.",
+    ),
     Mistake(
         _mask_queries_from_zero,
         "the queries were placed at positions 0 .. t - 1. They are the *last* t positions: "
@@ -53,21 +110,23 @@ MISTAKES = [
 ]
 
 
-def check_sliding_window_mask(fn: Callable[[int, int, int], torch.Tensor]) -> Check:
-    """Check a learner's ``sliding_window_mask(t, s, window)``: a boolean ``(t, s)`` tensor, True where
-    the query (one of the last ``t`` of ``s`` positions) may attend to the key."""
+def check_dilated_window_mask(fn: Callable[[int, int, int, int], torch.Tensor]) -> Check:
+    """Check a learner's ``dilated_window_mask(t, s, window, dilation)``: a boolean ``(t, s)``
+    tensor, True where the query (one of the last ``t`` of ``s`` positions) may attend to the key:
+    ``window`` keys, itself included, ``dilation`` positions apart."""
     cases = {
-        "prompt, window 3": (6, 6, 3),
-        "window 1 (itself only)": (8, 8, 1),
-        "window longer than the prompt": (5, 5, 9),
-        "one decoding step after 6 cached tokens": (1, 7, 3),
-        "3 new tokens after 7 cached": (3, 10, 4),
+        "prompt, window 3, dilation 2": (8, 8, 3, 2),
+        "dilation 1 (Mistral's window)": (6, 6, 3, 1),
+        "window 1 (itself only), dilation 3": (5, 5, 1, 3),
+        "window 2, dilation 3": (9, 9, 2, 3),
+        "3 new tokens after 8 cached": (3, 11, 3, 3),
+        "one decoding step after 12 cached": (1, 13, 4, 2),
     }
     return check_function(
         fn,
-        sliding_window_mask,
+        dilated_window_mask_reference,
         cases,
-        ("t", "s", "window"),
+        ("t", "s", "window", "dilation"),
         mistakes=MISTAKES,
         conventions=CONVENTIONS,
         where=_where,

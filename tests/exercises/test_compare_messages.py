@@ -8,7 +8,7 @@ import torch
 
 from demos.exercises.compare import compare
 from demos.exercises.core import check_function
-from demos.exercises.mistral import check_sliding_window_mask
+from demos.exercises.mistral import check_dilated_window_mask
 from demos.layers.attention import repeat_kv
 from demos.layers.kv_cache import kv_cache_bytes_per_token
 
@@ -82,11 +82,11 @@ def test_repeat_kv_expanded_without_reshape_is_told_to_reshape():
 
 
 def test_a_mask_with_batch_and_head_axes_is_told_to_squeeze():
-    def mask(t, s, window):
-        q, k = torch.arange(s - t, s)[:, None], torch.arange(s)[None, :]
-        return ((k <= q) & (k > q - window))[None, None]
+    def mask(t, s, window, dilation):
+        back = torch.arange(s - t, s)[:, None] - torch.arange(s)[None, :]
+        return ((back >= 0) & (back % dilation == 0) & (back // dilation < window))[None, None]
 
-    message = check_sliding_window_mask(mask).message
+    message = check_dilated_window_mask(mask).message
     assert "order of the axes" not in message and "squeeze" in message, message
 
 

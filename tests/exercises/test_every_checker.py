@@ -124,7 +124,7 @@ def test_discovery_finds_the_chapters_checkers_and_their_mistakes():
     """A floor, so that a broken discovery cannot pass by finding nothing."""
     assert len(CHECKERS) >= 60, sorted(CHECKERS)
     assert len(KNOWN_MISTAKES) >= 200, len(KNOWN_MISTAKES)
-    assert {"mistral.check_sliding_window_mask", "gsm8k.check_any_of_k"} <= set(CHECKERS)
+    assert {"mistral.check_dilated_window_mask", "gsm8k.check_any_of_k"} <= set(CHECKERS)
 
 
 def test_every_checker_declares_what_it_compares_with():

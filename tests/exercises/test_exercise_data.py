@@ -64,7 +64,7 @@ def test_same_tells_a_changed_result_apart():
     first[next(iter(first))] += 1
     assert not same(data, changed)
     tensors = copy.deepcopy(recorded.chapter_data("mistral"))
-    mask = tensors["check_sliding_window_mask"][0]["expected"]
+    mask = tensors["check_dilated_window_mask"][0]["expected"]
     key = next(iter(mask))
     mask[key] = mask[key].to(torch.uint8)
     assert not same(recorded.chapter_data("mistral"), tensors)

@@ -1,4 +1,5 @@
-"""The Falcon chapter's checker: splitting the fused query_key_value output."""
+"""The Falcon chapter's checkers: the row of the fused query_key_value output that holds a head's
+channel, how many sequences fit in a KV-cache budget, and fusing separate q/k/v weights."""
 
 from __future__ import annotations
 
@@ -7,71 +8,125 @@ import torch
 
 from demos.exercises.falcon import (
     check_fuse_qkv_weight,
+    check_qkv_row,
     check_sequences_that_fit,
-    check_split_fused_qkv,
 )
 
 
-def split(fused, h, g, d):  # written here: per group, r = h // g queries, then a key, then a value
-    b, t, _ = fused.shape
-    x = fused.view(b, t, g, h // g + 2, d)
-    q = x[:, :, :, : h // g].reshape(b, t, h, d).transpose(1, 2)
-    return q, x[:, :, :, -2].transpose(1, 2), x[:, :, :, -1].transpose(1, 2)
+def qkv_row(kind, head, channel, num_heads, num_kv_heads, head_dim):  # written here: count heads
+    r = num_heads // num_kv_heads
+    if kind == "q":
+        group, place = head // r, head % r
+    else:
+        group, place = head, r if kind == "k" else r + 1
+    return (group * (r + 2) + place) * head_dim + channel
 
 
-def blocks(fused, h, g, d):  # [all queries | all keys | all values]
-    b, t, _ = fused.shape
-    q = fused[..., : h * d].reshape(b, t, h, d).permute(0, 2, 1, 3)
-    k = fused[..., h * d : (h + g) * d].reshape(b, t, g, d).permute(0, 2, 1, 3)
-    v = fused[..., (h + g) * d :].reshape(b, t, g, d).permute(0, 2, 1, 3)
-    return q, k, v
+def qkv_row_by_listing(kind, head, channel, num_heads, num_kv_heads, head_dim):
+    """The same, by listing the heads in layout order and finding this one."""
+    r = num_heads // num_kv_heads
+    order = []
+    for group in range(num_kv_heads):
+        order += [("q", j) for j in range(group * r, (group + 1) * r)] + [
+            ("k", group),
+            ("v", group),
+        ]
+    return order.index((kind, head)) * head_dim + channel
 
 
-def split_and_wipe(fused, h, g, d):
-    q, k, v = (x.clone() for x in split(fused, h, g, d))
-    fused.zero_()
-    return q, k, v
+def blocks(kind, head, channel, h, g, d):  # [all queries | all keys | all values]
+    return ({"q": 0, "k": h, "v": h + g}[kind] + head) * d + channel
 
 
 @pytest.mark.parametrize(
     "answer",
-    [
-        split,
-        lambda *a: list(split(*a)),
-        lambda f, *a: split(f.double(), *a),
-        lambda *a: tuple(x.half() for x in split(*a)),
-        lambda *a: tuple(x.bfloat16() for x in split(*a)),
-    ],
-    ids=["view", "list", "float64", "float16", "bfloat16"],
+    [qkv_row, qkv_row_by_listing, lambda *a: torch.tensor(qkv_row(*a))],
+    ids=["arithmetic", "listing", "0-d tensor"],
 )
-def test_split_fused_qkv_checker_accepts_right_answers(answer):
-    result = check_split_fused_qkv(answer)
+def test_qkv_row_checker_accepts_right_answers(answer):
+    result = check_qkv_row(answer)
     assert result.ok, result.message
 
 
+def test_qkv_row_reference_is_where_split_fused_qkv_reads_each_head():
+    """Every (kind, head, channel) of the reference is the row the chapter's split reads it from:
+    a fused output that holds its own row numbers, split, gives back those numbers."""
+    from exercise_references.falcon import qkv_row_reference
+
+    from demos.layers.fused_qkv import split_fused_qkv
+
+    for h, g, d in [(4, 1, 3), (8, 2, 4), (3, 3, 2), (6, 3, 5), (16, 2, 2)]:
+        rows = torch.arange((h + 2 * g) * d, dtype=torch.float64).view(1, 1, -1)
+        q, k, v = split_fused_qkv(rows, h, g, d)  # (1, heads, 1, d) each
+        for kind, split, heads in (("q", q, h), ("k", k, g), ("v", v, g)):
+            for head in range(heads):
+                for channel in range(d):
+                    row = qkv_row_reference(kind, head, channel, h, g, d)
+                    assert row == int(split[0, head, 0, channel]), (kind, head, channel, h, g)
+
+
+def test_qkv_row_reference_for_falcon_40b_key_head_3():
+    """The exercise's question, on Falcon-40B's released shape (h = 128, g = 8, d = 64)."""
+    from exercise_references.falcon import qkv_row_reference
+
+    from demos.models.falcon import FalconLMConfig
+    from demos.registry import released_config
+
+    cfg = FalconLMConfig.from_hf(released_config("Falcon-40B"))
+    assert (cfg.num_attention_heads, cfg.kv_heads, cfg.head_dim) == (128, 8, 64)
+    assert qkv_row_reference("k", 3, 0, 128, 8, 64) == (3 * 18 + 16) * 64 == 4480
+
+
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        (("x", 0, 0, 4, 1, 2), "kind"),
+        (("q", 4, 0, 4, 1, 2), "head"),
+        (("k", 1, 0, 4, 1, 2), "head"),
+        (("v", -1, 0, 4, 1, 2), "head"),
+        (("q", 0, 2, 4, 1, 2), "channel"),
+        (("q", 0, 0, 4, 3, 2), "num_kv_heads"),
+        (("q", 0, 0, 4, 0, 2), "num_kv_heads"),
+        (("q", 0, 0, 4, 1, 0), "head_dim"),
+    ],
+)
+def test_qkv_row_reference_rejects_invalid_arguments_by_name(bad, name):
+    from exercise_references.falcon import qkv_row_reference
+
+    with pytest.raises(ValueError, match=name):
+        qkv_row_reference(*bad)
+
+
+def my_qkv_row(kind, head, channel, num_heads, num_kv_heads, head_dim):
+    # your code here: return an int
+    return 0
+
+
 QKV_WRONG = {
+    "the stub": (my_qkv_row, ["still the template", "kind = 'q', head = 2", "an int"]),
     "block layout": (blocks, ["group by group"]),
-    "block layout, float16": (lambda *a: tuple(x.half() for x in blocks(*a)), ["group by group"]),
-    "returns fused": (lambda f, h, g, d: f, ["expected a tuple of 3 (q, k, v)"]),
-    "q, k, v all fused": (lambda f, h, g, d: (f, f, f), ["q has shape"]),
-    "k and v swapped": (lambda *a: (split(*a)[0], split(*a)[2], split(*a)[1]), ["k:", "differ"]),
-    "q not transposed": (
-        lambda *a: (split(*a)[0].transpose(1, 2), *split(*a)[1:]),
-        ["q has shape (1, 3, 4, 2), expected (1, 4, 3, 2)", ".transpose(1, 2) fixes it"],
+    "queries tiled": (
+        lambda kind, head, c, h, g, d: qkv_row(
+            kind, (head % g) * (h // g) + head // g if kind == "q" else head, c, h, g, d
+        ),
+        ["j // r"],
     ),
-    "NaN in v": (lambda *a: (*split(*a)[:2], split(*a)[2] * float("nan")), ["v has", "NaN"]),
-    "integer dtype": (lambda *a: tuple(x.long() for x in split(*a)), ["int64"]),
-    "wipes fused": (split_and_wipe, ["modified its input fused"]),
+    "one row off": (lambda *a: qkv_row(*a) + 1, ["1 more than expected"]),
+    "a float": (lambda *a: qkv_row(*a) + 0.5, ["expected 7, got 7.5"]),
+    "NaN": (lambda *a: float("nan"), ["nan"]),
+    "a string": (lambda *a: str(qkv_row(*a)), ["a str"]),
+    "a bool": (lambda *a: True, ["got the bool True"]),
+    "a tensor of rows": (lambda *a: torch.arange(3), ["3 elements"]),
 }
 
 
 @pytest.mark.parametrize("answer, words", QKV_WRONG.values(), ids=list(QKV_WRONG))
-def test_split_fused_qkv_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_split_fused_qkv, answer, words)
+def test_qkv_row_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_qkv_row, answer, words)
 
 
-def test_split_fused_qkv_checker_explains_any_wrong_answer(explain, any_wrong_answer):
-    explain(check_split_fused_qkv, *any_wrong_answer)
+def test_qkv_row_checker_explains_any_wrong_answer(explain, any_wrong_answer):
+    explain(check_qkv_row, *any_wrong_answer)
 
 
 # ---------------------------------------------------------------------------- sequences in a budget

@@ -1,4 +1,5 @@
-"""The Mistral chapter's checker: the sliding-window mask, in every convention a learner may use."""
+"""The Mistral chapter's checkers: the dilated window mask, in every convention a learner may use;
+the reach and cache size of a windowed model; the slots of a rolling buffer."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from demos.exercises.mistral import (
+    check_dilated_window_mask,
     check_reach_and_cache,
-    check_sliding_window_mask,
     check_slot_positions,
 )
 from demos.layers.masks import sliding_window_mask
@@ -17,47 +18,94 @@ def positions(t, s):
     return torch.arange(s - t, s)[:, None], torch.arange(s)[None, :]
 
 
-def mask(t, s, window):  # written here: causal, and at most window - 1 keys back
+def mask(t, s, window, dilation):  # written here: keys 0, d, ..., (window - 1) d positions back
     q, k = positions(t, s)
-    return (k <= q) & (k > q - window)
+    back = q - k
+    return (back >= 0) & (back % dilation == 0) & (back <= (window - 1) * dilation)
 
 
-def mask_from_triangles(t, s, window):  # the same band, from two triangular matrices
-    ones = torch.ones(t, s, dtype=torch.bool)
-    return ones.tril(s - t) & ~ones.tril(s - t - window)
+def mask_from_loop(t, s, window, dilation):  # the same keys, listed one by one
+    out = torch.zeros(t, s, dtype=torch.bool)
+    for i in range(t):
+        for n in range(window):
+            j = s - t + i - n * dilation
+            if j >= 0:
+                out[i, j] = True
+    return out
 
 
-def window_plus_one(t, s, window):  # the paper's wording: window + 1 keys
+def window_plus_one(t, s, window, dilation):
     q, k = positions(t, s)
-    return (k <= q) & (k >= q - window)
+    back = q - k
+    return (back >= 0) & (back % dilation == 0) & (back <= window * dilation)
 
 
-def not_causal(t, s, window):
+def no_gaps(t, s, window, dilation):  # stretched to (window - 1) d back, every key kept
     q, k = positions(t, s)
-    return (k - q).abs() < window
+    return (q - k >= 0) & (q - k <= (window - 1) * dilation)
 
 
-def queries_from_zero(t, s, window):  # queries at 0..t-1 instead of s-t..s-1
-    q, k = torch.arange(t)[:, None], torch.arange(s)[None, :]
-    return (k <= q) & (k > q - window)
+def not_causal(t, s, window, dilation):
+    q, k = positions(t, s)
+    back = (q - k).abs()
+    return (back % dilation == 0) & (back <= (window - 1) * dilation)
+
+
+def queries_from_zero(t, s, window, dilation):  # queries at 0..t-1 instead of s-t..s-1
+    return mask(s, s, window, dilation)[:t]
 
 
 def additive(pattern, hidden=float("-inf")):
     return lambda *a: torch.zeros(a[0], a[1]).masked_fill(~pattern(*a), hidden)
 
 
-@pytest.mark.parametrize("answer", [mask, mask_from_triangles], ids=["positions", "triangles"])
-def test_sliding_window_mask_checker_accepts_right_answers(answer):
-    result = check_sliding_window_mask(answer)
+@pytest.mark.parametrize("answer", [mask, mask_from_loop], ids=["positions", "loop"])
+def test_dilated_window_mask_checker_accepts_right_answers(answer):
+    result = check_dilated_window_mask(answer)
     assert result.ok, result.message
+
+
+def test_dilated_window_reference_is_mistrals_window_at_dilation_1():
+    """With dilation 1 the reference is the chapter's sliding_window_mask, cache or not."""
+    from exercise_references.mistral import dilated_window_mask_reference
+
+    for t, s, window in [(6, 6, 3), (3, 10, 4), (1, 7, 3), (5, 5, 9), (8, 8, 1)]:
+        expected = sliding_window_mask(t, s, window)
+        assert torch.equal(dilated_window_mask_reference(t, s, window, 1), expected)
+
+
+def test_dilated_window_reference_reaches_L_W_minus_1_d_back_through_L_W_minus_1_plus_1_inputs():
+    """The exercise's question: composed over L layers, the last token is reached from
+    L (W - 1) d positions back, but only by the L (W - 1) + 1 inputs a multiple of d back."""
+    from exercise_references.mistral import dilated_window_mask_reference
+
+    t = 40
+    for window, dilation, layers in [(3, 2, 4), (4, 3, 2), (2, 1, 5), (3, 4, 3)]:
+        step = dilated_window_mask_reference(t, t, window, dilation).float()
+        visible = torch.eye(t)
+        for _ in range(layers):
+            visible = (step @ visible > 0).float()
+        reached = visible[-1].nonzero().flatten()
+        assert t - 1 - int(reached.min()) == layers * (window - 1) * dilation
+        assert len(reached) == layers * (window - 1) + 1
+        assert bool(((t - 1 - reached) % dilation == 0).all())
+
+
+@pytest.mark.parametrize("bad", [(0, 4, 2, 1), (3, 2, 2, 1), (3, 4, 0, 1), (3, 4, 2, 0)])
+def test_dilated_window_reference_rejects_invalid_arguments_by_name(bad):
+    from exercise_references.mistral import dilated_window_mask_reference
+
+    with pytest.raises(ValueError, match="must be"):
+        dilated_window_mask_reference(*bad)
 
 
 MASK_WRONG = {
     "window + 1 keys": (window_plus_one, ["window + 1 keys"]),
+    "no gaps": (no_gaps, ["Dilation leaves gaps"]),
     "not causal": (not_causal, ["looks ahead"]),
     "queries from zero": (queries_from_zero, ["*last* t positions"]),
     "everything visible": (
-        lambda t, s, w: torch.ones(t, s, dtype=torch.bool),
+        lambda t, s, w, d: torch.ones(t, s, dtype=torch.bool),
         ["query 0 (position 0) and key 1: expected False, got True"],
     ),
     "inverted": (lambda *a: ~mask(*a), ["inverted", "otherwise right"]),
@@ -75,12 +123,12 @@ MASK_WRONG = {
         ["inverted", "still differs"],
     ),
     "wrong shape": (
-        lambda t, s, w: torch.ones(2, 2, dtype=torch.bool),
-        ["shape (2, 2), expected (6, 6)"],
+        lambda t, s, w, d: torch.ones(2, 2, dtype=torch.bool),
+        ["shape (2, 2), expected (8, 8)"],
     ),
     "float ones of the wrong shape": (
-        lambda t, s, w: torch.ones(2, 2),
-        ["shape (2, 2), expected (6, 6)"],
+        lambda t, s, w, d: torch.ones(2, 2),
+        ["shape (2, 2), expected (8, 8)"],
     ),
     "transposed": (lambda *a: mask(*a).T, ["query"]),
     "float with NaN": (lambda *a: mask(*a).float() * float("nan"), ["float32", "boolean"]),
@@ -89,12 +137,12 @@ MASK_WRONG = {
 
 
 @pytest.mark.parametrize("answer, words", MASK_WRONG.values(), ids=list(MASK_WRONG))
-def test_sliding_window_mask_checker_explains_wrong_answers(explain, answer, words):
-    explain(check_sliding_window_mask, answer, words)
+def test_dilated_window_mask_checker_explains_wrong_answers(explain, answer, words):
+    explain(check_dilated_window_mask, answer, words)
 
 
-def test_sliding_window_mask_checker_explains_any_wrong_answer(explain, any_wrong_answer):
-    explain(check_sliding_window_mask, *any_wrong_answer)
+def test_dilated_window_mask_checker_explains_any_wrong_answer(explain, any_wrong_answer):
+    explain(check_dilated_window_mask, *any_wrong_answer)
 
 
 # ---------------------------------------------------------------------------- reach and cache size

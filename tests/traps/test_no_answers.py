@@ -24,13 +24,7 @@ from demos.traps import all_traps
 
 TRAPS = all_traps()
 # A trap line that matches a reference's expression and yet gives no exercise away, with why
-NOT_AN_ANSWER = {
-    (
-        "falcon",
-        "q, k, v = fused.split([h * d, g * d, g * d], dim=-1)",
-    ): "the trap's wrong line is the phi3 branch of split_fused_qkv; the exercise asks for Falcon's "
-    "group-by-group layout and its checker names this line as the mistake",
-}
+NOT_AN_ANSWER: dict[tuple[str, str], str] = {}
 PREFIXES = {"torch", "F", "math", "np", "nn"}
 OPERATIONS = (ast.BinOp, ast.Call, ast.UnaryOp, ast.Compare, ast.BoolOp)
 

@@ -1,5 +1,6 @@
-"""Checkers for the Falcon chapter's exercises: splitting the fused ``query_key_value`` output, how many
-sequences a KV-cache budget holds, and fusing separate q/k/v weights into Falcon's layout (transfer)."""
+"""Checkers for the Falcon chapter's exercises: which row of the fused ``query_key_value`` output holds a
+given head's channel, how many sequences a KV-cache budget holds, and fusing separate q/k/v weights into
+Falcon's layout (transfer)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from demos.exercises.core import Check, check_recorded
 from demos.exercises.recorded import recorded
 
 
-def check_split_fused_qkv(fn: Callable[..., tuple]) -> Check:
-    """Check a learner's ``split(fused, num_heads, num_kv_heads, head_dim) -> (q, k, v)`` for Falcon's
-    fused ``query_key_value`` output: ``q (b, h, t, d)``, ``k`` and ``v`` ``(b, g, t, d)``, exact."""
+def check_qkv_row(fn: Callable[..., int]) -> Check:
+    """Check a learner's ``qkv_row(kind, head, channel, num_heads, num_kv_heads, head_dim)``: the
+    row of Falcon's fused ``query_key_value`` output holding that channel of that head, an int."""
     return check_recorded(
         fn,
-        recorded(__name__, "check_split_fused_qkv"),
-        ("fused", "num_heads", "num_kv_heads", "head_dim"),
-        names=("q", "k", "v"),
+        recorded(__name__, "check_qkv_row"),
+        ("kind", "head", "channel", "num_heads", "num_kv_heads", "head_dim"),
     )
 
 

@@ -1,5 +1,6 @@
-"""Checkers for the Mistral chapter's exercises: the sliding-window mask, the reach and cache size of a
-windowed model, and which position each slot of a rolling-buffer cache holds (transfer)."""
+"""Checkers for the Mistral chapter's exercises: a dilated sliding-window mask (Longformer's variant of
+the window), the reach and cache size of a windowed model, and which position each slot of a
+rolling-buffer cache holds (transfer)."""
 
 from __future__ import annotations
 
@@ -56,17 +57,18 @@ CONVENTIONS = [
 
 def _where(index: tuple, args: tuple) -> str:
     i, j = index
-    t, s, _ = args
+    t, s = args[0], args[1]
     return f"query {i} (position {s - t + i}) and key {j}"
 
 
-def check_sliding_window_mask(fn: Callable[[int, int, int], torch.Tensor]) -> Check:
-    """Check a learner's ``sliding_window_mask(t, s, window)``: a boolean ``(t, s)`` tensor, True where
-    the query (one of the last ``t`` of ``s`` positions) may attend to the key."""
+def check_dilated_window_mask(fn: Callable[[int, int, int, int], torch.Tensor]) -> Check:
+    """Check a learner's ``dilated_window_mask(t, s, window, dilation)``: a boolean ``(t, s)``
+    tensor, True where the query (one of the last ``t`` of ``s`` positions) may attend to the key:
+    ``window`` keys, itself included, ``dilation`` positions apart."""
     return check_recorded(
         fn,
-        recorded(__name__, "check_sliding_window_mask"),
-        ("t", "s", "window"),
+        recorded(__name__, "check_dilated_window_mask"),
+        ("t", "s", "window", "dilation"),
         conventions=CONVENTIONS,
         where=_where,
     )

@@ -54,7 +54,7 @@ TRAPS = [
         chapter="falcon",
         title="Fused QKV split in the wrong layout",
         wrong="q, k, v = fused.split([h * d, g * d, g * d], dim=-1)",
-        # the right line names the function, not its body: writing the split is an exercise
+        # the right line names the function; the chapter shows its body (show_source)
         right="q, k, v = split_fused_qkv(fused, h, g, d)  # per group: r q, then k, v",
         shows="every logit of a grouped model (40B, 180B); with one key/value head (7B) the two "
         "layouts are the same, so a test on the 7B layout alone passes",

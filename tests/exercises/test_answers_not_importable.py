@@ -231,7 +231,6 @@ def functions_passing(chapter: str, functions: dict[str, object]) -> list[str]:
     return passing
 
 
-@pytest.mark.notebooks  # calls every function of the package (some train a toy): full lane
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_no_function_of_the_package_passes_a_checker(chapter, tmp_path, monkeypatch):
     """No exercise asks for what the package already has: no function of ``demos`` (the layers,

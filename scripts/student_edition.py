@@ -30,6 +30,7 @@ import builtins
 import copy
 import re
 import shutil
+import symtable
 import sys
 from pathlib import Path
 
@@ -183,6 +184,25 @@ def _bound(tree: ast.AST) -> set[str]:
     return names
 
 
+def _global_uses(source: str) -> set[str]:
+    """The names ``source`` reads from the module's scope without binding them there, by Python's
+    own scopes (``symtable``): a function's argument ``gold`` is its own, and the module-level
+    ``gold`` that the same cell reads later is the chapter's."""
+    top = symtable.symtable(source, "<solution>", "exec")
+    bound = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    used: set[str] = set()
+    tables = [top]
+    while tables:
+        table = tables.pop()
+        used |= {
+            s.get_name()
+            for s in table.get_symbols()
+            if s.is_referenced() and (table is top or s.is_global())
+        }
+        tables += table.get_children()
+    return used - bound
+
+
 def _loaded(tree: ast.AST) -> list[str]:
     seen = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
     return list(dict.fromkeys(seen))
@@ -194,8 +214,9 @@ def _chapter_note(
     """A note for a solution that uses names only the chapter defines: which, and after which
     section's cell to run it; None when the solution runs on its own (after those before it)."""
     tree = ast.parse(solution.source)
+    free = _global_uses(solution.source)
     missing = [
-        n for n in _loaded(tree) if n not in bound | _bound(tree) and not hasattr(builtins, n)
+        n for n in _loaded(tree) if n in free and n not in bound and not hasattr(builtins, n)
     ]
     if not missing:
         return None

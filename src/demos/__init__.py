@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
@@ -221,23 +222,14 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def _in_jupyter_kernel() -> bool:
-    import sys
-
-    return "ipykernel" in sys.modules and importlib.util.find_spec("matplotlib") is not None
-
-
-if _in_jupyter_kernel():  # every figure a page shows records its smallest text (demos.display)
-    from demos.display import record_figure_text_sizes
-
-    record_figure_text_sizes()
-
-if (
-    "ipykernel" in __import__("sys").modules
-):  # outside the book, {cite} in a cell's Markdown as links
+if "ipykernel" in sys.modules:  # in a Jupyter kernel: the book's, or a learner's
     from demos.registry.citations import use_plain_citations
 
-    use_plain_citations()
+    use_plain_citations()  # outside the book's build, {cite} in a cell's Markdown as links
+    if importlib.util.find_spec("matplotlib") is not None:
+        from demos.display import record_figure_text_sizes
+
+        record_figure_text_sizes()  # every figure a page shows records its smallest text
 
 
 def __getattr__(name: str) -> Any:

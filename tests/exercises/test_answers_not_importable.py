@@ -18,6 +18,7 @@ import ast
 import collections.abc
 import contextlib
 import copy
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -105,6 +106,7 @@ def test_the_rule_finds_a_planted_reference():
     ]
 
 
+@functools.cache
 def package_functions() -> dict[str, object]:
     """``{"demos.module.name": function}``: every function a module of the installed ``demos``
     package defines, outside ``demos.exercises`` (the checkers themselves): what a learner who
@@ -146,6 +148,16 @@ def _accepts(hint: object, value: object) -> bool:
     return True
 
 
+@functools.cache
+def _hints(fn) -> dict[str, object]:
+    """``fn``'s resolved annotations, read once per function; ``{}`` when one does not resolve
+    (then only its signature says what it takes)."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # e.g. a name imported only for type checking
+        return {}
+
+
 # Results a checker may take in another form than the reference's (a 0-d tensor for a float, a
 # list for a tuple): a function annotated to return one of these is not ruled out by its type.
 LOOSE_RESULTS = (int, float, bool, list, tuple, torch.Tensor)
@@ -155,10 +167,7 @@ def _may_return(fn, expected: object) -> bool:
     """Whether ``fn``'s return annotation allows ``expected``: a function annotated to return a
     record (a dict, a dataclass of the package, a string) cannot return a tensor an exercise asks
     for; numbers, sequences, tensors and unannotated results are never ruled out."""
-    try:
-        hint = typing.get_type_hints(fn).get("return", typing.Any)
-    except Exception:  # an annotation that does not resolve
-        return True
+    hint = _hints(fn).get("return", typing.Any)
     options = (
         typing.get_args(hint)
         if typing.get_origin(hint) in (typing.Union, types.UnionType)
@@ -181,10 +190,7 @@ def _binds(fn, args: tuple) -> bool:
         bound = inspect.signature(fn).bind(*args)
     except (TypeError, ValueError):  # another signature: not a candidate answer
         return False
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # an annotation that does not resolve: only the signature says
-        return True
+    hints = _hints(fn)
     return all(_accepts(hints[n], v) for n, v in bound.arguments.items() if n in hints)
 
 
